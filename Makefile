@@ -1,0 +1,34 @@
+# Every target does its own set-up: a fresh clone needs only `make demo` or `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 5000
+STORE ?= sqlite:///$(CURDIR)/outputs/mlflow.db
+ARTIFACTS ?= $(CURDIR)/outputs/mlartifacts
+
+.PHONY: install demo test ui clean
+
+install: $(STAMP)
+
+# torch==2.13.0 goes in first (a CPU wheel): a bare `torch` requirement would pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m genre_style.train data=synthetic $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest $(ARGS)
+
+ui: $(STAMP)
+	$(VENV)/bin/mlflow ui --host $(HOST) --port $(PORT) --workers 1 \
+		--backend-store-uri $(STORE) --default-artifact-root $(ARTIFACTS)
+
+clean:
+	rm -rf outputs/cache outputs/runs outputs/multirun

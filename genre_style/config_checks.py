@@ -1,0 +1,74 @@
+"""Check a composed config before anything heavy is imported, so mistakes fail in a second with one line."""
+
+from __future__ import annotations
+
+from numbers import Number
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from genre_style.errors import UserError
+
+
+def _number(cfg: DictConfig, key: str) -> Any:
+    value = OmegaConf.select(cfg, key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, Number)):
+        raise UserError(f"{key} must be a number, got {value!r}", f"e.g. {key}=0.5")
+    return value
+
+
+def _check_range(cfg: DictConfig, key: str, low: float, high: float, high_inclusive: bool, hint: str) -> None:
+    value = _number(cfg, key)
+    if value is None:
+        return
+    ok = low <= value <= high if high_inclusive else low <= value < high
+    if not ok:
+        bracket = "]" if high_inclusive else ")"
+        raise UserError(f"{key}={value} is outside [{low}, {high}{bracket}", hint)
+
+
+def _check_positive_int(cfg: DictConfig, key: str) -> None:
+    value = OmegaConf.select(cfg, key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise UserError(f"{key} must be a positive integer, got {value!r}", f"e.g. {key}=64")
+
+
+def _check_sizes(cfg: DictConfig, key: str, allow_empty: bool) -> None:
+    sizes = OmegaConf.select(cfg, key)
+    if sizes is None:
+        return
+    if OmegaConf.is_list(sizes):
+        sizes = list(sizes)
+    if not isinstance(sizes, list) or (not sizes and not allow_empty) or any(
+        isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes
+    ):
+        raise UserError(f"{key} must be a list of positive integers, got {sizes!r}", f"e.g. {key}=[256,128]")
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Raise a UserError naming the first bad setting and how to fix it."""
+    _check_range(cfg, "gamma", 0.0, 1.0, True, "gamma weighs reconstruction against cross-entropy: use a value in [0, 1], e.g. gamma=0.9")
+    _check_range(cfg, "model.gamma", 0.0, 1.0, True, "use a value in [0, 1], e.g. gamma=0.9")
+    _check_range(cfg, "dropout", 0.0, 1.0, False, "dropout is the share of units dropped: use [0, 1), e.g. dropout=0.1")
+    _check_range(cfg, "model.dropout", 0.0, 1.0, False, "use a value in [0, 1), e.g. dropout=0.1")
+    lr = _number(cfg, "lr")
+    if lr is not None and lr <= 0:
+        raise UserError(f"lr={lr} must be positive", "e.g. lr=1e-3")
+    for key in ("batch_size", "model.bottleneck", "data.sample_rate", "data.segment_samples", "data.hop_samples",
+                "data.clips_per_track", "data.pool", "data.batch_size", "trainer.max_epochs"):
+        _check_positive_int(cfg, key)
+    for key in ("model.encoder_sizes", "model.hidden_sizes"):
+        _check_sizes(cfg, key, allow_empty=False)
+    _check_sizes(cfg, "model.classifier_sizes", allow_empty=True)
+    pool, segment = OmegaConf.select(cfg, "data.pool"), OmegaConf.select(cfg, "data.segment_samples")
+    if pool is not None and segment is not None and pool > segment:
+        raise UserError(f"data.pool={pool} is longer than a clip (data.segment_samples={segment})",
+                        "pool by at most the clip length, e.g. data.pool=40 for 20000-sample clips")
+    split = OmegaConf.select(cfg, "data.split")
+    if split is not None and split not in ("segment", "track"):
+        raise UserError(f"unknown data.split={split!r}", "use data.split=track (honest) or data.split=segment (the paper's)")
+    if OmegaConf.select(cfg, "data") is not None and OmegaConf.select(cfg, "data.synthetic") is None:
+        from genre_style.data.gtzan import resolve_genres
+
+        # Raises a UserError naming the path and how to get GTZAN, or the unknown genre and those found.
+        resolve_genres(cfg.data.root, OmegaConf.to_object(cfg.data.genres) if OmegaConf.is_list(cfg.data.genres) else cfg.data.genres)

@@ -1,0 +1,1 @@
+"""Audio -> clips -> pooled vectors -> cached arrays -> splits -> LightningDataModule."""

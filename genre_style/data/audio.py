@@ -1,0 +1,90 @@
+"""Decode one audio file and turn it into fixed-size clip vectors (the paper's raw front-end).
+
+Kept free of torch so preprocessing workers start fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from genre_style.errors import AudioError
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """How a track becomes clips: the preprocessing settings that key the cache."""
+
+    sample_rate: int = 22050
+    segment_samples: int = 20000
+    hop_samples: int = 20000
+    clips_per_track: int = 20
+    pool: int = 40
+
+    @property
+    def feature_dim(self) -> int:
+        return self.segment_samples // self.pool
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def load_mono(path: str | Path, sample_rate: int) -> np.ndarray:
+    """Decode to float32 mono at `sample_rate`; raise AudioError when the file can't be used."""
+    path = Path(path)
+    try:
+        signal, native_rate = _decode(path)
+    except AudioError:
+        raise
+    except Exception as exc:  # decoders raise many types for a broken file; all mean "skip it"
+        raise AudioError(f"unreadable audio ({type(exc).__name__}: {exc})") from exc
+    if signal.ndim == 2:
+        signal = signal.mean(axis=1)
+    if signal.size == 0:
+        raise AudioError("no audio samples")
+    if not np.all(np.isfinite(signal)):
+        raise AudioError("audio holds NaN or infinite samples")
+    if native_rate != sample_rate:
+        import librosa  # lazy: costs seconds to import, only needed for files at another rate
+
+        signal = librosa.resample(signal, orig_sr=native_rate, target_sr=sample_rate, res_type="soxr_hq")
+    return np.ascontiguousarray(signal, dtype=np.float32)
+
+
+def _decode(path: Path) -> tuple[np.ndarray, int]:
+    import soundfile as sf
+
+    try:
+        signal, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        return signal, int(rate)
+    except sf.LibsndfileError as sf_error:
+        if path.suffix.lower() in (".wav", ".au", ".flac", ".ogg"):
+            # libsndfile reads these natively: failing here means the file itself is broken.
+            raise AudioError(f"unreadable audio ({sf_error})") from sf_error
+    import librosa
+
+    signal, rate = librosa.load(str(path), sr=None, mono=False)
+    return (signal.T if signal.ndim == 2 else signal), int(rate)
+
+
+def segment(signal: np.ndarray, segment_samples: int, hop_samples: int, max_clips: int) -> np.ndarray:
+    """Cut consecutive windows `[n, segment_samples]` (a view, no copy); at most `max_clips` of them."""
+    if signal.shape[0] < segment_samples:
+        raise AudioError(f"too short: {signal.shape[0]} samples, a clip needs {segment_samples}")
+    windows = np.lib.stride_tricks.sliding_window_view(signal, segment_samples)[::hop_samples]
+    return windows[:max_clips]
+
+
+def average_pool(clips: np.ndarray, pool: int) -> np.ndarray:
+    """Mean over non-overlapping windows of `pool` samples: `[n, L] -> [n, L // pool]` (tail dropped)."""
+    width = clips.shape[1] // pool
+    return clips[:, : width * pool].reshape(clips.shape[0], width, pool).mean(axis=2, dtype=np.float32)
+
+
+def track_clips(path: str | Path, spec: ClipSpec) -> np.ndarray:
+    """The pooled clip vectors `[n_clips, feature_dim]` of one file."""
+    signal = load_mono(path, spec.sample_rate)
+    clips = segment(signal, spec.segment_samples, spec.hop_samples, spec.clips_per_track)
+    return average_pool(clips, spec.pool)

@@ -1,0 +1,205 @@
+"""The LightningDataModule: corpus -> cached clip table -> balanced split -> in-memory tensors.
+
+Batches are sliced from tensors already in memory (a BatchSampler feeding index lists to a
+TensorDataset) rather than collated sample by sample: the data set is small, the model is small, and
+per-sample Python overhead would dominate an epoch.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
+
+from genre_style.data.audio import ClipSpec
+from genre_style.data.clip_table import ClipTable
+from genre_style.data.gtzan import discover_tracks, resolve_genres
+from genre_style.data.preprocess import load_or_build
+from genre_style.data.splits import SPLIT_NAMES, balance_classes, segment_split, track_split
+from genre_style.data.synthetic import SyntheticSpec, generate_corpus
+from genre_style.errors import UserError
+
+log = logging.getLogger(__name__)
+SPLIT_MODES = ("segment", "track")
+
+
+class GenreDataModule(pl.LightningDataModule):
+    """GTZAN-layout audio (or the built-in synthetic corpus) as `(x, y, track_index)` batches."""
+
+    def __init__(
+        self,
+        root: str,
+        genres: str | Sequence[str] = ("classical", "jazz", "pop", "metal"),
+        sample_rate: int = 22050,
+        segment_samples: int = 20000,
+        hop_samples: int = 20000,
+        clips_per_track: int = 20,
+        pool: int = 40,
+        standardize: bool = False,
+        balance: bool = True,
+        split: str = "track",
+        split_sizes: Sequence[float] = (0.75, 0.125, 0.125),
+        batch_size: int = 64,
+        eval_batch_size: int = 1024,
+        workers: int | None = None,
+        cache_dir: str | None = None,
+        seed: int = 42,
+        synthetic: dict | None = None,
+        progress: bool = True,
+    ) -> None:
+        super().__init__()
+        if split not in SPLIT_MODES:
+            raise UserError(f"unknown data.split {split!r}", f"use one of {list(SPLIT_MODES)}")
+        self.root = Path(root)
+        self.requested_genres = list(genres) if not isinstance(genres, str) else genres
+        self.spec = ClipSpec(sample_rate, segment_samples, hop_samples, clips_per_track, pool)
+        self.standardize = standardize
+        self.balance = balance
+        self.split = split
+        self.split_sizes = list(split_sizes)
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.workers = workers
+        self.cache_dir = cache_dir
+        self.seed = seed
+        self.synthetic = SyntheticSpec(**{"genres": tuple(self._genre_list()), **(synthetic or {})}) if synthetic is not None else None
+        self.progress = progress
+        self.table: ClipTable | None = None
+        self.cache_hit: bool | None = None
+        self.indices: dict[str, np.ndarray] = {}
+        self.tensors: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        self.mean: np.ndarray | None = None
+        self.std: np.ndarray | None = None
+
+    def _genre_list(self) -> list[str]:
+        if isinstance(self.requested_genres, str) or self.requested_genres == ["all"]:
+            return list(SyntheticSpec().genres)
+        return list(self.requested_genres)
+
+    # --- Lightning hooks --------------------------------------------------------------------------
+
+    def prepare_data(self) -> None:
+        """Write the synthetic corpus if asked for, then build or reuse the clip cache (once per machine)."""
+        if self.synthetic is not None:
+            generate_corpus(self.root, self.synthetic, progress=self.progress)
+        self._load_table()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.tensors:
+            return
+        table = self._load_table()
+        keep = balance_classes(table.labels, self.seed) if self.balance else np.arange(len(table))
+        if self.split == "segment":
+            local = segment_split(len(keep), self.split_sizes, self.seed)
+        else:
+            local = track_split(table.track_index[keep], table.track_labels, self.split_sizes, self.seed, table.genres)
+        self.indices = {name: keep[idx] for name, idx in local.items()}
+        features = table.features
+        if self.standardize:  # statistics from the train split only: nothing leaks from val/test
+            train = features[self.indices["train"]]
+            self.mean, self.std = train.mean(axis=0), train.std(axis=0) + 1e-8
+        for name in SPLIT_NAMES:
+            idx = self.indices[name]
+            x = features[idx] if not self.standardize else (features[idx] - self.mean) / self.std
+            self.tensors[name] = (
+                torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32)),
+                torch.as_tensor(table.labels[idx]),
+                torch.as_tensor(table.track_index[idx]),
+            )
+        sizes = {name: len(self.indices[name]) for name in SPLIT_NAMES}
+        log.info("clips per split (%s split): %s", self.split, sizes)
+
+    def _load_table(self) -> ClipTable:
+        if self.table is None:
+            genres = resolve_genres(self.root, self.requested_genres)
+            tracks = discover_tracks(self.root, genres)
+            self.table, cache_path, self.cache_hit = load_or_build(
+                tracks, genres, self.spec, self.cache_dir, self.workers, self.progress
+            )
+            log.info("clip table: %d clips from %d tracks (%s)", len(self.table), len(self.table.track_ids),
+                     f"cache hit {cache_path}" if self.cache_hit else f"built, cached at {cache_path}")
+        return self.table
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def eval_dataloader(self, split: str) -> DataLoader:
+        """Any split in a fixed order, for final scoring and plots."""
+        return self._loader(split, shuffle=False)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        dataset = TensorDataset(*self.tensors[split])
+        if shuffle:
+            generator = torch.Generator().manual_seed(self.seed)
+            sampler = BatchSampler(RandomSampler(dataset, generator=generator), self.batch_size, drop_last=False)
+        else:
+            sampler = BatchSampler(SequentialSampler(dataset), self.eval_batch_size, drop_last=False)
+        # batch_size=None: each index list from the sampler is one batch, sliced in one go.
+        return DataLoader(dataset, sampler=sampler, batch_size=None)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Saved in checkpoints so a trained model can preprocess new audio the same way."""
+        return {
+            "genres": self.class_names,
+            "spec": self.spec.as_dict(),
+            "standardize_mean": None if self.mean is None else self.mean.tolist(),
+            "standardize_std": None if self.std is None else self.std.tolist(),
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if state_dict.get("standardize_mean") is not None:
+            self.mean = np.asarray(state_dict["standardize_mean"], dtype=np.float32)
+            self.std = np.asarray(state_dict["standardize_std"], dtype=np.float32)
+
+    # --- what the rest of the pipeline needs -----------------------------------------------------
+
+    @property
+    def input_dim(self) -> int:
+        return int(self._load_table().features.shape[1])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self._load_table().genres)
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self._load_table().genres)
+
+    @property
+    def skipped_files(self) -> list[dict]:
+        return list(self._load_table().skipped)
+
+    def write_split_tracks(self, path: str | Path) -> Path:
+        """CSV of every track and the split it is in (clip counts too: a segment split spreads a track)."""
+        table = self._load_table()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["track_id", "genre", "split", "clips"])
+            for name in SPLIT_NAMES:
+                tracks, counts = np.unique(table.track_index[self.indices[name]], return_counts=True)
+                for t, c in zip(tracks, counts):
+                    writer.writerow([table.track_ids[t], table.genres[table.track_labels[t]], name, int(c)])
+        return path
+
+    def write_skipped_files(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["path", "reason"])
+            writer.writeheader()
+            writer.writerows(self.skipped_files)
+        return path

@@ -1,0 +1,89 @@
+"""Find the tracks of a GTZAN-layout corpus: `<root>/<genre>/<genre>.NNNNN.<ext>`.
+
+Also accepts the Kaggle copy (`<root>/Data/genres_original/...`) and the tarball's `<root>/genres/...`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from genre_style.errors import UserError
+
+AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".mp3", ".ogg")
+GTZAN_GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
+# Layouts under a user-given root where the genre folders may live, most specific first.
+NESTED_LAYOUTS = (Path("Data") / "genres_original", Path("genres_original"), Path("genres"))
+
+HOW_TO_GET_GTZAN = (
+    "put GTZAN at that path as <root>/<genre>/<genre>.00000.wav (the tarball's `genres/` folder or Kaggle's "
+    "`Data/genres_original/` both work), pass data.root=/path/to/gtzan or set GTZAN_ROOT, "
+    "or try the built-in corpus with data=synthetic"
+)
+
+
+@dataclass(frozen=True)
+class Track:
+    """One audio file of the corpus; `track_id` (e.g. `jazz.00054`) names it in splits and reports."""
+
+    path: Path
+    genre: str
+    track_id: str
+
+
+def find_genre_root(root: str | Path) -> Path:
+    """Return the folder that holds the genre folders, or raise a UserError naming `root`."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise UserError(f"data root {str(root)!r} does not exist or is not a folder", HOW_TO_GET_GTZAN)
+    for nested in NESTED_LAYOUTS:
+        if (root / nested).is_dir() and _genre_folders(root / nested):
+            return root / nested
+    if _genre_folders(root):
+        return root
+    raise UserError(f"data root {str(root)!r} holds no genre folders with audio files", HOW_TO_GET_GTZAN)
+
+
+def _genre_folders(folder: Path) -> list[str]:
+    return sorted(
+        p.name
+        for p in folder.iterdir()
+        if p.is_dir() and any(f.suffix.lower() in AUDIO_EXTENSIONS for f in p.iterdir() if f.is_file())
+    )
+
+
+def available_genres(root: str | Path) -> list[str]:
+    """Names of the genre folders found under `root`, sorted."""
+    return _genre_folders(find_genre_root(root))
+
+
+def resolve_genres(root: str | Path, genres: str | Sequence[str]) -> list[str]:
+    """Check the requested genres exist; `"all"` selects every genre folder found."""
+    found = available_genres(root)
+    if isinstance(genres, str):
+        genres = found if genres == "all" else [genres]
+    genres = list(genres)
+    if genres == ["all"]:
+        return found
+    missing = [g for g in genres if g not in found]
+    if missing:
+        raise UserError(
+            f"unknown genre(s) {missing} under {str(root)!r}; genres found: {found}",
+            "choose data.genres from the genres found, or data.genres=all",
+        )
+    if len(set(genres)) != len(genres):
+        raise UserError(f"data.genres lists a genre twice: {genres}", "list each genre once")
+    if len(genres) < 2:
+        raise UserError(f"data.genres has {len(genres)} genre(s); a classifier needs at least 2", "add genres")
+    return genres
+
+
+def discover_tracks(root: str | Path, genres: Sequence[str]) -> list[Track]:
+    """All audio files of the given genres, in a stable order (genre order, then file name)."""
+    genre_root = find_genre_root(root)
+    tracks = []
+    for genre in genres:
+        files = sorted(p for p in (genre_root / genre).iterdir() if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+        tracks += [Track(path=p, genre=genre, track_id=p.stem) for p in files]
+    return tracks

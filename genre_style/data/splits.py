@@ -1,0 +1,84 @@
+"""Balancing and train/val/test splits: the paper's random clip split and an honest track split."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from genre_style.errors import UserError
+
+SPLIT_NAMES = ("train", "val", "test")
+
+
+def balance_classes(labels: np.ndarray, seed: int) -> np.ndarray:
+    """Indices keeping the same number of clips per class (the smallest class's count), chosen at random."""
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    keep = [rng.choice(np.flatnonzero(labels == c), size=counts.min(), replace=False) for c in classes]
+    return np.sort(np.concatenate(keep))
+
+
+def resolve_sizes(sizes: Sequence[float], total: int, unit: str) -> list[int]:
+    """Turn fractions (all <= 1) or counts into three counts that fit in `total`."""
+    if len(sizes) != 3 or any(s < 0 for s in sizes):
+        raise UserError(f"data.split_sizes must be three non-negative numbers, got {list(sizes)}", "e.g. [0.75,0.125,0.125] or [6000,1000,1000]")
+    if all(s <= 1 for s in sizes):
+        if sum(sizes) > 1 + 1e-9:
+            raise UserError(f"data.split_sizes fractions add up to {sum(sizes):.3f} > 1", "make them sum to at most 1")
+        counts = [int(round(s * total)) for s in sizes]
+        counts[0] = min(counts[0], total - counts[1] - counts[2])
+    else:
+        counts = [int(s) for s in sizes]
+    if sum(counts) > total:
+        raise UserError(
+            f"data.split_sizes asks for {sum(counts)} {unit} but only {total} are available",
+            f"lower data.split_sizes, use fractions, or add data (more tracks or data.clips_per_track)",
+        )
+    if counts[0] < 1 or counts[1] < 1 or counts[2] < 1:
+        raise UserError(f"split sizes {counts} leave a split empty ({total} {unit} in all)", "add data or change data.split_sizes")
+    return counts
+
+
+def segment_split(n_clips: int, sizes: Sequence[float], seed: int) -> dict[str, np.ndarray]:
+    """The paper's protocol: clips shuffled at random, so clips of one song land in several splits."""
+    counts = resolve_sizes(sizes, n_clips, "clips")
+    order = np.random.default_rng(seed).permutation(n_clips)
+    bounds = np.cumsum(counts)
+    return {
+        "train": np.sort(order[: bounds[0]]),
+        "val": np.sort(order[bounds[0] : bounds[1]]),
+        "test": np.sort(order[bounds[1] : bounds[2]]),
+    }
+
+
+def track_split(
+    track_index: np.ndarray,
+    track_labels: np.ndarray,
+    sizes: Sequence[float],
+    seed: int,
+    genre_names: Sequence[str] | None = None,
+) -> dict[str, np.ndarray]:
+    """Every clip of a track in one split; tracks drawn per genre so each split keeps the genre mix."""
+    rng = np.random.default_rng(seed)
+    present = np.unique(track_index)
+    split_of_track = {}
+    fractions = all(s <= 1 for s in sizes)
+    genres = np.unique(track_labels[present])
+    for genre in genres:
+        tracks = rng.permutation(present[track_labels[present] == genre])
+        if len(tracks) < 3:
+            raise UserError(
+                f"genre {genre_names[genre] if genre_names else genre!r} has {len(tracks)} usable track(s); a track split needs at least 3 per genre",
+                "add tracks, or use data.split=segment",
+            )
+        if fractions:
+            counts = resolve_sizes(sizes, len(tracks), "tracks")
+        else:  # counts of tracks in all: share them out across genres
+            counts = resolve_sizes([int(s) // len(genres) for s in sizes], len(tracks), "tracks per genre")
+        bounds = np.cumsum(counts)
+        for name, lo, hi in zip(SPLIT_NAMES, [0, bounds[0], bounds[1]], bounds):
+            for t in tracks[lo:hi]:
+                split_of_track[int(t)] = name
+    clip_split = np.array([split_of_track.get(int(t), "") for t in track_index])
+    return {name: np.flatnonzero(clip_split == name) for name in SPLIT_NAMES}

@@ -1,0 +1,48 @@
+"""The Deep Softmax Autoencoder: an autoencoder whose bottleneck also feeds a softmax classifier."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+
+from genre_style.models.autoencoder import Autoencoder
+from genre_style.models.base import GenreModel, ModelOutputs
+from genre_style.models.blocks import mlp
+from genre_style.models.losses import classification_loss, gamma_mix, reconstruction_loss
+
+
+class DeepSoftmaxAutoencoder(Autoencoder):
+    """Trained on gamma * ||x - g(f(x))||^2 + (1 - gamma) * CE(h(f(x)), y)."""
+
+    has_classifier = True
+    has_decoder = True
+
+    def __init__(
+        self,
+        encoder_sizes: Sequence[int] = (256, 128),
+        bottleneck: int = 64,
+        classifier_sizes: Sequence[int] = (),
+        activation: str = "relu",
+        dropout: float = 0.1,
+        gamma: float = 0.9,
+        **kwargs: Any,
+    ) -> None:
+        if not 0.0 <= gamma <= 1.0:
+            raise ValueError(f"gamma must be in [0, 1], got {gamma}")
+        super().__init__(encoder_sizes=encoder_sizes, bottleneck=bottleneck, activation=activation, dropout=dropout, **kwargs)
+        self.save_hyperparameters(logger=False)
+        self.gamma = gamma
+        self.classifier = mlp([bottleneck, *classifier_sizes, self.num_classes], activation, dropout)
+
+    def forward(self, x: torch.Tensor) -> ModelOutputs:
+        z = self.encoder(x)
+        return ModelOutputs(embedding=z, logits=self.classifier(z), reconstruction=self.decoder(z))
+
+    def compute_losses(self, out: ModelOutputs, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        recon = reconstruction_loss(x, out.reconstruction)
+        ce = classification_loss(out.logits, y)
+        return {"loss": gamma_mix(recon, ce, self.gamma), "recon": recon, "ce": ce}
+
+
+__all__ = ["DeepSoftmaxAutoencoder", "GenreModel"]

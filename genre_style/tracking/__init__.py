@@ -1,0 +1,1 @@
+"""MLflow logging, run artifacts and plots."""

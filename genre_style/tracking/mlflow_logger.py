@@ -1,0 +1,68 @@
+"""Build Lightning's MLFlowLogger on a store that works out of the box, and fail fast on one that doesn't."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from genre_style.errors import UserError
+
+log = logging.getLogger(__name__)
+SERVER_TIMEOUT_S = 5.0
+
+
+def check_tracking_server(uri: str, timeout: float = SERVER_TIMEOUT_S) -> None:
+    """Raise a UserError within `timeout` seconds if an http(s) tracking server does not answer."""
+    import urllib.error
+    import urllib.request
+
+    url = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - user-chosen server
+            if response.status >= 400:
+                raise OSError(f"HTTP {response.status}")
+    except (OSError, urllib.error.URLError) as exc:
+        raise UserError(
+            f"MLflow tracking server {uri} does not answer ({getattr(exc, 'reason', exc)})",
+            "start it (e.g. `make ui`), point logger.tracking_uri / MLFLOW_TRACKING_URI at a live server, "
+            "or log locally with logger=mlflow logger.mlflow.tracking_uri=null, or logger=none",
+        ) from None
+
+
+def mlflow_logger(
+    experiment_name: str = "genre-style",
+    tracking_uri: str | None = None,
+    default_store_dir: str = "outputs",
+    run_name: str | None = None,
+    tags: dict[str, Any] | None = None,
+) -> Any:
+    """An MLFlowLogger on `tracking_uri`, else $MLFLOW_TRACKING_URI, else a SQLite store in `default_store_dir`.
+
+    Local stores keep artifacts in `<default_store_dir>/mlartifacts` (absolute paths, so runs started
+    from any folder find them); a server decides on its own artifact store.
+    """
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    store_dir = Path(default_store_dir).expanduser().resolve()
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{store_dir / 'mlflow.db'}"
+    artifact_location = None
+    if uri.startswith(("http://", "https://")):
+        check_tracking_server(uri)
+    else:
+        try:
+            store_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create the MLflow store folder {store_dir} ({exc})", "set paths.output_root to a writable folder") from None
+        artifact_location = (store_dir / "mlartifacts").as_uri()
+    logger = MLFlowLogger(
+        experiment_name=experiment_name,
+        tracking_uri=uri,
+        run_name=run_name,
+        tags={k: str(v) for k, v in (tags or {}).items()},
+        artifact_location=artifact_location,
+        log_model=False,
+    )
+    logger.tracking_uri = uri
+    return logger

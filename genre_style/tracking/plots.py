@@ -1,0 +1,91 @@
+"""Figures a person reads: confusion matrix, PCA of an embedding space, learning curves.
+
+Every genre keeps one colour across all plots and runs (GTZAN's ten genres map to tab10).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: plots are files
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from genre_style.data.gtzan import GTZAN_GENRES  # noqa: E402
+
+
+def genre_colors(genres: Sequence[str]) -> dict[str, tuple]:
+    palette = plt.get_cmap("tab10").colors
+    others = iter(plt.get_cmap("Dark2").colors * 4)
+    return {g: palette[GTZAN_GENRES.index(g)] if g in GTZAN_GENRES else next(others) for g in genres}
+
+
+def _save(fig: plt.Figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def confusion_matrix_plot(counts: np.ndarray, genres: Sequence[str], path: str | Path, title: str) -> Path:
+    """Counts in each cell, shaded by the share of the true genre's clips (rows sum to 1)."""
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.2 * len(genres) + 2.5, 1.1 * len(genres) + 1.8))
+    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(genres)):
+        for j in range(len(genres)):
+            ax.text(j, i, f"{counts[i, j]}\n{shares[i, j]:.0%}", ha="center", va="center", fontsize=9,
+                    color="white" if shares[i, j] > 0.5 else "black")
+    ax.set_xticks(range(len(genres)), genres, rotation=30, ha="right")
+    ax.set_yticks(range(len(genres)), genres)
+    ax.set_xlabel("predicted genre")
+    ax.set_ylabel("true genre")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, fraction=0.046, label="share of true genre")
+    return _save(fig, path)
+
+
+def pca_plot(points: np.ndarray, labels: np.ndarray, genres: Sequence[str], path: str | Path, title: str, seed: int = 0) -> Path:
+    """2-D PCA scatter of `points`, one colour per genre, with the explained variance on the axes."""
+    from sklearn.decomposition import PCA
+
+    rng = np.random.default_rng(seed)
+    if len(points) > 3000:  # a readable scatter, not a blot
+        keep = rng.choice(len(points), 3000, replace=False)
+        points, labels = points[keep], labels[keep]
+    pca = PCA(n_components=2, random_state=seed).fit(points)
+    xy = pca.transform(points)
+    colors = genre_colors(genres)
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    for i, genre in enumerate(genres):
+        mask = labels == i
+        ax.scatter(xy[mask, 0], xy[mask, 1], s=8, alpha=0.6, color=colors[genre], label=f"{genre} ({mask.sum()})")
+    var = pca.explained_variance_ratio_
+    ax.set_xlabel(f"PC 1 ({var[0]:.1%} of variance)")
+    ax.set_ylabel(f"PC 2 ({var[1]:.1%} of variance)")
+    ax.set_title(title)
+    ax.legend(title="genre", markerscale=2, fontsize=8)
+    return _save(fig, path)
+
+
+def learning_curves_plot(history: list[dict[str, float]], path: str | Path, title: str) -> Path:
+    """Loss and accuracy per epoch, train against val."""
+    panels = [p for p in ("loss", "acc", "recon") if any(f"train/{p}" in h or f"val/{p}" in h for h in history)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.8), squeeze=False)
+    epochs = [h["epoch"] for h in history]
+    for ax, panel in zip(axes[0], panels):
+        for stage, style in (("train", "-"), ("val", "--")):
+            values = [h.get(f"{stage}/{panel}", np.nan) for h in history]
+            ax.plot(epochs, values, style, marker=".", label=stage)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel({"loss": "loss", "acc": "accuracy", "recon": "reconstruction ||x - x̂||²"}[panel])
+        ax.set_title(panel)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    return _save(fig, path)

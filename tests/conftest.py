@@ -1,0 +1,60 @@
+"""Shared fixtures: a small synthetic GTZAN-layout corpus and a runner for the real CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from genre_style.data.synthetic import SyntheticSpec, generate_corpus
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = {"tracks_per_genre": 6, "seconds": 3.0, "seed": 0}
+# Overrides that keep a real training run to a few seconds.
+FAST_RUN = [
+    "data=synthetic",
+    f"data.synthetic.tracks_per_genre={SMALL['tracks_per_genre']}",
+    f"data.synthetic.seconds={SMALL['seconds']}",
+    "data.workers=1",
+    "data.progress=false",
+    "trainer.max_epochs=3",
+    "trainer.enable_progress_bar=false",
+]
+
+
+@pytest.fixture(scope="session")
+def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """4 genres x 6 tracks x 3 s, written once per test session (read-only for tests)."""
+    root = tmp_path_factory.mktemp("corpus") / "synthetic"
+    return generate_corpus(root, SyntheticSpec(**SMALL), progress=False)
+
+
+@pytest.fixture
+def corpus_copy(small_corpus: Path, tmp_path: Path) -> Path:
+    """A private copy of the small corpus that a test may damage."""
+    import shutil
+
+    dest = tmp_path / "corpus"
+    shutil.copytree(small_corpus, dest)
+    (dest / "synthetic.json").unlink()  # it is now a plain GTZAN-layout folder, not a generated corpus
+    return dest
+
+
+def write_wav(path: Path, signal: np.ndarray, sample_rate: int = 22050) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, signal, sample_rate, subtype="PCM_16")
+    return path
+
+
+def run_cli(args: list[str], output_root: Path, module: str = "genre_style.train", env: dict | None = None,
+            timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `python -m <module> <args>` as a user would, with every output under `output_root`."""
+    full_env = {**os.environ, "GENRE_STYLE_OUTPUTS": str(output_root), "PYTHONUNBUFFERED": "1", **(env or {})}
+    full_env.pop("MLFLOW_TRACKING_URI", None) if not (env and "MLFLOW_TRACKING_URI" in env) else None
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=full_env, capture_output=True,
+                          text=True, timeout=timeout)

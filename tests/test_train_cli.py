@@ -1,0 +1,149 @@
+"""`python -m genre_style.train` as a user runs it: real runs, a real MLflow store, real mistakes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import FAST_RUN, run_cli, write_wav
+
+GENRES = ["classical", "jazz", "pop", "metal"]
+
+
+def _client(output_root):
+    return MlflowClient(tracking_uri=f"sqlite:///{output_root / 'mlflow.db'}")
+
+
+def _runs(output_root):
+    client = _client(output_root)
+    experiment = client.get_experiment_by_name("genre-style")
+    return client, client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+
+
+def _artifacts(client, run_id, path=""):
+    files = []
+    for info in client.list_artifacts(run_id, path):
+        files += _artifacts(client, run_id, info.path) if info.is_dir else [info.path]
+    return files
+
+
+@pytest.fixture(scope="module")
+def dsae_run(tmp_path_factory):
+    """One real DSAE training job on the synthetic corpus, logged to a fresh MLflow store."""
+    out = tmp_path_factory.mktemp("dsae-run")
+    result = run_cli([*FAST_RUN, "model=dsae", "gamma=0.9"], out)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out, result
+
+
+def test_dsae_run_is_logged_with_the_papers_metrics_and_plots(dsae_run):
+    out, _ = dsae_run
+    client, runs = _runs(out)
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    assert run.data.params["gamma"] == "0.9" and run.data.params["model.gamma"] == "0.9"
+    assert run.data.params["data.split"] == "track"
+    metrics = run.data.metrics
+    for key in ["train/acc", "val/acc", "test/acc", "test/f1_macro", "train/loss", "val/loss", "train/recon", "val/recon"]:
+        assert key in metrics, key
+    for genre in GENRES:
+        for kind in ("precision", "recall", "f1"):
+            assert 0.0 <= metrics[f"test/{kind}_{genre}"] <= 1.0
+    assert len(client.get_metric_history(run.info.run_id, "val/acc")) >= 3  # one per epoch, then the final one
+    artifacts = set(_artifacts(client, run.info.run_id))
+    for expected in ["plots/confusion_matrix.png", "plots/confusion_matrix.csv", "plots/pca_raw.png",
+                     "plots/pca_bottleneck.png", "plots/pca_logits.png", "plots/learning_curves.png",
+                     "report/classification_report.json", "config.yaml", "data/split_tracks.csv",
+                     "data/skipped_files.csv", "checkpoints/best.ckpt"]:
+        assert expected in artifacts, expected
+
+
+def test_final_metrics_agree_with_the_classification_report(dsae_run):
+    out, _ = dsae_run
+    client, runs = _runs(out)
+    run_id = runs[0].info.run_id
+    report = json.loads(open(client.download_artifacts(run_id, "report/classification_report.json")).read())
+    assert runs[0].data.metrics["test/acc"] == pytest.approx(report["accuracy"], abs=1e-6)
+    assert runs[0].data.metrics["test/f1_jazz"] == pytest.approx(report["jazz"]["f1-score"], abs=1e-5)
+    counts = np.loadtxt(client.download_artifacts(run_id, "plots/confusion_matrix.csv"), delimiter=",", skiprows=1,
+                        usecols=range(1, 5))
+    assert np.trace(counts) / counts.sum() == pytest.approx(report["accuracy"])
+
+
+def test_split_tracks_saved_with_the_run_never_share_a_track(dsae_run):
+    out, _ = dsae_run
+    client, runs = _runs(out)
+    rows = open(client.download_artifacts(runs[0].info.run_id, "data/split_tracks.csv")).read().splitlines()[1:]
+    split_of = {}
+    for row in rows:
+        track, _, split, _ = row.split(",")
+        assert split_of.setdefault(track, split) == split
+    assert set(split_of.values()) == {"train", "val", "test"} and len(split_of) == 24
+
+
+def test_a_second_identical_run_reuses_the_cache(dsae_run):
+    out, first = dsae_run
+    assert "built, cached at" in first.stdout + first.stderr
+    second = run_cli([*FAST_RUN, "model=two_layer", "trainer.max_epochs=1", "logger=none"], out)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "cache hit" in second.stdout + second.stderr
+
+
+@pytest.mark.parametrize("model,space", [("two_layer", "hidden"), ("autoencoder", "bottleneck")])
+def test_the_baselines_train_and_log(tmp_path, model, space):
+    result = run_cli([*FAST_RUN, f"model={model}", "trainer.max_epochs=2"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    client, runs = _runs(tmp_path)
+    metrics, run_id = runs[0].data.metrics, runs[0].info.run_id
+    artifacts = set(_artifacts(client, run_id))
+    assert f"plots/pca_{space}.png" in artifacts and "plots/pca_raw.png" in artifacts
+    if model == "two_layer":
+        assert "test/acc" in metrics and "test/f1_pop" in metrics and "plots/confusion_matrix.png" in artifacts
+    else:  # unsupervised: judged on reconstruction
+        assert "test/recon" in metrics and "test/acc" not in metrics and "plots/pca_logits.png" not in artifacts
+
+
+def _assert_clean_error(result, *needles):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    for needle in needles:
+        assert needle in result.stderr, result.stderr[-3000:]
+
+
+def test_missing_data_root_is_one_clear_message(tmp_path):
+    result = run_cli(["data.root=/nonexistent/gtzan"], tmp_path)
+    _assert_clean_error(result, "/nonexistent/gtzan", "data=synthetic")
+    assert not (tmp_path / "mlflow.db").exists()  # failed before any tracking
+
+
+@pytest.mark.parametrize("override,needle", [("gamma=1.5", "gamma=1.5"), ("dropout=1.0", "dropout=1.0"),
+                                             ("model.encoder_sizes=[256,0]", "model.encoder_sizes"),
+                                             ("data.pool=30000", "data.pool=30000")])
+def test_bad_settings_are_rejected_before_training(tmp_path, override, needle):
+    _assert_clean_error(run_cli(["data=synthetic", override], tmp_path), needle, "fix:")
+
+
+def test_unknown_genre_lists_the_genres_found(tmp_path, corpus_copy):
+    result = run_cli([f"data.root={corpus_copy}", "data.genres=[jazz,polka]"], tmp_path)
+    _assert_clean_error(result, "polka", "['classical', 'jazz', 'metal', 'pop']")
+
+
+def test_corrupt_and_short_files_are_skipped_listed_and_the_run_goes_on(tmp_path, corpus_copy):
+    (corpus_copy / "jazz" / "jazz.00054.wav").write_text("not audio")
+    write_wav(corpus_copy / "pop" / "pop.00077.wav", np.zeros(5000))
+    args = [a for a in FAST_RUN if not a.startswith("data.synthetic") and a != "data=synthetic"]
+    result = run_cli([*args, f"data.root={corpus_copy}", "trainer.max_epochs=1"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "skipping" in result.stdout + result.stderr and "jazz.00054.wav" in result.stdout + result.stderr
+    client, runs = _runs(tmp_path)
+    skipped = open(client.download_artifacts(runs[0].info.run_id, "data/skipped_files.csv")).read()
+    assert "jazz.00054.wav" in skipped and "pop.00077.wav" in skipped and "too short" in skipped
+
+
+def test_unreachable_tracking_server_fails_fast_naming_the_uri(tmp_path):
+    result = run_cli([*FAST_RUN], tmp_path, env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:9"})
+    _assert_clean_error(result, "http://127.0.0.1:9", "does not answer")
