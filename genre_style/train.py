@@ -44,6 +44,11 @@ def train(cfg: DictConfig) -> float:
     from genre_style.evaluation import evaluate, log_to_mlflow
     from genre_style.tracking.history import MetricHistory
 
+    sweep = cfg.get("sweep_context") or {}
+    if sweep.get("torch_threads"):
+        import torch
+
+        torch.set_num_threads(int(sweep.torch_threads))  # parallel trials share the cores, not oversubscribe them
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     out_dir = Path(cfg.paths.output_dir)
     artifacts = out_dir / "artifacts"
@@ -60,11 +65,21 @@ def train(cfg: DictConfig) -> float:
     if mlflow is not None:
         if cfg.run_name is None:
             mlflow._run_name = f"{type(model).__name__} on {Path(cfg.data.root).name} ({cfg.data.split} split)"
+        if sweep.get("study_name") is not None:
+            mlflow._run_name = f"trial {sweep.trial_number} of {sweep.study_name}"
+            mlflow.tags = {**(mlflow.tags or {}), "optuna.study": str(sweep.study_name), "optuna.trial": str(sweep.trial_number)}
+            if sweep.get("parent_run_id"):
+                mlflow.tags["mlflow.parentRunId"] = str(sweep.parent_run_id)  # nests the trial under the sweep's run
         mlflow.log_hyperparams(flatten_config(cfg))  # creates the run now: a broken store fails before training
         log.info("MLflow run %s in %s", mlflow.run_id, mlflow.tracking_uri)
 
     history = MetricHistory()
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + [history]
+    if sweep.get("study_name") is not None:
+        from genre_style.sweeps.trial_context import OptunaReporting, load_trial
+
+        trial = load_trial(sweep.study_name, sweep.storage, int(sweep.trial_number))
+        callbacks.append(OptunaReporting(trial, cfg.monitor.metric, prune=trial.study.user_attrs.get("pruner") is not None))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
     # What the run used, written before training so a crash still leaves it behind.
@@ -93,7 +108,23 @@ def train(cfg: DictConfig) -> float:
     score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
     if score is None:
         score = trainer.callback_metrics.get(cfg.monitor.metric)
-    return float(score) if score is not None else float("nan")
+    best = float(score) if score is not None else float("nan")
+    return objective_value(cfg, metrics, {k: float(v) for k, v in trainer.callback_metrics.items()}, best)
+
+
+def objective_value(cfg: DictConfig, final: dict[str, float], logged: dict[str, float], best: float) -> float:
+    """The number a sweep optimises: `optimized_metric` if set, else the best `monitor.metric`.
+
+    Final (best-checkpoint) metrics win over the last logged value of the same name.
+    """
+    name = cfg.get("optimized_metric")
+    if not name or name in (cfg.monitor.metric, f"{cfg.monitor.metric}_best"):
+        return best
+    for source in (final, logged):
+        if name in source:
+            return float(source[name])
+    raise UserError(f"optimized_metric={name!r} was not measured in this run",
+                    f"choose one of {sorted(set(final) | set(logged))}")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
@@ -102,7 +133,19 @@ def main(cfg: DictConfig) -> float:
         return train(cfg)
     except UserError as exc:
         print(f"genre-style: error: {exc}", file=sys.stderr)
+        if _in_multirun():
+            raise  # a sweep records this trial as failed and goes on
         sys.exit(2)
+
+
+def _in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    try:
+        return HydraConfig.get().mode == RunMode.MULTIRUN
+    except ValueError:
+        return False
 
 
 if __name__ == "__main__":

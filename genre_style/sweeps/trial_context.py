@@ -1,0 +1,44 @@
+"""The job's side of a sweep: find its Optuna trial, report the validation metric, stop when pruned."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning.pytorch as pl
+
+
+def load_trial(study_name: str, storage: str, trial_number: int) -> Any:
+    """The running trial, reopened from the shared storage, with the study's pruner."""
+    import optuna
+    from hydra.utils import instantiate
+
+    from genre_style.sweeps.storage import open_storage
+
+    study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
+    pruner_cfg = study.user_attrs.get("pruner")
+    if pruner_cfg:
+        study.pruner = instantiate(pruner_cfg)
+    trial_id = next(t._trial_id for t in study.get_trials(deepcopy=False) if t.number == trial_number)
+    return optuna.trial.Trial(study, trial_id)
+
+
+class OptunaReporting(pl.Callback):
+    """Report `metric` to the trial after every validation; raise TrialPruned when the pruner says so."""
+
+    def __init__(self, trial: Any, metric: str, prune: bool) -> None:
+        self.trial = trial
+        self.metric = metric
+        self.prune = prune
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or self.metric not in trainer.callback_metrics:
+            return
+        value = float(trainer.callback_metrics[self.metric])
+        if not math.isfinite(value):
+            return
+        self.trial.report(value, step=trainer.current_epoch)
+        if self.prune and self.trial.should_prune():
+            import optuna
+
+            raise optuna.TrialPruned(f"pruned at epoch {trainer.current_epoch} ({self.metric}={value:.4f})")
