@@ -130,11 +130,12 @@ class OptunaSweeperImpl:
         parent = self._open_parent(study_name, storage)
         metric_name = str(self.config.get("optimized_metric") or OmegaConf.select(self.config, "monitor.metric") or "value")
         returns, job_idx, failures, launched = [], 0, 0, 0
+        self.exhausted = False
         try:
             while True:
                 done = len(study.get_trials(deepcopy=False))  # every trial, any state: n_trials is the total
                 batch = min(self.n_jobs, self.n_trials - done)
-                if batch <= 0:
+                if batch <= 0 or self.exhausted:
                     break
                 trials = [study.ask(fixed_distributions=searched) for _ in range(batch)]
                 overrides = [self._overrides(trial, fixed, study_name, storage, parent) for trial in trials]
@@ -213,8 +214,18 @@ class OptunaSweeperImpl:
             values.append(f"sweep_context.parent_run_id={parent[1]}")
         return values
 
-    @staticmethod
-    def _tell(study: Any, trial: Any, result: Any, n_objectives: int) -> int:
+    def _safe_tell(self, study: Any, trial: Any, *args: Any, **kwargs: Any) -> None:
+        """study.tell; grid and brute-force samplers call study.stop() when the space is used up, which
+        Optuna only allows inside optimize(): the result is stored anyway, and the sweep ends."""
+        try:
+            study.tell(trial, *args, **kwargs)
+        except RuntimeError as exc:
+            if "Study.stop" not in str(exc):
+                raise
+            log.info("the sampler has covered the whole search space: the sweep ends")
+            self.exhausted = True
+
+    def _tell(self, study: Any, trial: Any, result: Any, n_objectives: int) -> int:
         """Record a trial's outcome; return 1 if it failed."""
         import optuna
         from optuna.trial import TrialState
@@ -222,11 +233,11 @@ class OptunaSweeperImpl:
         try:
             value = result.return_value  # re-raises the job's exception
         except optuna.TrialPruned:
-            study.tell(trial, state=TrialState.PRUNED)
+            self._safe_tell(study, trial, state=TrialState.PRUNED)
             log.info("trial %d pruned", trial.number)
             return 0
         except Exception as exc:
-            study.tell(trial, state=TrialState.FAIL)
+            self._safe_tell(study, trial, state=TrialState.FAIL)
             log.warning("trial %d failed (%s: %s); the sweep goes on", trial.number, type(exc).__name__, exc)
             return 1
         values = list(value) if isinstance(value, (list, tuple)) else [value]
@@ -235,10 +246,10 @@ class OptunaSweeperImpl:
         except (TypeError, ValueError):
             values = [math.nan]
         if len(values) != n_objectives or not all(math.isfinite(v) for v in values):
-            study.tell(trial, state=TrialState.FAIL)
+            self._safe_tell(study, trial, state=TrialState.FAIL)
             log.warning("trial %d returned %r, not %d finite number(s): recorded as failed", trial.number, value, n_objectives)
             return 1
-        study.tell(trial, values if n_objectives > 1 else values[0])
+        self._safe_tell(study, trial, values if n_objectives > 1 else values[0])
         return 0
 
     def _finish(self, study: Any, parent: Any, metric_name: str, directions: list[str]) -> None:

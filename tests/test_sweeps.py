@@ -1,0 +1,107 @@
+"""Hydra multirun sweeps on Optuna: real studies on disk, real MLflow runs, real trial failures."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from genre_style.sweeps.search_space import parse_search_space
+from genre_style.sweeps.storage import open_storage
+from tests.conftest import FAST_RUN, REPO, run_cli
+
+SWEEP = ["-m", "hparams_search=dsae_optuna", *[a for a in FAST_RUN if not a.startswith("trainer.max_epochs")],
+         "trainer.max_epochs=1"]
+
+
+def _study(out, name):
+    return optuna.load_study(study_name=name, storage=open_storage(str(out / "optuna" / f"{name}.journal")))
+
+
+def _mlflow_runs(out):
+    client = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("genre-style")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("genre_style.sweep_parent") == "true"]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return client, parents, children
+
+
+def test_a_sweep_runs_its_trials_tracks_them_and_resumes_to_the_total(tmp_path):
+    first = run_cli([*SWEEP, "hydra.sweeper.n_trials=4"], tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    study = _study(tmp_path, "dsae_optuna")
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 4
+    client, parents, children = _mlflow_runs(tmp_path)
+    assert len(parents) == 1 and len(children) == 4
+    parent = parents[0]
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+    assert sorted(int(c.data.tags["optuna.trial"]) for c in children) == [0, 1, 2, 3]
+    assert parent.data.metrics["best_value"] == pytest.approx(study.best_value)
+    assert parent.data.tags["best.gamma"] == str(study.best_params["gamma"])
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "optuna")}
+    assert {"optuna/optimization_history.png", "optuna/param_importances.png", "optuna/parallel_coordinate.png",
+            "optuna/trials.csv"} <= artifacts
+    # every trial's value is the val/acc its run logged for the best checkpoint
+    by_number = {int(c.data.tags["optuna.trial"]): c.data.metrics["val/acc"] for c in children}
+    for trial in study.trials:
+        assert trial.value == pytest.approx(by_number[trial.number], abs=1e-6)
+
+    again = run_cli([*SWEEP, "hydra.sweeper.n_trials=6"], tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    study = _study(tmp_path, "dsae_optuna")
+    assert len(study.trials) == 6 and all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    params = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(set(params)) == 6  # the resumed run did not replay the first run's draws
+    _, parents, children = _mlflow_runs(tmp_path)
+    assert len(parents) == 1 and len(children) == 6  # the study keeps one parent run
+
+
+def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path):
+    # dropout=1.0 is rejected by config validation: that trial fails, the others run.
+    result = run_cli([*SWEEP, "hydra.sweeper.n_trials=3", "hydra.sweeper.study_name=failing",
+                      "hydra.sweeper.sampler._target_=optuna.samplers.BruteForceSampler",
+                      "~hydra.sweeper.sampler.n_startup_trials", "hydra.sweeper.params=null",
+                      "dropout=choice(0.1,1.0,0.2)"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    states = sorted(t.state.name for t in _study(tmp_path, "failing").trials)
+    assert states == ["COMPLETE", "COMPLETE", "FAIL"]
+    assert "dropout=1.0" in result.stdout + result.stderr
+
+
+def test_a_config_written_for_the_official_plugin_runs_unchanged(tmp_path):
+    result = run_cli(["hparams_search=official_style", f"hydra.searchpath=[file://{REPO / 'tests' / 'configs'}]",
+                      *[a for a in FAST_RUN if not a.startswith("trainer.max_epochs")], "trainer.max_epochs=1"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    journals = list((tmp_path / "optuna").glob("*.journal"))
+    assert len(journals) == 1  # study_name: null gets a stable derived name, so a rerun resumes it
+    study = optuna.load_study(study_name=journals[0].stem, storage=open_storage(str(journals[0])))
+    assert len(study.trials) == 2 and all(t.state.name == "COMPLETE" for t in study.trials)
+    assert set(study.trials[0].params) == {"model.optimizer.lr", "data.batch_size", "model.bottleneck"}
+
+
+def test_pruning_reports_every_epoch_and_stops_weak_trials(tmp_path):
+    result = run_cli([*SWEEP, "hydra.sweeper.n_trials=4", "hydra.sweeper.study_name=pruned", "trainer.max_epochs=4",
+                      "+hydra.sweeper.pruner={_target_: optuna.pruners.ThresholdPruner, upper: 0.0}",
+                      "optimized_metric=val/loss", "hydra.sweeper.direction=minimize",
+                      "monitor.metric=val/loss", "monitor.mode=min"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = _study(tmp_path, "pruned").trials
+    # val/loss > 0 always exceeds the threshold: every trial is pruned after its first report
+    assert [t.state.name for t in trials] == ["PRUNED"] * 4
+    assert all(list(t.intermediate_values) == [0] for t in trials)
+
+
+def test_search_space_grammar_matches_the_official_plugin():
+    searched, fixed = parse_search_space(
+        {"gamma": "interval(0, 1.0)", "lr": "tag(log, interval(1e-4, 1e-2))", "model.bottleneck": "int(interval(16, 128))",
+         "batch_size": "choice(32, 64)", "model.encoder_sizes": "choice([256,128],[128])", "seed": "7",
+         "trainer.max_epochs": "range(1, 10, 3)"},
+        ["seed=8", "dropout=interval(0.0, 0.5)"],
+    )
+    assert searched["gamma"] == optuna.distributions.FloatDistribution(0.0, 1.0)
+    assert searched["lr"] == optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)
+    assert searched["model.bottleneck"] == optuna.distributions.IntDistribution(16, 128)
+    assert searched["model.encoder_sizes"].choices == ("[256,128]", "[128]")
+    assert searched["trainer.max_epochs"] == optuna.distributions.IntDistribution(1, 7, step=3)
+    assert "dropout" in searched and fixed == {"seed": "8"}  # the command line wins
