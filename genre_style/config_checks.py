@@ -67,8 +67,22 @@ def validate_config(cfg: DictConfig) -> None:
     split = OmegaConf.select(cfg, "data.split")
     if split is not None and split not in ("segment", "track"):
         raise UserError(f"unknown data.split={split!r}", "use data.split=track (honest) or data.split=segment (the paper's)")
+    _check_tracking_server(cfg)
     if OmegaConf.select(cfg, "data") is not None and OmegaConf.select(cfg, "data.synthetic") is None:
         from genre_style.data.gtzan import resolve_genres
 
         # Raises a UserError naming the path and how to get GTZAN, or the unknown genre and those found.
         resolve_genres(cfg.data.root, OmegaConf.to_object(cfg.data.genres) if OmegaConf.is_list(cfg.data.genres) else cfg.data.genres)
+
+
+def _check_tracking_server(cfg: DictConfig) -> None:
+    """A tracking server that does not answer stops the job here, in a second, before heavy imports."""
+    import os
+
+    if OmegaConf.select(cfg, "logger.mlflow") is None:
+        return
+    uri = OmegaConf.select(cfg, "logger.mlflow.tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI") or ""
+    if uri.startswith(("http://", "https://")):
+        from genre_style.tracking.mlflow_logger import check_tracking_server
+
+        check_tracking_server(uri)

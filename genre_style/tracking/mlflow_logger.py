@@ -26,8 +26,8 @@ def check_tracking_server(uri: str, timeout: float = SERVER_TIMEOUT_S) -> None:
     except (OSError, urllib.error.URLError) as exc:
         raise UserError(
             f"MLflow tracking server {uri} does not answer ({getattr(exc, 'reason', exc)})",
-            "start it (e.g. `make ui`), point logger.tracking_uri / MLFLOW_TRACKING_URI at a live server, "
-            "or log locally with logger=mlflow logger.mlflow.tracking_uri=null, or logger=none",
+            "start the server, point logger.mlflow.tracking_uri (or MLFLOW_TRACKING_URI) at one that runs, "
+            "or unset MLFLOW_TRACKING_URI to log to the local store under outputs/ (logger=none logs nothing)",
         ) from None
 
 
