@@ -8,7 +8,7 @@ PORT ?= 5000
 STORE ?= sqlite:///$(CURDIR)/outputs/mlflow.db
 ARTIFACTS ?= $(CURDIR)/outputs/mlartifacts
 
-.PHONY: install demo test ui clean
+.PHONY: install demo test ui data clean
 
 install: $(STAMP)
 
@@ -25,6 +25,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(ARGS)
+
+# GTZAN into outputs/data/gtzan (or $$GTZAN_ROOT); ARGS="--archive genres.tar.gz" uses a file you have.
+data: $(STAMP)
+	$(PY) -m genre_style.download $(ARGS)
 
 ui: $(STAMP)
 	$(VENV)/bin/mlflow ui --host $(HOST) --port $(PORT) --workers 1 \

@@ -65,8 +65,9 @@ def validate_config(cfg: DictConfig) -> None:
         raise UserError(f"data.pool={pool} is longer than a clip (data.segment_samples={segment})",
                         "pool by at most the clip length, e.g. data.pool=40 for 20000-sample clips")
     split = OmegaConf.select(cfg, "data.split")
-    if split is not None and split not in ("segment", "track"):
-        raise UserError(f"unknown data.split={split!r}", "use data.split=track (honest) or data.split=segment (the paper's)")
+    if split is not None and split not in ("segment", "track", "fault_filtered"):
+        raise UserError(f"unknown data.split={split!r}",
+                        "use data.split=track (honest), segment (the paper's) or fault_filtered (GTZAN's standard)")
     _check_tracking_server(cfg)
     if OmegaConf.select(cfg, "data") is not None and OmegaConf.select(cfg, "data.synthetic") is None:
         from genre_style.data.gtzan import resolve_genres

@@ -21,12 +21,12 @@ from genre_style.data.audio import ClipSpec
 from genre_style.data.clip_table import ClipTable
 from genre_style.data.gtzan import discover_tracks, resolve_genres
 from genre_style.data.preprocess import load_or_build
-from genre_style.data.splits import SPLIT_NAMES, balance_classes, segment_split, track_split
+from genre_style.data.splits import SPLIT_NAMES, balance_classes, listed_split, segment_split, track_split
 from genre_style.data.synthetic import SyntheticSpec, generate_corpus
 from genre_style.errors import UserError
 
 log = logging.getLogger(__name__)
-SPLIT_MODES = ("segment", "track")
+SPLIT_MODES = ("segment", "track", "fault_filtered")
 
 
 class GenreDataModule(pl.LightningDataModule):
@@ -94,11 +94,19 @@ class GenreDataModule(pl.LightningDataModule):
         if self.tensors:
             return
         table = self._load_table()
-        keep = balance_classes(table.labels, self.seed) if self.balance else np.arange(len(table))
+        # A published split is used as published: no clips are dropped to balance it.
+        balance = self.balance and self.split != "fault_filtered"
+        keep = balance_classes(table.labels, self.seed) if balance else np.arange(len(table))
         if self.split == "segment":
             local = segment_split(len(keep), self.split_sizes, self.seed)
-        else:
+        elif self.split == "track":
             local = track_split(table.track_index[keep], table.track_labels, self.split_sizes, self.seed, table.genres)
+        else:
+            from genre_style.data.fault_filtered import fault_filtered_split
+
+            unusable = [Path(s["path"]).stem for s in table.skipped]
+            local = listed_split(table.track_ids, table.track_index, table.track_labels, table.genres,
+                                 fault_filtered_split(), unusable)
         self.indices = {name: keep[idx] for name, idx in local.items()}
         features = table.features
         if self.standardize:  # statistics from the train split only: nothing leaks from val/test

@@ -82,3 +82,37 @@ def track_split(
                 split_of_track[int(t)] = name
     clip_split = np.array([split_of_track.get(int(t), "") for t in track_index])
     return {name: np.flatnonzero(clip_split == name) for name in SPLIT_NAMES}
+
+
+def listed_split(
+    track_ids: Sequence[str],
+    track_index: np.ndarray,
+    track_labels: np.ndarray,
+    genres: Sequence[str],
+    split_of: dict[str, str],
+    unusable: Sequence[str] = (),
+) -> dict[str, np.ndarray]:
+    """A published split given as track-id lists (e.g. GTZAN's fault-filtered one), for the selected genres.
+
+    Tracks on disk but not on the lists (the faulty excerpts) are left out. Listed tracks of the
+    selected genres that are not on disk are an error; listed tracks that exist but could not be
+    decoded (`unusable`) are only missing from their split.
+    """
+    wanted = {t for t in split_of if t.split(".")[0] in set(genres)}
+    present = set(track_ids) | set(unusable)
+    if not wanted & present:
+        raise UserError(
+            "none of the tracks on disk is on the fault-filtered lists: this does not look like GTZAN "
+            f"(expected names like {sorted(wanted)[:2]}, found e.g. {list(track_ids)[:2]})",
+            "use data.split=track or data.split=segment for other corpora",
+        )
+    missing = sorted(wanted - present)
+    if missing:
+        raise UserError(
+            f"{len(missing)} of the {len(wanted)} tracks on the fault-filtered lists for genres {list(genres)} "
+            f"are not on disk (e.g. {missing[:3]}): data.split=fault_filtered needs a complete copy of GTZAN",
+            "get GTZAN with `python -m genre_style.download`, or use data.split=track for other corpora",
+        )
+    names = np.array([split_of.get(t, "") for t in track_ids])
+    clip_split = names[track_index]
+    return {name: np.flatnonzero(clip_split == name) for name in SPLIT_NAMES}
