@@ -8,7 +8,7 @@ PORT ?= 5000
 STORE ?= sqlite:///$(CURDIR)/outputs/mlflow.db
 ARTIFACTS ?= $(CURDIR)/outputs/mlartifacts
 
-.PHONY: install demo test ui data clean
+.PHONY: install demo test ui data bench clean
 
 install: $(STAMP)
 
@@ -29,6 +29,9 @@ test: $(STAMP)
 # GTZAN into outputs/data/gtzan (or $$GTZAN_ROOT); ARGS="--archive genres.tar.gz" uses a file you have.
 data: $(STAMP)
 	$(PY) -m genre_style.download $(ARGS)
+
+bench: $(STAMP)
+	$(PY) -m benchmarks.bench_train
 
 ui: $(STAMP)
 	$(VENV)/bin/mlflow ui --host $(HOST) --port $(PORT) --workers 1 \

@@ -75,6 +75,8 @@ def train(cfg: DictConfig) -> float:
 
     history = MetricHistory()
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + [history]
+    if not cfg.trainer.get("enable_progress_bar", True):  # trainer.enable_progress_bar=false wins over the callback
+        callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.ProgressBar)]
     if sweep.get("study_name") is not None:
         from genre_style.sweeps.trial_context import OptunaReporting, load_trial
 
@@ -100,6 +102,8 @@ def train(cfg: DictConfig) -> float:
         (artifacts / "checkpoints").mkdir(exist_ok=True)
         Path(best_path).replace(artifacts / "checkpoints" / "best.ckpt")
     log_to_mlflow(mlflow, metrics, artifacts, step=trainer.global_step + 1)
+    if mlflow is not None:
+        mlflow.finalize("success")  # ends the run and flushes MLflow's queued metric writes
     for split in ("train", "val", "test"):
         shown = {k: round(v, 4) for k, v in metrics.items() if k.startswith(split)}
         log.info("final %s: %s", split, shown)

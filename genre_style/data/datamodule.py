@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
+from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 from genre_style.data.audio import ClipSpec
 from genre_style.data.clip_table import ClipTable
@@ -27,6 +27,22 @@ from genre_style.errors import UserError
 
 log = logging.getLogger(__name__)
 SPLIT_MODES = ("segment", "track", "fault_filtered")
+
+
+class TensorBatches(Sampler):
+    """Yields whole batches as index tensors (shuffled each epoch or in order), so a batch is one tensor
+    indexing call on data already in memory: no per-sample __getitem__, no collate, no Python index lists."""
+
+    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int = 0) -> None:
+        self.n, self.batch_size, self.shuffle = n, batch_size, shuffle
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return (self.n + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self):
+        order = torch.randperm(self.n, generator=self.generator) if self.shuffle else torch.arange(self.n)
+        return iter(order.split(self.batch_size))
 
 
 class GenreDataModule(pl.LightningDataModule):
@@ -77,6 +93,13 @@ class GenreDataModule(pl.LightningDataModule):
         self.mean: np.ndarray | None = None
         self.std: np.ndarray | None = None
 
+    @classmethod
+    def from_table(cls, table: ClipTable, **kwargs: Any) -> "GenreDataModule":
+        """A data module over clips already in memory (benchmarks, tests, notebooks): no files are read."""
+        module = cls(root="<in-memory>", genres=list(table.genres), cache_dir=None, **kwargs)
+        module.table = table
+        return module
+
     def _genre_list(self) -> list[str]:
         if isinstance(self.requested_genres, str) or self.requested_genres == ["all"]:
             return list(SyntheticSpec().genres)
@@ -86,6 +109,8 @@ class GenreDataModule(pl.LightningDataModule):
 
     def prepare_data(self) -> None:
         """Write the synthetic corpus if asked for, then build or reuse the clip cache (once per machine)."""
+        if self.table is not None:
+            return
         if self.synthetic is not None:
             generate_corpus(self.root, self.synthetic, progress=self.progress)
         self._load_table()
@@ -124,7 +149,7 @@ class GenreDataModule(pl.LightningDataModule):
         log.info("clips per split (%s split): %s", self.split, sizes)
 
     def _load_table(self) -> ClipTable:
-        if self.table is None:
+        if self.table is None:  # from_table() sets it; otherwise read (or reuse the cache of) the audio files
             genres = resolve_genres(self.root, self.requested_genres)
             tracks = discover_tracks(self.root, genres)
             self.table, cache_path, self.cache_hit = load_or_build(
@@ -149,12 +174,9 @@ class GenreDataModule(pl.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         dataset = TensorDataset(*self.tensors[split])
-        if shuffle:
-            generator = torch.Generator().manual_seed(self.seed)
-            sampler = BatchSampler(RandomSampler(dataset, generator=generator), self.batch_size, drop_last=False)
-        else:
-            sampler = BatchSampler(SequentialSampler(dataset), self.eval_batch_size, drop_last=False)
-        # batch_size=None: each index list from the sampler is one batch, sliced in one go.
+        batch_size = self.batch_size if shuffle else self.eval_batch_size
+        sampler = TensorBatches(len(dataset), batch_size, shuffle, seed=self.seed)
+        # batch_size=None: each index tensor from the sampler is one batch, sliced in one go.
         return DataLoader(dataset, sampler=sampler, batch_size=None)
 
     def state_dict(self) -> dict[str, Any]:

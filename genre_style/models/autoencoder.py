@@ -30,6 +30,10 @@ class Autoencoder(GenreModel):
         self.encoder = mlp([self.input_dim, *encoder_sizes, bottleneck], activation, dropout)
         self.decoder = mlp([bottleneck, *reversed(encoder_sizes), self.input_dim], activation, dropout)
 
+    @property
+    def loss_names(self) -> tuple[str, ...]:
+        return ("loss", "recon")
+
     def forward(self, x: torch.Tensor) -> ModelOutputs:
         z = self.encoder(x)
         return ModelOutputs(embedding=z, reconstruction=self.decoder(z))

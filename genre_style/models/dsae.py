@@ -35,6 +35,10 @@ class DeepSoftmaxAutoencoder(Autoencoder):
         self.gamma = gamma
         self.classifier = mlp([bottleneck, *classifier_sizes, self.num_classes], activation, dropout)
 
+    @property
+    def loss_names(self) -> tuple[str, ...]:
+        return ("loss", "recon", "ce")
+
     def forward(self, x: torch.Tensor) -> ModelOutputs:
         z = self.encoder(x)
         return ModelOutputs(embedding=z, logits=self.classifier(z), reconstruction=self.decoder(z))
