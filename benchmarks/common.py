@@ -19,7 +19,7 @@ def compose(overrides: Sequence[str] = ()) -> Any:
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         # Outside a Hydra app ${hydra:...} does not resolve: pin the paths that use it.
-        fixed = [f"paths.root_dir={REPO}", f"paths.output_dir={REPO / 'outputs' / 'bench'}"]
+        fixed = [f"paths.output_dir={REPO / 'outputs' / 'bench'}"]
         return hydra_compose(config_name="train", overrides=fixed + list(overrides), return_hydra_config=False)
 
 

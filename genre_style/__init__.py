@@ -1,3 +1,11 @@
 """genre-style: learn music-style embeddings from raw audio (Deep Softmax Autoencoder and baselines)."""
 
+import os
+
+from omegaconf import OmegaConf
+
 __version__ = "0.1.0"
+
+# ${cwd:} in configs: the folder the command runs in. Unlike ${hydra:runtime.cwd} it also resolves where
+# Hydra has not set its runtime config yet (the basic sweeper's sweep.dir, hydra.compose in benchmarks).
+OmegaConf.register_new_resolver("cwd", os.getcwd, replace=True)

@@ -80,6 +80,11 @@ def write_reports(
     return written
 
 
+def embedding_space_name(model: GenreModel) -> str:
+    """`bottleneck` for the autoencoders, `hidden` for the two-layer net: used in metric and plot names."""
+    return "bottleneck" if model.has_decoder else "hidden"
+
+
 def evaluate(
     trainer: pl.Trainer,
     model: GenreModel,
@@ -87,15 +92,81 @@ def evaluate(
     history: list[dict[str, float]],
     out_dir: Path,
     title: str,
+    embedding_metrics: bool = True,
+    knn_k: int = 10,
+    interpolation_steps: int = 8,
 ) -> dict[str, float]:
     """Score every split, write the reports under `out_dir`, return the final metrics."""
     outputs = {split: predict_split(trainer, model, datamodule, split) for split in SPLIT_NAMES}
     metrics = final_metrics(outputs, model.has_classifier)
-    raw_test = datamodule.tensors["test"][0].numpy()
-    write_reports(outputs, raw_test, model, datamodule.class_names, history, out_dir, title)
+    raw = {split: datamodule.tensors[split][0].numpy() for split in SPLIT_NAMES}
+    genres = datamodule.class_names
+    write_reports(outputs, raw["test"], model, genres, history, out_dir, title)
+    if model.has_classifier:
+        metrics.update(song_level(outputs, genres, out_dir, title))
+    if embedding_metrics:
+        metrics.update(embedding_quality(outputs, raw, model, knn_k))
+    if model.has_decoder and interpolation_steps >= 2:
+        interpolate(model, outputs["test"], genres, out_dir, title, interpolation_steps)
     (out_dir / "report").mkdir(parents=True, exist_ok=True)
     (out_dir / "report/final_metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
+
+
+def embedding_quality(outputs: dict, raw: dict, model: GenreModel, knn_k: int) -> dict[str, float]:
+    """Silhouette, k-NN and linear-probe accuracy on val and test, for the raw input, the embedding and the logits."""
+    from genre_style.embedding_metrics import embedding_scores
+
+    spaces = {"raw": {s: raw[s] for s in SPLIT_NAMES}, embedding_space_name(model): {s: outputs[s]["embedding"] for s in SPLIT_NAMES}}
+    if model.has_classifier:
+        spaces["logits"] = {s: outputs[s]["logits"] for s in SPLIT_NAMES}
+    scores = {}
+    for space, points in spaces.items():
+        others = {s: (points[s], outputs[s]["y"]) for s in ("val", "test")}
+        scores.update(embedding_scores(points["train"], outputs["train"]["y"], others, space, k=knn_k))
+    return scores
+
+
+def song_level(outputs: dict, genres: list[str], out_dir: Path, title: str) -> dict[str, float]:
+    """Whole-song accuracy (clip logits averaged per track) and the test split's song confusion matrix."""
+    from sklearn.metrics import confusion_matrix
+
+    from genre_style.embedding_metrics import track_level
+
+    scores = {}
+    for split in ("train", "val", "test"):
+        true, predicted = track_level(outputs[split]["logits"], outputs[split]["y"], outputs[split]["track"])
+        scores[f"{split}/track_acc"] = float((true == predicted).mean())
+        if split == "test":
+            counts = confusion_matrix(true, predicted, labels=range(len(genres)))
+            plots.confusion_matrix_plot(counts, genres, out_dir / "plots/confusion_matrix_tracks.png",
+                                        f"{title}: test confusion matrix by song ({len(true)} songs)")
+            rows = ["true\\predicted," + ",".join(genres)] + [f"{g}," + ",".join(map(str, r)) for g, r in zip(genres, counts)]
+            (out_dir / "plots/confusion_matrix_tracks.csv").write_text("\n".join(rows) + "\n")
+    return scores
+
+
+def interpolate(model: GenreModel, test: dict, genres: list[str], out_dir: Path, title: str, steps: int) -> Path | None:
+    """Walk the bottleneck from one test song's mean code to another's (two genres far apart), decode each point."""
+    from sklearn.decomposition import PCA
+
+    labels, tracks, codes = test["y"], test["track"], test["embedding"]
+    present = np.unique(labels)
+    if len(present) < 2:
+        return None
+    ends = []
+    for genre in (present[0], present[-1]):
+        track = tracks[labels == genre][0]
+        ends.append((genres[genre], codes[tracks == track].mean(axis=0)))
+    weights = np.linspace(0.0, 1.0, steps)[:, None]
+    path = (1 - weights) * ends[0][1] + weights * ends[1][1]
+    model.eval()
+    with torch.no_grad():
+        decoded = model.decoder(torch.as_tensor(path, dtype=torch.float32, device=model.device)).cpu().numpy()
+    pca = PCA(n_components=2, random_state=0).fit(codes)
+    return plots.interpolation_plot(decoded, pca.transform(path), pca.transform(codes), labels, genres,
+                                    (ends[0][0], ends[1][0]), out_dir / "plots/interpolation.png",
+                                    f"{title}: latent interpolation")
 
 
 def log_to_mlflow(logger: Any, metrics: dict[str, float], out_dir: Path, step: int) -> None:

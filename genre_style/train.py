@@ -97,7 +97,7 @@ def train(cfg: DictConfig) -> float:
     ckpt = best_path or None
     trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=False) if ckpt else trainer.test(model, datamodule=datamodule)
     title = type(model).__name__
-    metrics = evaluate(trainer, model, datamodule, history.history, artifacts, title)
+    metrics = evaluate(trainer, model, datamodule, history.history, artifacts, title, **cfg.get("evaluation", {}))
     if best_path:
         (artifacts / "checkpoints").mkdir(exist_ok=True)
         Path(best_path).replace(artifacts / "checkpoints" / "best.ckpt")

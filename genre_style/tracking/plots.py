@@ -89,3 +89,35 @@ def learning_curves_plot(history: list[dict[str, float]], path: str | Path, titl
         ax.legend()
     fig.suptitle(title)
     return _save(fig, path)
+
+
+def interpolation_plot(reconstructions: np.ndarray, path_2d: np.ndarray, background: np.ndarray, background_labels: np.ndarray,
+                       genres: Sequence[str], endpoints: tuple[str, str], path: str | Path, title: str) -> Path:
+    """Decoded points along a straight line between two tracks' codes, and that line in PCA space."""
+    colors = genre_colors(genres)
+    steps = len(reconstructions)
+    fig = plt.figure(figsize=(12, 5.5))
+    grid = fig.add_gridspec(steps, 2, width_ratios=[1.3, 1])
+    for i, recon in enumerate(reconstructions):
+        ax = fig.add_subplot(grid[i, 0])
+        ax.plot(recon, lw=0.7, color=plt.get_cmap("viridis")(i / max(1, steps - 1)))
+        ax.set_yticks([])
+        ax.set_xlim(0, len(recon) - 1)
+        if i < steps - 1:
+            ax.set_xticks([])
+        ax.set_ylabel(f"{i / (steps - 1):.2f}", rotation=0, labelpad=18, fontsize=8)
+        if i == 0:
+            ax.set_title(f"decoded clips, {endpoints[0]} (0) -> {endpoints[1]} (1)", fontsize=10)
+    ax.set_xlabel("input feature (pooled sample)")
+    ax = fig.add_subplot(grid[:, 1])
+    for i, genre in enumerate(genres):
+        mask = background_labels == i
+        ax.scatter(background[mask, 0], background[mask, 1], s=6, alpha=0.35, color=colors[genre], label=genre)
+    ax.plot(path_2d[:, 0], path_2d[:, 1], "k-", lw=1.5)
+    ax.scatter(path_2d[:, 0], path_2d[:, 1], c=np.linspace(0, 1, steps), cmap="viridis", s=40, zorder=3, edgecolors="k")
+    ax.set_xlabel("PC 1")
+    ax.set_ylabel("PC 2")
+    ax.set_title("the path through the bottleneck (PCA of test codes)", fontsize=10)
+    ax.legend(fontsize=8, markerscale=2)
+    fig.suptitle(title)
+    return _save(fig, path)
