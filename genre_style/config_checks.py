@@ -61,7 +61,8 @@ def validate_config(cfg: DictConfig) -> None:
         _check_sizes(cfg, key, allow_empty=False)
     _check_sizes(cfg, "model.classifier_sizes", allow_empty=True)
     pool, segment = OmegaConf.select(cfg, "data.pool"), OmegaConf.select(cfg, "data.segment_samples")
-    if pool is not None and segment is not None and pool > segment:
+    raw = OmegaConf.select(cfg, "data.features") in (None, "raw_pool")
+    if raw and pool is not None and segment is not None and pool > segment:
         raise UserError(f"data.pool={pool} is longer than a clip (data.segment_samples={segment})",
                         "pool by at most the clip length, e.g. data.pool=40 for 20000-sample clips")
     split = OmegaConf.select(cfg, "data.split")

@@ -22,9 +22,22 @@ class ClipSpec:
     hop_samples: int = 20000
     clips_per_track: int = 20
     pool: int = 40
+    features: str = "raw_pool"  # raw_pool (the paper's) | logmel | mfcc
+    n_fft: int = 2048
+    frame_hop: int = 1024
+    n_mels: int = 40
+    n_mfcc: int = 20
+
+    @property
+    def frames(self) -> int:
+        return 1 + self.segment_samples // self.frame_hop  # librosa's centred frames
 
     @property
     def feature_dim(self) -> int:
+        if self.features == "logmel":
+            return self.n_mels * self.frames
+        if self.features == "mfcc":
+            return self.n_mfcc * self.frames
         return self.segment_samples // self.pool
 
     def as_dict(self) -> dict:
@@ -83,8 +96,30 @@ def average_pool(clips: np.ndarray, pool: int) -> np.ndarray:
     return clips[:, : width * pool].reshape(clips.shape[0], width, pool).mean(axis=2, dtype=np.float32)
 
 
+FRONT_ENDS = ("raw_pool", "logmel", "mfcc")
+
+
+def clip_features(clips: np.ndarray, spec: ClipSpec) -> np.ndarray:
+    """One fixed-size vector per clip `[n, feature_dim]`: pooled waveform, or a flattened log-mel / MFCC map."""
+    if spec.features == "raw_pool":
+        return average_pool(clips, spec.pool)
+    import librosa  # lazy: only the spectral front-ends need it
+
+    clips = np.ascontiguousarray(clips)
+    if spec.features == "logmel":
+        mel = librosa.feature.melspectrogram(y=clips, sr=spec.sample_rate, n_fft=spec.n_fft, hop_length=spec.frame_hop,
+                                             n_mels=spec.n_mels)
+        maps = librosa.power_to_db(mel, ref=1.0, top_db=None)
+    elif spec.features == "mfcc":
+        maps = librosa.feature.mfcc(y=clips, sr=spec.sample_rate, n_mfcc=spec.n_mfcc, n_fft=spec.n_fft,
+                                    hop_length=spec.frame_hop, n_mels=max(spec.n_mels, spec.n_mfcc))
+    else:
+        raise ValueError(f"unknown front-end {spec.features!r}; choose from {FRONT_ENDS}")
+    return maps.reshape(len(clips), -1).astype(np.float32)
+
+
 def track_clips(path: str | Path, spec: ClipSpec) -> np.ndarray:
-    """The pooled clip vectors `[n_clips, feature_dim]` of one file."""
+    """The clip vectors `[n_clips, feature_dim]` of one file."""
     signal = load_mono(path, spec.sample_rate)
     clips = segment(signal, spec.segment_samples, spec.hop_samples, spec.clips_per_track)
-    return average_pool(clips, spec.pool)
+    return clip_features(clips, spec)

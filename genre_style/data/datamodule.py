@@ -57,6 +57,11 @@ class GenreDataModule(pl.LightningDataModule):
         hop_samples: int = 20000,
         clips_per_track: int = 20,
         pool: int = 40,
+        features: str = "raw_pool",
+        n_fft: int = 2048,
+        frame_hop: int = 1024,
+        n_mels: int = 40,
+        n_mfcc: int = 20,
         standardize: bool = False,
         balance: bool = True,
         split: str = "track",
@@ -74,7 +79,12 @@ class GenreDataModule(pl.LightningDataModule):
             raise UserError(f"unknown data.split {split!r}", f"use one of {list(SPLIT_MODES)}")
         self.root = Path(root)
         self.requested_genres = list(genres) if not isinstance(genres, str) else genres
-        self.spec = ClipSpec(sample_rate, segment_samples, hop_samples, clips_per_track, pool)
+        from genre_style.data.audio import FRONT_ENDS
+
+        if features not in FRONT_ENDS:
+            raise UserError(f"unknown front-end features={features!r}", f"use one of {list(FRONT_ENDS)}")
+        self.spec = ClipSpec(sample_rate, segment_samples, hop_samples, clips_per_track, pool, features, n_fft,
+                             frame_hop, n_mels, n_mfcc)
         self.standardize = standardize
         self.balance = balance
         self.split = split

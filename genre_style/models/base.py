@@ -157,6 +157,13 @@ class GenreModel(pl.LightningModule):
             result["reconstruction_error"] = (x - out.reconstruction).pow(2).sum(dim=1)
         return result
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record what rebuilding this model needs, so `python -m genre_style.embed` can load any checkpoint."""
+        checkpoint["genre_style"] = {
+            "model_class": f"{type(self).__module__}.{type(self).__qualname__}",
+            "class_names": self.class_names,
+        }
+
     def configure_optimizers(self) -> Any:
         factory = self.optimizer_factory or (lambda params: torch.optim.Adam(params, lr=1e-3))
         return factory(params=self.parameters())

@@ -13,6 +13,14 @@ log = logging.getLogger(__name__)
 SERVER_TIMEOUT_S = 5.0
 
 
+def default_tracking_uri() -> str:
+    """What the commands read when given no store: $MLFLOW_TRACKING_URI, else the SQLite store under the outputs folder."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    outputs = Path(os.environ.get("GENRE_STYLE_OUTPUTS") or "outputs").expanduser().resolve()
+    return f"sqlite:///{outputs / 'mlflow.db'}"
+
+
 def check_tracking_server(uri: str, timeout: float = SERVER_TIMEOUT_S) -> None:
     """Raise a UserError within `timeout` seconds if an http(s) tracking server does not answer."""
     import urllib.error

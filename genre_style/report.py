@@ -1,0 +1,194 @@
+"""`python -m genre_style.report`: the paper's tables beside ours, from runs in MLflow, as Markdown and HTML.
+
+Runs are grouped by protocol (the split, the front-end): the paper's random clip split, the honest track
+split and GTZAN's fault-filtered split side by side show what clip leakage does to the scores. For each
+group and model the newest finished run is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from genre_style.errors import UserError
+
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one line of output, not a bar per file
+
+PAPER_TABLE_1 = {"TwoLayerNet": (52.0, 38.1, 36.4), "DeepSoftmaxAutoencoder": (94.9, 64.1, 65.3)}
+PAPER_TABLE_2 = {  # DSAE, test set: precision, recall, F1
+    "classical": (0.783, 0.775, 0.779), "jazz": (0.606, 0.627, 0.616),
+    "metal": (0.515, 0.554, 0.5337), "pop": (0.670, 0.608, 0.638),
+}
+MODEL_NAMES = {"TwoLayerNet": "Two-layer net", "Autoencoder": "Vanilla autoencoder", "DeepSoftmaxAutoencoder": "DSAE"}
+SPLIT_NAMES = {"segment": "random clip split (the paper's protocol)", "track": "track split (no song in two splits)",
+               "fault_filtered": "fault-filtered split (GTZAN's artist-filtered benchmark)"}
+PLOTS = ("confusion_matrix.png", "confusion_matrix_tracks.png", "pca_raw.png", "pca_bottleneck.png", "pca_logits.png",
+         "learning_curves.png", "interpolation.png")
+
+
+@dataclass
+class Section:
+    """One protocol: a heading, tables (header + rows) and images."""
+
+    title: str
+    tables: list[tuple[str, list[str], list[list[str]]]] = field(default_factory=list)
+    images: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:.1f}"
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def select_runs(client: Any, experiment: str, run_ids: Sequence[str] | None, filter_string: str) -> list[Any]:
+    if run_ids:
+        return [client.get_run(r) for r in run_ids]
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        raise UserError(f"no MLflow experiment {experiment!r} in this store", "train something first, or pass --experiment / --tracking-uri")
+    query = "attributes.status = 'FINISHED'" + (f" and {filter_string}" if filter_string else "")
+    runs = client.search_runs([found.experiment_id], filter_string=query, order_by=["attributes.start_time DESC"], max_results=5000)
+    return [r for r in runs if "model._target_" in r.data.params]
+
+
+def group_runs(runs: Sequence[Any]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """(split, features, data folder) -> {model class -> newest run}."""
+    groups: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for run in runs:  # newest first
+        p = run.data.params
+        key = (p.get("data.split", "?"), p.get("data.features", "raw_pool"), Path(p.get("data.root", "?")).name)
+        model = p["model._target_"].rsplit(".", 1)[-1]
+        groups.setdefault(key, {}).setdefault(model, run)
+    return groups
+
+
+def build_sections(client: Any, groups: dict, out_dir: Path) -> list[Section]:
+    sections = []
+    order = {"segment": 0, "track": 1, "fault_filtered": 2}
+    for (split, features, data), models in sorted(groups.items(), key=lambda kv: (order.get(kv[0][0], 9), kv[0])):
+        section = Section(f"{SPLIT_NAMES.get(split, split)}: data `{data}`, features `{features}`")
+        rows = []
+        for model, run in sorted(models.items()):
+            m = run.data.metrics
+            paper = PAPER_TABLE_1.get(model)
+            if "test/acc" not in m:  # the autoencoder is unsupervised: it has no accuracy
+                rows.append([MODEL_NAMES.get(model, model), "n/a", "n/a", "n/a", "n/a", "", run.info.run_id[:8]])
+                continue
+            rows.append([MODEL_NAMES.get(model, model), _pct(m.get("train/acc")), _pct(m.get("val/acc")), _pct(m.get("test/acc")),
+                         _pct(m.get("test/track_acc")), " / ".join(f"{v:.1f}" for v in paper) if paper else "", run.info.run_id[:8]])
+        section.tables.append(("Table 1: accuracy (%) on clips, train / dev / test, and on whole songs",
+                               ["model", "train", "dev", "test", "test (songs)", "paper train / dev / test", "run"], rows))
+        dsae = models.get("DeepSoftmaxAutoencoder")
+        if dsae is not None:
+            genres = sorted({k.split("_", 1)[1] for k in dsae.data.metrics if k.startswith("test/f1_") and k != "test/f1_macro"})
+            rows = []
+            for genre in genres:
+                m = dsae.data.metrics
+                ours = [m.get(f"test/{kind}_{genre}") for kind in ("precision", "recall", "f1")]
+                paper = PAPER_TABLE_2.get(genre)
+                rows.append([genre, *map(_num, ours), " / ".join(f"{v:.3f}" for v in paper) if paper else ""])
+            section.tables.append(("Table 2: DSAE per-genre precision, recall, F1 on the test clips",
+                                   ["genre", "precision", "recall", "F1", "paper P / R / F1"], rows))
+        spaces = ("raw", "hidden", "bottleneck", "logits")
+        rows = []
+        for model, run in sorted(models.items()):
+            m = run.data.metrics
+            for space in spaces:
+                if f"test/knn_acc_{space}" in m:
+                    rows.append([MODEL_NAMES.get(model, model), space, _num(m.get(f"test/silhouette_{space}")),
+                                 _pct(m.get(f"test/knn_acc_{space}")), _pct(m.get(f"test/probe_acc_{space}"))])
+        if rows:
+            section.tables.append(("Embeddings in numbers (test): silhouette, k-NN accuracy (%), linear-probe accuracy (%)",
+                                   ["model", "space", "silhouette", "k-NN acc", "probe acc"], rows))
+        for model, run in sorted(models.items()):
+            for name in PLOTS:
+                local = _fetch_plot(client, run.info.run_id, name, out_dir / "plots" / run.info.run_id[:8])
+                if local:
+                    section.images.append((f"{MODEL_NAMES.get(model, model)}: {name[:-4].replace('_', ' ')}", str(local.relative_to(out_dir))))
+        sections.append(section)
+    return sections
+
+
+def _fetch_plot(client: Any, run_id: str, name: str, dest: Path) -> Path | None:
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        return Path(client.download_artifacts(run_id, f"plots/{name}", str(dest)))
+    except Exception:  # that run has no such plot (e.g. no logits for the autoencoder)
+        return None
+
+
+def to_markdown(sections: Sequence[Section], title: str) -> str:
+    lines = [f"# {title}", ""]
+    for section in sections:
+        lines += [f"## {section.title}", ""]
+        for caption, header, rows in section.tables:
+            lines += [f"**{caption}**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            lines += ["| " + " | ".join(row) + " |" for row in rows]
+            lines.append("")
+        lines += [f"![{caption}]({path})" for caption, path in section.images]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def to_html(sections: Sequence[Section], title: str) -> str:
+    e = html.escape
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>"
+             "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;margin:.5em 0 1.5em}"
+             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}td:first-child{text-align:left}"
+             "img{max-width:48%;margin:4px;border:1px solid #eee}</style></head><body>", f"<h1>{e(title)}</h1>"]
+    for section in sections:
+        parts.append(f"<h2>{e(section.title.replace('`', ''))}</h2>")
+        for caption, header, rows in section.tables:
+            parts.append(f"<p><b>{e(caption)}</b></p><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
+            parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows]
+            parts.append("</table>")
+        parts += [f"<figure style='display:inline-block;width:48%'><img style='max-width:100%' src='{e(p)}'><figcaption>{e(c)}</figcaption></figure>"
+                  for c, p in section.images]
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m genre_style.report", description=__doc__.splitlines()[0])
+    parser.add_argument("--experiment", default="genre-style", help="MLflow experiment to read (default: genre-style)")
+    parser.add_argument("--run-ids", nargs="*", help="report exactly these runs")
+    parser.add_argument("--filter", default="", help="an MLflow filter, e.g. \"tags.experiment = 'paper'\"")
+    parser.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI, else outputs/mlflow.db")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: outputs/report)")
+    args = parser.parse_args(argv)
+    outputs = Path(os.environ.get("GENRE_STYLE_OUTPUTS") or "outputs")
+    from genre_style.tracking.mlflow_logger import default_tracking_uri
+
+    uri = args.tracking_uri or default_tracking_uri()
+    out_dir = (args.out or outputs / "report").resolve()
+    try:
+        if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+            raise UserError(f"no MLflow store at {uri}", "train first (python -m genre_style.train ...) or pass --tracking-uri")
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=uri)
+        runs = select_runs(client, args.experiment, args.run_ids, args.filter)
+        if not runs:
+            raise UserError(f"no finished training runs match in experiment {args.experiment!r}", "train first, or loosen --filter")
+        sections = build_sections(client, group_runs(runs), out_dir)
+    except UserError as exc:
+        print(f"genre-style: error: {exc}", file=sys.stderr)
+        return 2
+    title = "genre-style report: the Deep Softmax Autoencoder paper, reproduced"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "report.md").write_text(to_markdown(sections, title))
+    (out_dir / "report.html").write_text(to_html(sections, title))
+    print(f"{len(runs)} run(s) in {len(sections)} protocol group(s) -> {out_dir / 'report.md'}, {out_dir / 'report.html'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
