@@ -69,6 +69,7 @@ def validate_config(cfg: DictConfig) -> None:
     if split is not None and split not in ("segment", "track", "fault_filtered"):
         raise UserError(f"unknown data.split={split!r}",
                         "use data.split=track (honest), segment (the paper's) or fault_filtered (GTZAN's standard)")
+    check_output_root(cfg)
     _check_tracking_server(cfg)
     if OmegaConf.select(cfg, "data") is not None and OmegaConf.select(cfg, "data.synthetic") is None:
         from genre_style.data.gtzan import resolve_genres
@@ -88,3 +89,27 @@ def _check_tracking_server(cfg: DictConfig) -> None:
         from genre_style.tracking.mlflow_logger import check_tracking_server
 
         check_tracking_server(uri)
+
+
+def check_output_root(cfg: DictConfig) -> None:
+    """Fail before any work if runs, caches and the local store cannot be written."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    root = OmegaConf.select(cfg, "paths.output_root")
+    if root is None:
+        return
+    root = Path(root)
+    fix = "point GENRE_STYLE_OUTPUTS (or paths.output_root=...) at a writable folder with free space"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        raise UserError(f"cannot write to the output folder {root} ({exc.strerror or exc})", fix) from None
+    min_free_mb = OmegaConf.select(cfg, "paths.min_free_mb") or 0
+    free_mb = shutil.disk_usage(root).free / 2**20
+    if free_mb < min_free_mb:
+        raise UserError(f"only {free_mb:.0f} MB free under {root}; a run needs at least {min_free_mb} MB "
+                        "(paths.min_free_mb)", fix)

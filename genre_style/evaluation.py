@@ -110,6 +110,7 @@ def evaluate(
         interpolate(model, outputs["test"], genres, out_dir, title, interpolation_steps)
     (out_dir / "report").mkdir(parents=True, exist_ok=True)
     (out_dir / "report/final_metrics.json").write_text(json.dumps(metrics, indent=2))
+    (out_dir / "report/history.json").write_text(json.dumps(history, indent=2))  # per-epoch metrics, without MLflow
     return metrics
 
 

@@ -35,11 +35,46 @@ def flatten_config(cfg: DictConfig) -> dict[str, Any]:
     return flat
 
 
+def find_resume(cfg: DictConfig) -> tuple[Path, dict] | None:
+    """The run folder to continue (`resume=<run folder>` or `resume=last`) and its run info, or None."""
+    import json
+
+    target = cfg.get("resume")
+    if not target:
+        return None
+    if str(target) == "last":
+        candidates = [p.parent for p in Path(cfg.paths.output_root, "runs").glob("*/run_info.json")
+                      if (p.parent / "checkpoints/last.ckpt").exists() and json.loads(p.read_text()).get("status") == "running"]
+        if not candidates:
+            raise UserError(f"resume=last: no interrupted run with a checkpoint under {cfg.paths.output_root}/runs",
+                            "pass the run folder itself: resume=outputs/runs/<timestamp>")
+        folder = max(candidates, key=lambda p: (p / "checkpoints/last.ckpt").stat().st_mtime)
+    else:
+        folder = Path(str(target)).expanduser()
+    if not (folder / "checkpoints/last.ckpt").exists():
+        raise UserError(f"resume={target}: {folder}/checkpoints/last.ckpt does not exist",
+                        "pass a run folder of an interrupted run (outputs/runs/<timestamp>), or resume=last")
+    info_path = folder / "run_info.json"
+    info = json.loads(info_path.read_text()) if info_path.exists() else {}
+    return folder, info
+
+
+def _write_run_info(out_dir: Path, **fields: Any) -> None:
+    import json
+
+    path = out_dir / "run_info.json"
+    info = json.loads(path.read_text()) if path.exists() else {}
+    info.update(fields)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(info, indent=2))
+
+
 def train(cfg: DictConfig) -> float:
     """Train one model and return the best validation score of `cfg.monitor.metric` (what sweeps optimise)."""
     validate_config(cfg)
     import lightning.pytorch as pl
     from hydra.utils import instantiate
+    from lightning.pytorch.loggers import MLFlowLogger
 
     from genre_style.evaluation import evaluate, log_to_mlflow
     from genre_style.tracking.history import MetricHistory
@@ -52,10 +87,15 @@ def train(cfg: DictConfig) -> float:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     out_dir = Path(cfg.paths.output_dir)
     artifacts = out_dir / "artifacts"
+    resume = find_resume(cfg)
+    resume_run_id = resume[1].get("mlflow_run_id") if resume else None
 
     # Loggers first: a tracking server that does not answer fails the job before any preprocessing.
-    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
-    mlflow = next((lg for lg in loggers if type(lg).__name__ == "MLFlowLogger"), None)
+    loggers = []
+    for node in (cfg.get("logger") or {}).values():
+        extra = {"run_id": resume_run_id} if resume_run_id and str(node.get("_target_", "")).endswith("mlflow_logger") else {}
+        loggers.append(instantiate(node, **extra))
+    mlflow = next((lg for lg in loggers if isinstance(lg, MLFlowLogger)), None)
 
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
@@ -70,8 +110,14 @@ def train(cfg: DictConfig) -> float:
             mlflow.tags = {**(mlflow.tags or {}), "optuna.study": str(sweep.study_name), "optuna.trial": str(sweep.trial_number)}
             if sweep.get("parent_run_id"):
                 mlflow.tags["mlflow.parentRunId"] = str(sweep.parent_run_id)  # nests the trial under the sweep's run
-        mlflow.log_hyperparams(flatten_config(cfg))  # creates the run now: a broken store fails before training
+        if resume_run_id:
+            mlflow.experiment.set_tag(resume_run_id, "resumed_from", str(resume[0]))  # params were logged the first time
+        else:
+            mlflow.log_hyperparams(flatten_config(cfg))  # creates the run now: a broken store fails before training
         log.info("MLflow run %s in %s", mlflow.run_id, mlflow.tracking_uri)
+        _write_run_info(out_dir, mlflow_run_id=mlflow.run_id, tracking_uri=mlflow.tracking_uri, status="running")
+    else:
+        _write_run_info(out_dir, status="running")
 
     history = MetricHistory()
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + [history]
@@ -92,22 +138,38 @@ def train(cfg: DictConfig) -> float:
     for skipped in datamodule.skipped_files:
         log.warning("skipped %s: %s", skipped["path"], skipped["reason"])
 
-    trainer.fit(model, datamodule=datamodule)
+    if resume:
+        log.info("resuming %s from %s", resume[0], resume[0] / "checkpoints/last.ckpt")
+    trainer.fit(model, datamodule=datamodule, ckpt_path=str(resume[0] / "checkpoints/last.ckpt") if resume else None,
+                weights_only=False)
     best_path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    ckpt = best_path or None
-    trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=False) if ckpt else trainer.test(model, datamodule=datamodule)
+    if best_path:
+        trainer.test(model, datamodule=datamodule, ckpt_path=best_path, weights_only=False)
+    else:
+        trainer.test(model, datamodule=datamodule)
     title = type(model).__name__
     metrics = evaluate(trainer, model, datamodule, history.history, artifacts, title, **cfg.get("evaluation", {}))
     if best_path:
         (artifacts / "checkpoints").mkdir(exist_ok=True)
         Path(best_path).replace(artifacts / "checkpoints" / "best.ckpt")
-    log_to_mlflow(mlflow, metrics, artifacts, step=trainer.global_step + 1)
     if mlflow is not None:
+        try:
+            log_to_mlflow(mlflow, metrics, artifacts, step=trainer.global_step + 1)
+        except Exception as exc:  # the store went away: every result is in the run folder already
+            mlflow.failures.append(f"final upload: {exc}")
         mlflow.finalize("success")  # ends the run and flushes MLflow's queued metric writes
+    (out_dir / "checkpoints" / "last.ckpt").unlink(missing_ok=True)  # only for resuming; the run is complete
+    _write_run_info(out_dir, status="finished")
+    if resume:
+        _write_run_info(resume[0], status=f"resumed and finished in {out_dir}")
     for split in ("train", "val", "test"):
         shown = {k: round(v, 4) for k, v in metrics.items() if k.startswith(split)}
         log.info("final %s: %s", split, shown)
     log.info("run folder: %s", out_dir)
+    if mlflow is not None and mlflow.failures:
+        log.warning("MLflow at %s failed %d time(s) during this run (first: %s). Nothing is lost: metrics, plots, "
+                    "reports and the checkpoint are in %s (report/final_metrics.json, report/history.json).",
+                    mlflow.tracking_uri, len(mlflow.failures), mlflow.failures[0][:200], artifacts)
 
     score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
     if score is None:

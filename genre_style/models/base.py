@@ -117,6 +117,13 @@ class GenreModel(pl.LightningModule):
         logged = {f"{stage}/{name}": metric.compute() for name, metric in means.items()}
         for metric in means.values():
             metric.reset()
+        if stage == "train" and not torch.isfinite(logged["train/loss"]):
+            from genre_style.errors import UserError
+
+            raise UserError(
+                f"the training loss became {float(logged['train/loss'])} in epoch {self.current_epoch}: training diverged",
+                "lower lr (e.g. lr=1e-4), check the inputs for extreme values, or use data.standardize=true",
+            )
         if self.has_classifier:
             preds, targets = torch.cat([p[2] for p in pending]), torch.cat([p[3] for p in pending])
             if stage == "test":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import socket
 from typing import Any, Sequence
 
 from hydra.core.plugins import Plugins
@@ -127,6 +128,7 @@ class OptunaSweeperImpl:
         log.info("Optuna study %r in %s: %d trial(s) so far, %d wanted in all", study_name, storage,
                  len(study.trials), self.n_trials)
 
+        self._fail_orphaned_trials(study)
         parent = self._open_parent(study_name, storage)
         metric_name = str(self.config.get("optimized_metric") or OmegaConf.select(self.config, "monitor.metric") or "value")
         returns, job_idx, failures, launched = [], 0, 0, 0
@@ -138,6 +140,8 @@ class OptunaSweeperImpl:
                 if batch <= 0 or self.exhausted:
                     break
                 trials = [study.ask(fixed_distributions=searched) for _ in range(batch)]
+                for trial in trials:  # who runs it: a rerun can tell a killed sweep's trials from live ones
+                    trial.set_user_attr("sweeper", f"{socket.gethostname()}:{os.getpid()}")
                 overrides = [self._overrides(trial, fixed, study_name, storage, parent) for trial in trials]
                 results = self.launcher.launch(overrides, initial_job_idx=job_idx)
                 job_idx += batch
@@ -153,6 +157,23 @@ class OptunaSweeperImpl:
             raise
         self._finish(study, parent, metric_name, directions)
         return returns
+
+    @staticmethod
+    def _fail_orphaned_trials(study: Any) -> None:
+        """Mark FAIL the RUNNING trials of a sweep on this machine that was killed (its process is gone).
+
+        Trials of live sweepers, here or on other machines sharing the study, are left alone.
+        """
+        from optuna.trial import TrialState
+
+        host = socket.gethostname()
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            owner = str(trial.user_attrs.get("sweeper", ""))
+            owner_host, _, pid = owner.rpartition(":")
+            if owner_host != host or not pid.isdigit() or _process_alive(int(pid)):
+                continue
+            study.tell(trial.number, state=TrialState.FAIL)
+            log.warning("trial %d was interrupted (its sweep, pid %s, is gone): recorded as failed", trial.number, pid)
 
     def _sampler(self, study_name: str, storage: Any) -> Any:
         """The configured sampler; on a resumed study a fixed seed is offset by the trials already run,
@@ -205,13 +226,13 @@ class OptunaSweeperImpl:
         values = [f"{k}={v}" for k, v in fixed.items()]
         values += [f"{name}={to_override_value(value)}" for name, value in trial.params.items()]
         values += [
-            f"sweep_context.study_name={study_name}",
+            f"sweep_context.study_name='{study_name}'",  # quoted: a name like `nan`, `true` or `12` stays a string
             f"sweep_context.storage='{storage}'",
             f"sweep_context.trial_number={trial.number}",
             f"sweep_context.torch_threads={max(1, (os.cpu_count() or 1) // self.n_jobs)}",
         ]
         if parent:
-            values.append(f"sweep_context.parent_run_id={parent[1]}")
+            values.append(f"sweep_context.parent_run_id='{parent[1]}'")
         return values
 
     def _safe_tell(self, study: Any, trial: Any, *args: Any, **kwargs: Any) -> None:
@@ -266,3 +287,13 @@ class OptunaSweeperImpl:
             if len(directions) == 1:
                 log_study_summary(client, run_id, study, metric_name)
             client.set_terminated(run_id, status="FINISHED")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True

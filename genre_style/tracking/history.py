@@ -1,19 +1,55 @@
-"""A callback that keeps every epoch's train/val metrics, for learning curves that need no store."""
+"""A callback that keeps every epoch's train/val metrics: learning curves and a record that need no store."""
 
 from __future__ import annotations
 
+import logging
+
 import lightning.pytorch as pl
+
+log = logging.getLogger(__name__)
 
 
 class MetricHistory(pl.Callback):
-    """Records `train/*` and `val/*` epoch metrics after each training epoch (validation has run by then)."""
+    """Records `train/*` and `val/*` epoch metrics after each training epoch (validation has run by then).
+
+    Its state goes into full checkpoints. On resume it backfills MLflow with epochs the store lacks
+    (metrics still queued for MLflow's background writer when the process was killed).
+    """
 
     def __init__(self) -> None:
         self.history: list[dict[str, float]] = []
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        row = {"epoch": trainer.current_epoch}
+        # The step Lightning logs epoch metrics at: the last optimiser step of the epoch.
+        row = {"epoch": trainer.current_epoch, "step": max(trainer.global_step - 1, 0)}
         for key, value in trainer.callback_metrics.items():
             if key.startswith(("train/", "val/")):
                 row[key] = float(value)
         self.history.append(row)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.history:
+            self._backfill_mlflow(trainer)
+
+    def _backfill_mlflow(self, trainer: pl.Trainer) -> None:
+        from lightning.pytorch.loggers import MLFlowLogger
+
+        for logger in trainer.loggers:
+            if not isinstance(logger, MLFlowLogger):
+                continue
+            try:
+                logged = {m.step for m in logger.experiment.get_metric_history(logger.run_id, "train/loss")}
+            except Exception as exc:  # the store is unreachable: the resilient logger reports it later
+                log.warning("could not check MLflow for missing epochs: %s", exc)
+                continue
+            missing = [row for row in self.history if row["step"] not in logged]
+            for row in missing:
+                logger.log_metrics({k: v for k, v in row.items() if "/" in k}, step=row["step"])
+            if missing:
+                log.info("backfilled %d epoch(s) MLflow had not received before the interruption", len(missing))
+
+    def state_dict(self) -> dict:
+        return {"history": self.history}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.history = list(state_dict.get("history", []))

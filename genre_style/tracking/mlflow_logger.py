@@ -39,6 +39,36 @@ def check_tracking_server(uri: str, timeout: float = SERVER_TIMEOUT_S) -> None:
         ) from None
 
 
+def _resilient_logger_class() -> type:
+    from lightning.pytorch.loggers import MLFlowLogger
+    from lightning.pytorch.utilities import rank_zero_only
+
+    class ResilientMLFlowLogger(MLFlowLogger):
+        """An MLFlowLogger whose writes never stop training: a store that goes away mid-run is recorded in
+        `failures` and reported at the end, while every result is kept in the run folder."""
+
+        failures: list[str]
+
+        def _guard(self, what: str, call: Any) -> None:
+            try:
+                call()
+            except Exception as exc:  # network errors, HTTP 5xx, a locked database: the run goes on
+                if not self.failures:
+                    log.warning("MLflow %s failed (%s); training goes on, results stay in the run folder",
+                                what, str(exc).splitlines()[0][:200])
+                self.failures.append(f"{what}: {exc}")
+
+        @rank_zero_only
+        def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+            self._guard("metric logging", lambda: MLFlowLogger.log_metrics(self, metrics, step))
+
+        @rank_zero_only
+        def finalize(self, status: str = "success") -> None:
+            self._guard("finishing the run", lambda: MLFlowLogger.finalize(self, status))
+
+    return ResilientMLFlowLogger
+
+
 def mlflow_logger(
     experiment_name: str = "genre-style",
     tracking_uri: str | None = None,
@@ -46,6 +76,7 @@ def mlflow_logger(
     run_name: str | None = None,
     tags: dict[str, Any] | None = None,
     synchronous: bool = False,
+    run_id: str | None = None,
 ) -> Any:
     """An MLFlowLogger on `tracking_uri`, else $MLFLOW_TRACKING_URI, else a SQLite store in `default_store_dir`.
 
@@ -54,21 +85,23 @@ def mlflow_logger(
     flushes the queue. Local stores keep artifacts in `<default_store_dir>/mlartifacts` (absolute paths, so runs started
     from any folder find them); a server decides on its own artifact store.
     """
-    from lightning.pytorch.loggers import MLFlowLogger
-
     store_dir = Path(default_store_dir).expanduser().resolve()
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{store_dir / 'mlflow.db'}"
     artifact_location = None
     if uri.startswith(("http://", "https://")):
         check_tracking_server(uri)
+        # MLflow retries a dead server for minutes by default; a lost server should cost seconds, not the run.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     else:
         try:
             store_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UserError(f"cannot create the MLflow store folder {store_dir} ({exc})", "set paths.output_root to a writable folder") from None
         artifact_location = (store_dir / "mlartifacts").as_uri()
-    logger = MLFlowLogger(
+    logger = _resilient_logger_class()(
         experiment_name=experiment_name,
+        run_id=run_id,
         tracking_uri=uri,
         run_name=run_name,
         tags={k: str(v) for k, v in (tags or {}).items()},
@@ -77,4 +110,5 @@ def mlflow_logger(
         synchronous=synchronous,
     )
     logger.tracking_uri = uri
+    logger.failures = []
     return logger
