@@ -31,7 +31,11 @@ data: $(STAMP)
 	$(PY) -m genre_style.download $(ARGS)
 
 bench: $(STAMP)
+	$(PY) -m benchmarks.bench_startup
 	$(PY) -m benchmarks.bench_train
+	$(PY) -m benchmarks.bench_preprocess
+	$(PY) -m benchmarks.bench_e2e
+	$(PY) -m benchmarks.bench_gpu
 
 ui: $(STAMP)
 	$(VENV)/bin/mlflow ui --host $(HOST) --port $(PORT) --workers 1 \

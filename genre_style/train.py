@@ -70,7 +70,21 @@ def _write_run_info(out_dir: Path, **fields: Any) -> None:
 
 
 def train(cfg: DictConfig) -> float:
-    """Train one model and return the best validation score of `cfg.monitor.metric` (what sweeps optimise)."""
+    """Train one model and return the best validation score of `cfg.monitor.metric` (what sweeps optimise).
+
+    If anything fails after the MLflow run was created, the run is marked FAILED (not left RUNNING).
+    """
+    state: dict[str, Any] = {}
+    try:
+        return _train(cfg, state)
+    except BaseException:
+        logger = state.get("mlflow")
+        if logger is not None:
+            logger.close("failed")
+        raise
+
+
+def _train(cfg: DictConfig, state: dict[str, Any]) -> float:
     validate_config(cfg)
     import lightning.pytorch as pl
     from hydra.utils import instantiate
@@ -95,7 +109,7 @@ def train(cfg: DictConfig) -> float:
     for node in (cfg.get("logger") or {}).values():
         extra = {"run_id": resume_run_id} if resume_run_id and str(node.get("_target_", "")).endswith("mlflow_logger") else {}
         loggers.append(instantiate(node, **extra))
-    mlflow = next((lg for lg in loggers if isinstance(lg, MLFlowLogger)), None)
+    mlflow = state["mlflow"] = next((lg for lg in loggers if isinstance(lg, MLFlowLogger)), None)
 
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
@@ -157,7 +171,7 @@ def train(cfg: DictConfig) -> float:
             log_to_mlflow(mlflow, metrics, artifacts, step=trainer.global_step + 1)
         except Exception as exc:  # the store went away: every result is in the run folder already
             mlflow.failures.append(f"final upload: {exc}")
-        mlflow.finalize("success")  # ends the run and flushes MLflow's queued metric writes
+        mlflow.close("success")  # ends the run and flushes MLflow's queued metric writes
     (out_dir / "checkpoints" / "last.ckpt").unlink(missing_ok=True)  # only for resuming; the run is complete
     _write_run_info(out_dir, status="finished")
     if resume:

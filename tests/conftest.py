@@ -51,9 +51,30 @@ def write_wav(path: Path, signal: np.ndarray, sample_rate: int = 22050) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _mlflow_store_template(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """An empty MLflow store with its schema already created, copied into each test's output folder:
+    creating the schema costs seconds per store, the same for every test."""
+    from mlflow.tracking import MlflowClient
+
+    template = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{template}").search_experiments()
+    global _STORE_TEMPLATE
+    _STORE_TEMPLATE = template
+
+
+_STORE_TEMPLATE: Path | None = None
+
+
 def run_cli(args: list[str], output_root: Path, module: str = "genre_style.train", env: dict | None = None,
             timeout: float = 300) -> subprocess.CompletedProcess:
     """Run `python -m <module> <args>` as a user would, with every output under `output_root`."""
+    store = Path(output_root) / "mlflow.db"
+    if _STORE_TEMPLATE is not None and not store.exists() and Path(output_root).parent.exists():
+        Path(output_root).mkdir(parents=True, exist_ok=True)
+        import shutil
+
+        shutil.copyfile(_STORE_TEMPLATE, store)
     full_env = {**os.environ, "GENRE_STYLE_OUTPUTS": str(output_root), "PYTHONUNBUFFERED": "1", **(env or {})}
     full_env.pop("MLFLOW_TRACKING_URI", None) if not (env and "MLFLOW_TRACKING_URI" in env) else None
     return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=full_env, capture_output=True,

@@ -233,13 +233,23 @@ def render_track(genre: str, seed: int | list[int], seconds: float = 10.0, sampl
     return (signal / peak * rng.uniform(0.3, 0.95)).astype(np.float32)
 
 
-def generate_corpus(root: str | Path, spec: SyntheticSpec = SyntheticSpec(), progress: bool = True) -> Path:
+def _write_track(job: tuple[str, int, SyntheticSpec, str]) -> None:
+    import soundfile as sf
+
+    genre, n, spec, folder = job
+    audio = render_track(genre, [spec.seed, SYNTHETIC_GENRES.index(genre), n], spec.seconds, spec.sample_rate)
+    sf.write(Path(folder) / genre / f"{genre}.{n:05d}.wav", audio, spec.sample_rate, subtype="PCM_16")
+
+
+def generate_corpus(root: str | Path, spec: SyntheticSpec = SyntheticSpec(), progress: bool = True,
+                    workers: int | None = None) -> Path:
     """Write the corpus under `root` as `<genre>/<genre>.NNNNN.wav`, unless an identical one is already there.
 
     Written into a temporary sibling folder and renamed into place, so a killed run never leaves half a corpus.
     """
-    import soundfile as sf
     from tqdm.auto import tqdm
+
+    from genre_style.data.preprocess import resolve_workers
 
     root = Path(root)
     manifest = root / MANIFEST
@@ -257,12 +267,19 @@ def generate_corpus(root: str | Path, spec: SyntheticSpec = SyntheticSpec(), pro
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}."))
     try:
-        jobs = [(g, n) for g in spec.genres for n in range(spec.tracks_per_genre)]
-        for genre, n in tqdm(jobs, desc="writing synthetic corpus", unit="track", disable=not progress):
-            seed = [spec.seed, SYNTHETIC_GENRES.index(genre), n]
-            audio = render_track(genre, seed, spec.seconds, spec.sample_rate)
-            (staging / genre).mkdir(exist_ok=True)
-            sf.write(staging / genre / f"{genre}.{n:05d}.wav", audio, spec.sample_rate, subtype="PCM_16")
+        for genre in spec.genres:
+            (staging / genre).mkdir()
+        jobs = [(g, n, spec, str(staging)) for g in spec.genres for n in range(spec.tracks_per_genre)]
+        workers = min(resolve_workers(workers), len(jobs))
+        bar = dict(total=len(jobs), desc="writing synthetic corpus", unit="track", disable=not progress)
+        if workers == 1:
+            for job in tqdm(jobs, **bar):
+                _write_track(job)
+        else:  # each track has its own seed: the corpus is the same whatever the number of workers
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                list(tqdm(pool.map(_write_track, jobs, chunksize=2), **bar))
         (staging / MANIFEST).write_text(json.dumps(spec.manifest(), indent=2))
         if root.exists():
             shutil.rmtree(root)

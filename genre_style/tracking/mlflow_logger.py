@@ -64,6 +64,14 @@ def _resilient_logger_class() -> type:
 
         @rank_zero_only
         def finalize(self, status: str = "success") -> None:
+            """Lightning calls this after fit and again after test; ending the run each time costs a second
+            (MLflow's background writer is shut down and joined), so success waits for `close`."""
+            if status != "success":
+                self.close(status)
+
+        @rank_zero_only
+        def close(self, status: str = "success") -> None:
+            """End the run once, flushing queued metric writes."""
             self._guard("finishing the run", lambda: MLFlowLogger.finalize(self, status))
 
     return ResilientMLFlowLogger
