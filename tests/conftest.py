@@ -70,7 +70,7 @@ def run_cli(args: list[str], output_root: Path, module: str = "genre_style.train
             timeout: float = 300) -> subprocess.CompletedProcess:
     """Run `python -m <module> <args>` as a user would, with every output under `output_root`."""
     store = Path(output_root) / "mlflow.db"
-    if _STORE_TEMPLATE is not None and not store.exists() and Path(output_root).parent.exists():
+    if _STORE_TEMPLATE is not None and not store.exists() and Path(output_root).parent.is_dir():
         Path(output_root).mkdir(parents=True, exist_ok=True)
         import shutil
 

@@ -117,7 +117,9 @@ def _assert_clean_error(result, *needles):
 def test_missing_data_root_is_one_clear_message(tmp_path):
     result = run_cli(["data.root=/nonexistent/gtzan"], tmp_path)
     _assert_clean_error(result, "/nonexistent/gtzan", "data=synthetic")
-    assert not (tmp_path / "mlflow.db").exists()  # failed before any tracking
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert client.get_experiment_by_name("genre-style") is None  # failed before any tracking
+    assert not list(tmp_path.glob("runs/*/run_info.json"))
 
 
 @pytest.mark.parametrize("override,needle", [("gamma=1.5", "gamma=1.5"), ("dropout=1.0", "dropout=1.0"),
