@@ -63,3 +63,11 @@ def test_balance_keeps_equal_clips_per_class():
     labels = np.array([0] * 10 + [1] * 4 + [2] * 7)
     keep = balance_classes(labels, seed=0)
     assert np.bincount(labels[keep]).tolist() == [4, 4, 4]
+
+
+def test_fractions_that_add_up_to_one_use_every_track():
+    # 100 tracks a genre at 0.75/0.125/0.125: 12.5 rounds to 12, and the left-over track goes to train
+    track_index, track_labels = _clips(n_tracks_per_genre=100, clips=1)
+    split = track_split(track_index, track_labels, [0.75, 0.125, 0.125], seed=0)
+    assert sum(len(v) for v in split.values()) == 400
+    assert [len(split[k]) for k in ("train", "val", "test")] == [304, 48, 48]

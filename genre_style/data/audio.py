@@ -54,10 +54,12 @@ def load_mono(path: str | Path, sample_rate: int) -> np.ndarray:
     except Exception as exc:  # decoders raise many types for a broken file; all mean "skip it"
         raise AudioError(f"unreadable audio ({type(exc).__name__}: {exc})") from exc
     if signal.ndim == 2:
-        signal = signal.mean(axis=1)
+        signal = signal[:, 0] if signal.shape[1] == 1 else signal.mean(axis=1)
     if signal.size == 0:
         raise AudioError("no audio samples")
-    if not np.all(np.isfinite(signal)):
+    # One float64 sum instead of an isfinite pass: any NaN or inf makes it non-finite, and samples in
+    # [-1, 1] can't overflow it.
+    if not np.isfinite(np.sum(signal, dtype=np.float64)):
         raise AudioError("audio holds NaN or infinite samples")
     if native_rate != sample_rate:
         import librosa  # lazy: costs seconds to import, only needed for files at another rate

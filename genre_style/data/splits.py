@@ -27,7 +27,10 @@ def resolve_sizes(sizes: Sequence[float], total: int, unit: str) -> list[int]:
         if sum(sizes) > 1 + 1e-9:
             raise UserError(f"data.split_sizes fractions add up to {sum(sizes):.3f} > 1", "make them sum to at most 1")
         counts = [int(round(s * total)) for s in sizes]
-        counts[0] = min(counts[0], total - counts[1] - counts[2])
+        if abs(sum(sizes) - 1) < 1e-9:  # everything is used: train takes what rounding left over
+            counts[0] = total - counts[1] - counts[2]
+        else:
+            counts[0] = min(counts[0], total - counts[1] - counts[2])
     else:
         counts = [int(s) for s in sizes]
     if sum(counts) > total:
