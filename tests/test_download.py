@@ -157,6 +157,21 @@ def test_download_then_train_on_the_fault_filtered_split_with_no_other_step(tmp_
     fetched = run_cli(["--archive", str(archive)], outputs, module="genre_style.download")
     assert fetched.returncode == 0, fetched.stderr
     trained = run_cli(["model=dsae", "gamma=0.9", "data.split=fault_filtered", "data.genres=[jazz,metal]",
-                       "trainer.max_epochs=1", "data.workers=1", "trainer.enable_progress_bar=false", "logger=none"], outputs)
+                       "trainer.max_epochs=1", "data.workers=1", "trainer.enable_progress_bar=false"], outputs)
     assert trained.returncode == 0, trained.stderr[-3000:]
     assert "final test" in trained.stdout + trained.stderr
+    # the report puts fault-filtered runs in their own section
+    reported = run_cli([], outputs, module="genre_style.report")
+    assert reported.returncode == 0, reported.stderr
+    assert "fault-filtered split (GTZAN's artist-filtered benchmark)" in (outputs / "report" / "report.md").read_text()
+
+
+def test_experiment_gtzan10_is_all_genres_on_the_fault_filtered_split():
+    from hydra import compose, initialize_config_dir
+
+    from tests.conftest import REPO
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["experiment=gtzan10"])
+    assert cfg.data.genres == "all" and cfg.data.split == "fault_filtered"
+    assert cfg.model._target_.endswith("DeepSoftmaxAutoencoder")

@@ -80,8 +80,10 @@ def test_killed_sweep_continues_and_marks_the_interrupted_trial_failed(tmp_path)
     def second_trial_running():
         if not journal.exists():
             return False
-        states = [t.state for t in optuna.load_study(study_name="dsae_optuna", storage=open_storage(str(journal))).trials]
-        return len(states) == 2 and states[0] == optuna.trial.TrialState.COMPLETE
+        trials = optuna.load_study(study_name="dsae_optuna", storage=open_storage(str(journal))).trials
+        # trial 1 is running and its sweeper has recorded itself as the owner (right after asking for it)
+        return (len(trials) == 2 and trials[0].state == optuna.trial.TrialState.COMPLETE
+                and "sweeper" in trials[1].user_attrs)
 
     proc = _start(args, tmp_path)
     _wait_for(second_trial_running, proc=proc)
