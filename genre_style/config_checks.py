@@ -66,7 +66,9 @@ def validate_config(cfg: DictConfig) -> None:
         raise UserError(f"data.pool={pool} is longer than a clip (data.segment_samples={segment})",
                         "pool by at most the clip length, e.g. data.pool=40 for 20000-sample clips")
     split = OmegaConf.select(cfg, "data.split")
-    if split is not None and split not in ("segment", "track", "fault_filtered"):
+    from genre_style.data.splits import SPLIT_MODES  # numpy only: stays light
+
+    if split is not None and split not in SPLIT_MODES:
         raise UserError(f"unknown data.split={split!r}",
                         "use data.split=track (honest), segment (the paper's) or fault_filtered (GTZAN's standard)")
     check_output_root(cfg)
@@ -80,14 +82,12 @@ def validate_config(cfg: DictConfig) -> None:
 
 def _check_tracking_server(cfg: DictConfig) -> None:
     """A tracking server that does not answer stops the job here, in a second, before heavy imports."""
-    import os
+    from genre_style.tracking.mlflow_logger import check_tracking_server, resolve_tracking_uri
 
     if OmegaConf.select(cfg, "logger.mlflow") is None:
         return
-    uri = OmegaConf.select(cfg, "logger.mlflow.tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI") or ""
+    uri = resolve_tracking_uri(OmegaConf.select(cfg, "logger.mlflow.tracking_uri"), ".")
     if uri.startswith(("http://", "https://")):
-        from genre_style.tracking.mlflow_logger import check_tracking_server
-
         check_tracking_server(uri)
 
 

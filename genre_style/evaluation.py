@@ -40,6 +40,15 @@ def final_metrics(outputs: dict[str, dict[str, np.ndarray]], has_classifier: boo
     return metrics
 
 
+def write_confusion_matrix(counts: np.ndarray, genres: list[str], stem: Path, title: str) -> list[Path]:
+    """`<stem>.png` (the plot) and `<stem>.csv` (the counts, true genre per row)."""
+    png = plots.confusion_matrix_plot(counts, genres, stem.with_suffix(".png"), title)
+    rows = ["true\\predicted," + ",".join(genres)] + [f"{g}," + ",".join(map(str, row)) for g, row in zip(genres, counts)]
+    csv = stem.with_suffix(".csv")
+    csv.write_text("\n".join(rows) + "\n")
+    return [png, csv]
+
+
 def write_reports(
     outputs: dict[str, dict[str, np.ndarray]],
     raw_test: np.ndarray,
@@ -55,7 +64,7 @@ def write_reports(
     test = outputs["test"]
     labels = test["y"]
     written = [plots.pca_plot(raw_test, labels, genres, out_dir / "plots/pca_raw.png", f"{title}: raw input (test clips)")]
-    space = "bottleneck" if model.has_decoder else "hidden"
+    space = embedding_space_name(model)
     dim = test["embedding"].shape[1]
     written.append(plots.pca_plot(test["embedding"], labels, genres, out_dir / f"plots/pca_{space}.png",
                                   f"{title}: {dim}-d {space} (test clips)"))
@@ -64,17 +73,14 @@ def write_reports(
         written.append(plots.pca_plot(test["logits"], labels, genres, out_dir / "plots/pca_logits.png",
                                       f"{title}: {len(genres)}-d logits (test clips)"))
         counts = confusion_matrix(labels, predicted, labels=range(len(genres)))
-        written.append(plots.confusion_matrix_plot(counts, genres, out_dir / "plots/confusion_matrix.png",
-                                                   f"{title}: test confusion matrix ({len(labels)} clips)"))
-        csv_path = out_dir / "plots/confusion_matrix.csv"
-        rows = ["true\\predicted," + ",".join(genres)] + [f"{g}," + ",".join(map(str, row)) for g, row in zip(genres, counts)]
-        csv_path.write_text("\n".join(rows) + "\n")
+        written += write_confusion_matrix(counts, genres, out_dir / "plots/confusion_matrix",
+                                          f"{title}: test confusion matrix ({len(labels)} clips)")
         report = classification_report(labels, predicted, labels=range(len(genres)), target_names=genres,
                                        output_dict=True, zero_division=0)
         report_path = out_dir / "report/classification_report.json"
         report_path.parent.mkdir(parents=True, exist_ok=True)
         report_path.write_text(json.dumps(report, indent=2))
-        written += [csv_path, report_path]
+        written.append(report_path)
     if history:
         written.append(plots.learning_curves_plot(history, out_dir / "plots/learning_curves.png", f"{title}: learning curves"))
     return written
@@ -140,10 +146,8 @@ def song_level(outputs: dict, genres: list[str], out_dir: Path, title: str) -> d
         scores[f"{split}/track_acc"] = float((true == predicted).mean())
         if split == "test":
             counts = confusion_matrix(true, predicted, labels=range(len(genres)))
-            plots.confusion_matrix_plot(counts, genres, out_dir / "plots/confusion_matrix_tracks.png",
-                                        f"{title}: test confusion matrix by song ({len(true)} songs)")
-            rows = ["true\\predicted," + ",".join(genres)] + [f"{g}," + ",".join(map(str, r)) for g, r in zip(genres, counts)]
-            (out_dir / "plots/confusion_matrix_tracks.csv").write_text("\n".join(rows) + "\n")
+            write_confusion_matrix(counts, genres, out_dir / "plots/confusion_matrix_tracks",
+                                   f"{title}: test confusion matrix by song ({len(true)} songs)")
     return scores
 
 

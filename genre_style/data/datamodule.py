@@ -21,12 +21,11 @@ from genre_style.data.audio import ClipSpec
 from genre_style.data.clip_table import ClipTable
 from genre_style.data.gtzan import discover_tracks, resolve_genres
 from genre_style.data.preprocess import load_or_build
-from genre_style.data.splits import SPLIT_NAMES, balance_classes, listed_split, segment_split, track_split
+from genre_style.data.splits import SPLIT_MODES, SPLIT_NAMES, balance_classes, listed_split, segment_split, track_split
 from genre_style.data.synthetic import SyntheticSpec, generate_corpus
 from genre_style.errors import UserError
 
 log = logging.getLogger(__name__)
-SPLIT_MODES = ("segment", "track", "fault_filtered")
 
 
 class TensorBatches(Sampler):

@@ -9,6 +9,7 @@ import numpy as np
 from genre_style.errors import UserError
 
 SPLIT_NAMES = ("train", "val", "test")
+SPLIT_MODES = ("segment", "track", "fault_filtered")  # data.split: the paper's, the honest one, GTZAN's standard
 
 
 def balance_classes(labels: np.ndarray, seed: int) -> np.ndarray:

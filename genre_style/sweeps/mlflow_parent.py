@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -11,12 +10,6 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 PARENT_TAG = "genre_style.sweep_parent"
-
-
-def resolve_tracking_uri(tracking_uri: str | None, default_store_dir: str) -> str:
-    """The same rule the training job's logger follows."""
-    store = Path(default_store_dir).expanduser().resolve()
-    return tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{store / 'mlflow.db'}"
 
 
 def open_parent_run(tracking_uri: str, experiment_name: str, artifact_location: str | None, study_name: str,

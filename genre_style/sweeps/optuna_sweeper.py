@@ -204,19 +204,11 @@ class OptunaSweeperImpl:
         settings = self._mlflow_settings()
         if settings is None:
             return None
-        from pathlib import Path
-
-        from genre_style.sweeps.mlflow_parent import open_parent_run, resolve_tracking_uri
-        from genre_style.tracking.mlflow_logger import check_tracking_server
+        from genre_style.sweeps.mlflow_parent import open_parent_run
+        from genre_style.tracking.mlflow_logger import prepare_store, resolve_tracking_uri
 
         uri = resolve_tracking_uri(settings["tracking_uri"], settings["default_store_dir"])
-        artifacts = None
-        if uri.startswith(("http://", "https://")):
-            check_tracking_server(uri)
-        else:
-            store = Path(settings["default_store_dir"]).expanduser().resolve()
-            store.mkdir(parents=True, exist_ok=True)
-            artifacts = (store / "mlartifacts").as_uri()
+        artifacts = prepare_store(uri, settings["default_store_dir"])
         # Creating the parent run also creates the store's schema once, before parallel trials race on it.
         client, run_id = open_parent_run(uri, settings["experiment_name"], artifacts, study_name, storage)
         log.info("MLflow parent run %s (%s)", run_id, uri)

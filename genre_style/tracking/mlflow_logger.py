@@ -13,12 +13,36 @@ log = logging.getLogger(__name__)
 SERVER_TIMEOUT_S = 5.0
 
 
+def resolve_tracking_uri(tracking_uri: str | None, store_dir: str | Path) -> str:
+    """The store every command uses: `tracking_uri`, else $MLFLOW_TRACKING_URI, else SQLite in `store_dir`."""
+    store = Path(store_dir).expanduser().resolve()
+    return tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{store / 'mlflow.db'}"
+
+
 def default_tracking_uri() -> str:
     """What the commands read when given no store: $MLFLOW_TRACKING_URI, else the SQLite store under the outputs folder."""
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
-    outputs = Path(os.environ.get("GENRE_STYLE_OUTPUTS") or "outputs").expanduser().resolve()
-    return f"sqlite:///{outputs / 'mlflow.db'}"
+    return resolve_tracking_uri(None, os.environ.get("GENRE_STYLE_OUTPUTS") or "outputs")
+
+
+def prepare_store(uri: str, store_dir: str | Path) -> str | None:
+    """Get a store ready before a run is created; return the artifact location for a new experiment.
+
+    A server must answer (and a lost one should cost seconds, not the run); a local store gets its
+    folder and keeps artifacts in `<store_dir>/mlartifacts`, with absolute paths so runs started from
+    any folder find them. A server decides on its own artifact store (None).
+    """
+    if uri.startswith(("http://", "https://")):
+        check_tracking_server(uri)
+        # MLflow retries a dead server for minutes by default.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+        return None
+    store = Path(store_dir).expanduser().resolve()
+    try:
+        store.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the MLflow store folder {store} ({exc})", "set paths.output_root to a writable folder") from None
+    return (store / "mlartifacts").as_uri()
 
 
 def check_tracking_server(uri: str, timeout: float = SERVER_TIMEOUT_S) -> None:
@@ -90,23 +114,10 @@ def mlflow_logger(
 
     `synchronous=False` queues metric writes in MLflow's background thread (a SQLite write per epoch
     otherwise costs tens of milliseconds, a sizeable share of a small model's epoch); finishing the run
-    flushes the queue. Local stores keep artifacts in `<default_store_dir>/mlartifacts` (absolute paths, so runs started
-    from any folder find them); a server decides on its own artifact store.
+    flushes the queue. Where artifacts go: see `prepare_store`.
     """
-    store_dir = Path(default_store_dir).expanduser().resolve()
-    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{store_dir / 'mlflow.db'}"
-    artifact_location = None
-    if uri.startswith(("http://", "https://")):
-        check_tracking_server(uri)
-        # MLflow retries a dead server for minutes by default; a lost server should cost seconds, not the run.
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-    else:
-        try:
-            store_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UserError(f"cannot create the MLflow store folder {store_dir} ({exc})", "set paths.output_root to a writable folder") from None
-        artifact_location = (store_dir / "mlartifacts").as_uri()
+    uri = resolve_tracking_uri(tracking_uri, default_store_dir)
+    artifact_location = prepare_store(uri, default_store_dir)
     logger = _resilient_logger_class()(
         experiment_name=experiment_name,
         run_id=run_id,
