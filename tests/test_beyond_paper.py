@@ -96,6 +96,17 @@ def test_report_puts_both_tables_beside_the_papers_numbers_for_each_protocol(pap
     assert images and all((tmp_path / "report" / i).exists() for i in images)
 
 
+def test_report_on_chosen_run_ids_reports_exactly_those(paper_runs, tmp_path):
+    client = MlflowClient(tracking_uri=f"sqlite:///{paper_runs / 'mlflow.db'}")
+    honest = client.search_runs([client.get_experiment_by_name("genre-style").experiment_id],
+                                "tags.experiment = 'paper_track_split'")[0]
+    result = run_cli(["--run-ids", honest.info.run_id, "--out", str(tmp_path / "r")], paper_runs, module="genre_style.report")
+    assert result.returncode == 0, result.stderr
+    markdown = (tmp_path / "r" / "report.md").read_text()
+    assert "track split (no song in two splits)" in markdown and "random clip split" not in markdown
+    assert honest.info.run_id[:8] in markdown
+
+
 def test_embed_writes_clip_and_track_tables_for_a_folder(paper_runs, tmp_path):
     client = MlflowClient(tracking_uri=f"sqlite:///{paper_runs / 'mlflow.db'}")
     run = client.search_runs([client.get_experiment_by_name("genre-style").experiment_id],
@@ -124,6 +135,9 @@ def test_embed_writes_clip_and_track_tables_for_a_folder(paper_runs, tmp_path):
     again = run_cli([ckpt, str(music / "a.wav"), "--out", str(tmp_path / "b.csv")], paper_runs, module="genre_style.embed")
     assert again.returncode == 0, again.stderr
     np.testing.assert_allclose(pd.read_csv(tmp_path / "b.csv")[emb].to_numpy(), a[emb].to_numpy(), atol=1e-5)
+    capped = run_cli([ckpt, str(music / "a.wav"), "--out", str(tmp_path / "c.csv"), "--max-clips", "2"], paper_runs,
+                     module="genre_style.embed")
+    assert capped.returncode == 0 and len(pd.read_csv(tmp_path / "c.csv")) == 2
 
 
 def test_embedding_metrics_can_be_a_sweep_objective(tmp_path):

@@ -105,3 +105,14 @@ def test_search_space_grammar_matches_the_official_plugin():
     assert searched["model.encoder_sizes"].choices == ("[256,128]", "[128]")
     assert searched["trainer.max_epochs"] == optuna.distributions.IntDistribution(1, 7, step=3)
     assert "dropout" in searched and fixed == {"seed": "8"}  # the command line wins
+
+
+def test_the_two_layer_search_space_parses_into_distributions():
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["hparams_search=two_layer_optuna"], return_hydra_config=True)
+    searched, fixed = parse_search_space(cfg.hydra.sweeper.params, [])
+    assert cfg.model._target_.endswith("TwoLayerNet") and cfg.optimized_metric == "val/acc"
+    assert set(searched) == {"model.hidden_sizes", "model.activation", "dropout", "lr", "batch_size"} and not fixed
+    assert searched["lr"].log and searched["model.activation"].choices == ("tanh", "relu")
