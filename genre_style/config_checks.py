@@ -71,6 +71,7 @@ def validate_config(cfg: DictConfig) -> None:
     if split is not None and split not in SPLIT_MODES:
         raise UserError(f"unknown data.split={split!r}",
                         "use data.split=track (honest), segment (the paper's) or fault_filtered (GTZAN's standard)")
+    _check_distributed(cfg)
     check_output_root(cfg)
     _check_tracking_server(cfg)
     if OmegaConf.select(cfg, "data") is not None and OmegaConf.select(cfg, "data.synthetic") is None:
@@ -78,6 +79,26 @@ def validate_config(cfg: DictConfig) -> None:
 
         # Raises a UserError naming the path and how to get GTZAN, or the unknown genre and those found.
         resolve_genres(cfg.data.root, OmegaConf.to_object(cfg.data.genres) if OmegaConf.is_list(cfg.data.genres) else cfg.data.genres)
+
+
+def _check_distributed(cfg: DictConfig) -> None:
+    """DDP relaunches the command once per process, which inside a multirun would relaunch the whole sweep."""
+    strategy = str(OmegaConf.select(cfg, "trainer.strategy") or "")
+    if not strategy.startswith("ddp") or not in_multirun():
+        return
+    raise UserError(f"trainer.strategy={strategy} cannot run inside a multirun sweep (-m)",
+                    "sweeps run trials side by side instead: raise hydra.sweeper.n_jobs or start more sweep workers "
+                    "on the same study; use trainer=ddp for single runs", whole_sweep=True)
+
+
+def in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    try:
+        return HydraConfig.get().mode == RunMode.MULTIRUN
+    except ValueError:  # no Hydra job (tests, notebooks)
+        return False
 
 
 def _check_tracking_server(cfg: DictConfig) -> None:

@@ -6,10 +6,11 @@ from __future__ import annotations
 class UserError(Exception):
     """A problem caused by input or configuration; `fix` tells the user what to do about it."""
 
-    def __init__(self, problem: str, fix: str | None = None) -> None:
+    def __init__(self, problem: str, fix: str | None = None, whole_sweep: bool = False) -> None:
         super().__init__(problem)
         self.problem = problem
         self.fix = fix
+        self.whole_sweep = whole_sweep  # every job of a multirun would fail the same way: stop it, don't go on
 
     def __str__(self) -> str:
         return self.problem if not self.fix else f"{self.problem}\n  fix: {self.fix}"

@@ -14,7 +14,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from genre_style.config_checks import validate_config
+from genre_style.config_checks import in_multirun, validate_config
 from genre_style.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -116,6 +116,7 @@ def _train(cfg: DictConfig, state: dict[str, Any]) -> float:
     datamodule.setup("fit")
     model = instantiate(cfg.model, input_dim=datamodule.input_dim, num_classes=datamodule.num_classes,
                         class_names=datamodule.class_names)
+    main_process = _is_rank_zero()  # under DDP, Lightning reruns this script once per extra process
     if mlflow is not None:
         if cfg.run_name is None:
             mlflow._run_name = f"{type(model).__name__} on {Path(cfg.data.root).name} ({cfg.data.split} split)"
@@ -128,9 +129,10 @@ def _train(cfg: DictConfig, state: dict[str, Any]) -> float:
             mlflow.experiment.set_tag(resume_run_id, "resumed_from", str(resume[0]))  # params were logged the first time
         else:
             mlflow.log_hyperparams(flatten_config(cfg))  # creates the run now: a broken store fails before training
-        log.info("MLflow run %s in %s", mlflow.run_id, mlflow.tracking_uri)
-        _write_run_info(out_dir, mlflow_run_id=mlflow.run_id, tracking_uri=mlflow.tracking_uri, status="running")
-    else:
+        if main_process:
+            log.info("MLflow run %s in %s", mlflow.run_id, mlflow.tracking_uri)
+            _write_run_info(out_dir, mlflow_run_id=mlflow.run_id, tracking_uri=mlflow.tracking_uri, status="running")
+    elif main_process:
         _write_run_info(out_dir, status="running")
 
     history = MetricHistory()
@@ -144,13 +146,13 @@ def _train(cfg: DictConfig, state: dict[str, Any]) -> float:
         callbacks.append(OptunaReporting(trial, cfg.monitor.metric, prune=trial.study.user_attrs.get("pruner") is not None))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
-    # What the run used, written before training so a crash still leaves it behind.
-    artifacts.mkdir(parents=True, exist_ok=True)
-    (artifacts / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    datamodule.write_split_tracks(artifacts / "data/split_tracks.csv")
-    datamodule.write_skipped_files(artifacts / "data/skipped_files.csv")
-    for skipped in datamodule.skipped_files:
-        log.warning("skipped %s: %s", skipped["path"], skipped["reason"])
+    if main_process:  # what the run used, written before training so a crash still leaves it behind
+        artifacts.mkdir(parents=True, exist_ok=True)
+        (artifacts / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        datamodule.write_split_tracks(artifacts / "data/split_tracks.csv")
+        datamodule.write_skipped_files(artifacts / "data/skipped_files.csv")
+        for skipped in datamodule.skipped_files:
+            log.warning("skipped %s: %s", skipped["path"], skipped["reason"])
 
     if resume:
         log.info("resuming %s from %s", resume[0], resume[0] / "checkpoints/last.ckpt")
@@ -161,8 +163,20 @@ def _train(cfg: DictConfig, state: dict[str, Any]) -> float:
         trainer.test(model, datamodule=datamodule, ckpt_path=best_path, weights_only=False)
     else:
         trainer.test(model, datamodule=datamodule)
+    if trainer.world_size > 1:
+        # DDP: fit and test ran on every process (test metrics are synced across them). What follows (scoring
+        # every clip once, plots, uploads) is rank zero's alone, on one device; the other processes end here.
+        import torch.distributed
+
+        torch.distributed.destroy_process_group()
+        if not trainer.is_global_zero:
+            return float("nan")
+        eval_trainer = pl.Trainer(accelerator=trainer.accelerator, devices=1, logger=False, enable_checkpointing=False,
+                                  enable_progress_bar=False, enable_model_summary=False)
+    else:
+        eval_trainer = trainer
     title = type(model).__name__
-    metrics = evaluate(trainer, model, datamodule, history.history, artifacts, title, **cfg.get("evaluation", {}))
+    metrics = evaluate(eval_trainer, model, datamodule, history.history, artifacts, title, **cfg.get("evaluation", {}))
     if best_path:
         (artifacts / "checkpoints").mkdir(exist_ok=True)
         Path(best_path).replace(artifacts / "checkpoints" / "best.ckpt")
@@ -213,19 +227,16 @@ def main(cfg: DictConfig) -> float:
         return train(cfg)
     except UserError as exc:
         print(f"genre-style: error: {exc}", file=sys.stderr)
-        if _in_multirun():
+        if in_multirun() and not exc.whole_sweep:
             raise  # a sweep records this trial as failed and goes on
         sys.exit(2)
 
 
-def _in_multirun() -> bool:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
+def _is_rank_zero() -> bool:
+    """False in the extra processes Lightning's DDP launcher starts (they rerun this command)."""
+    from lightning.pytorch.utilities import rank_zero_only
 
-    try:
-        return HydraConfig.get().mode == RunMode.MULTIRUN
-    except ValueError:
-        return False
+    return getattr(rank_zero_only, "rank", 0) == 0
 
 
 if __name__ == "__main__":
