@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from genre_style.config_checks import in_multirun, validate_config
 from genre_style.errors import UserError
+from genre_style.urls import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ def flatten_config(cfg: DictConfig) -> dict[str, Any]:
             for key, value in node.items():
                 walk(value, f"{prefix}{key}.")
         else:
-            flat[prefix[:-1]] = node
+            flat[prefix[:-1]] = redact_url(node) if isinstance(node, str) else node  # no passwords in params
 
     walk(OmegaConf.to_container(cfg, resolve=True), "")
     return flat
@@ -130,8 +131,9 @@ def _train(cfg: DictConfig, state: dict[str, Any]) -> float:
         else:
             mlflow.log_hyperparams(flatten_config(cfg))  # creates the run now: a broken store fails before training
         if main_process:
-            log.info("MLflow run %s in %s", mlflow.run_id, mlflow.tracking_uri)
-            _write_run_info(out_dir, mlflow_run_id=mlflow.run_id, tracking_uri=mlflow.tracking_uri, status="running")
+            log.info("MLflow run %s in %s", mlflow.run_id, redact_url(mlflow.tracking_uri))
+            _write_run_info(out_dir, mlflow_run_id=mlflow.run_id, tracking_uri=redact_url(mlflow.tracking_uri),
+                            status="running")
     elif main_process:
         _write_run_info(out_dir, status="running")
 
@@ -197,7 +199,7 @@ def _train(cfg: DictConfig, state: dict[str, Any]) -> float:
     if mlflow is not None and mlflow.failures:
         log.warning("MLflow at %s failed %d time(s) during this run (first: %s). Nothing is lost: metrics, plots, "
                     "reports and the checkpoint are in %s (report/final_metrics.json, report/history.json).",
-                    mlflow.tracking_uri, len(mlflow.failures), mlflow.failures[0][:200], artifacts)
+                    redact_url(mlflow.tracking_uri), len(mlflow.failures), mlflow.failures[0][:200], artifacts)
 
     score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
     if score is None:

@@ -4,24 +4,68 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
 PARENT_TAG = "genre_style.sweep_parent"
+PARENT_ATTR = "mlflow_parent_run_id"  # a study user attribute: every worker of the study nests under this run
+JOIN_WAIT_S = 20.0
 
 
-def open_parent_run(tracking_uri: str, experiment_name: str, artifact_location: str | None, study_name: str,
-                    storage: str) -> tuple[Any, str]:
-    """Reuse this study's parent run (a resumed sweep continues it), or start one."""
+def open_parent_run(tracking_uri: str, experiment_name: str, artifact_location: str | None, study: Any,
+                    storage: str, joined: bool) -> tuple[Any, str]:
+    """Reuse this study's parent run (a resumed sweep, or another worker of the same study), or start one.
+
+    The run id is kept in the study itself, the one place all workers share; a worker that joined a study
+    another process has just created waits for that process to publish it rather than starting a second one.
+    """
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri)
-    experiment = client.get_experiment_by_name(experiment_name)
-    experiment_id = (
-        experiment.experiment_id if experiment else client.create_experiment(experiment_name, artifact_location=artifact_location)
-    )
+    experiment_id = _experiment_id(client, experiment_name, artifact_location)
+    deadline = time.monotonic() + (JOIN_WAIT_S if joined else 0.0)
+    while True:
+        run_id = _published_parent(client, study, experiment_id)
+        if run_id or time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
+    if run_id is None:
+        run_id = _find_or_create_parent(client, experiment_id, study.study_name, storage)
+        study.set_user_attr(PARENT_ATTR, run_id)
+    client.update_run(run_id, status="RUNNING")
+    return client, run_id
+
+
+def _experiment_id(client: Any, name: str, artifact_location: str | None) -> str:
+    from mlflow.exceptions import MlflowException
+
+    experiment = client.get_experiment_by_name(name)
+    if experiment:
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=artifact_location)
+    except MlflowException:  # another worker created it a moment ago
+        return client.get_experiment_by_name(name).experiment_id
+
+
+def _published_parent(client: Any, study: Any, experiment_id: str) -> str | None:
+    """The parent run id the study names, if that run exists in this store and experiment."""
+    from mlflow.exceptions import MlflowException
+
+    run_id = study.user_attrs.get(PARENT_ATTR)
+    if not run_id:
+        return None
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:  # the study was last run against another tracking store
+        return None
+    return run_id if run.info.experiment_id == experiment_id and run.info.lifecycle_stage == "active" else None
+
+
+def _find_or_create_parent(client: Any, experiment_id: str, study_name: str, storage: str) -> str:
     found = client.search_runs(
         [experiment_id],
         filter_string=f"tags.`{PARENT_TAG}` = 'true' and tags.`optuna.study` = '{study_name}'",
@@ -29,15 +73,13 @@ def open_parent_run(tracking_uri: str, experiment_name: str, artifact_location: 
         max_results=1,
     )
     if found:
-        run_id = found[0].info.run_id
-        client.update_run(run_id, status="RUNNING")
-        return client, run_id
+        return found[0].info.run_id
     run = client.create_run(
         experiment_id,
         run_name=f"sweep {study_name}",
         tags={PARENT_TAG: "true", "optuna.study": study_name, "optuna.storage": storage},
     )
-    return client, run.info.run_id
+    return run.info.run_id
 
 
 def log_study_summary(client: Any, run_id: str, study: Any, metric_name: str) -> None:

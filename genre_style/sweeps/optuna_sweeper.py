@@ -19,6 +19,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from genre_style.sweeps.search_space import parse_search_space, to_override_value
+from genre_style.urls import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -117,19 +118,14 @@ class OptunaSweeperImpl:
         searched, fixed = parse_search_space(self.params, arguments)
         study_name = self._study_name(searched)
         storage = storage_url(self.storage, os.path.join(self._output_root(), "optuna"), study_name)
-        pruner = self._built(self.pruner_cfg, optuna.pruners.BasePruner) or optuna.pruners.NopPruner()
         directions = self._directions()
-        opened = open_storage(storage)
-        study = optuna.create_study(
-            study_name=study_name, storage=opened, sampler=self._sampler(study_name, opened), pruner=pruner,
-            directions=directions, load_if_exists=True,
-        )
+        study, joined = self._open_study(study_name, open_storage(storage), directions)
         study.set_user_attr("pruner", self.pruner_raw)
-        log.info("Optuna study %r in %s: %d trial(s) so far, %d wanted in all", study_name, storage,
-                 len(study.trials), self.n_trials)
+        log.info("Optuna study %r in %s: %d trial(s) so far, %d wanted in all%s", study_name, redact_url(storage),
+                 len(study.trials), self.n_trials, " (joined other workers)" if joined else "")
 
         self._fail_orphaned_trials(study)
-        parent = self._open_parent(study_name, storage)
+        parent = self._open_parent(study, storage, joined)
         metric_name = str(self.config.get("optimized_metric") or OmegaConf.select(self.config, "monitor.metric") or "value")
         returns, job_idx, failures, launched = [], 0, 0, 0
         self.exhausted = False
@@ -140,6 +136,10 @@ class OptunaSweeperImpl:
                 if batch <= 0 or self.exhausted:
                     break
                 trials = [study.ask(fixed_distributions=searched) for _ in range(batch)]
+                trials = [t for t in trials if not self._surplus(study, t)]
+                if not trials:
+                    break
+                batch = len(trials)
                 for trial in trials:  # who runs it: a rerun can tell a killed sweep's trials from live ones
                     trial.set_user_attr("sweeper", f"{socket.gethostname()}:{os.getpid()}")
                 overrides = [self._overrides(trial, fixed, study_name, storage, parent) for trial in trials]
@@ -158,6 +158,40 @@ class OptunaSweeperImpl:
         self._finish(study, parent, metric_name, directions)
         return returns
 
+    def _open_study(self, study_name: str, storage: Any, directions: list[str]) -> tuple[Any, bool]:
+        """Create the study, or join it; `joined` is True when other workers may be running it right now
+        (it was created by another process a moment ago, or it has running trials); False for a new study
+        or a resumed one nobody is running."""
+        import optuna
+        from optuna.trial import TrialState
+
+        pruner = self._built(self.pruner_cfg, optuna.pruners.BasePruner) or optuna.pruners.NopPruner()
+        try:
+            existing = optuna.load_study(study_name=study_name, storage=storage).get_trials(deepcopy=False)
+        except KeyError:  # no such study yet
+            try:
+                study = optuna.create_study(study_name=study_name, storage=storage, sampler=self._sampler(0, False),
+                                            pruner=pruner, directions=directions)
+                return study, False
+            except optuna.exceptions.DuplicatedStudyError:  # another worker created it first
+                existing, joined = [], True
+        else:  # being worked on now (running trials), or just created by another worker (no trials yet)
+            joined = not existing or any(t.state == TrialState.RUNNING for t in existing)
+        study = optuna.create_study(study_name=study_name, storage=storage, sampler=self._sampler(len(existing), joined),
+                                    pruner=pruner, directions=directions, load_if_exists=True)
+        return study, joined
+
+    def _surplus(self, study: Any, trial: Any) -> bool:
+        """True (and the trial closed unrun) when other workers already asked for the study's last trials."""
+        from optuna.trial import TrialState
+
+        if trial.number < self.n_trials:
+            return False
+        trial.set_user_attr("not_run", f"the study already had n_trials={self.n_trials} trials")
+        study.tell(trial, state=TrialState.FAIL)
+        log.info("trial %d not run: other workers have taken the study's %d trials", trial.number, self.n_trials)
+        return True
+
     @staticmethod
     def _fail_orphaned_trials(study: Any) -> None:
         """Mark FAIL the RUNNING trials of a sweep on this machine that was killed (its process is gone).
@@ -175,19 +209,19 @@ class OptunaSweeperImpl:
             study.tell(trial.number, state=TrialState.FAIL)
             log.warning("trial %d was interrupted (its sweep, pid %s, is gone): recorded as failed", trial.number, pid)
 
-    def _sampler(self, study_name: str, storage: Any) -> Any:
-        """The configured sampler; on a resumed study a fixed seed is offset by the trials already run,
-        so a rerun stays reproducible without replaying the first run's draws."""
+    def _sampler(self, existing: int, joined: bool) -> Any:
+        """The configured sampler. On a resumed study a fixed seed is offset by the trials already run, so a
+        rerun stays reproducible without replaying the first run's draws; a worker joining others also
+        offsets it by its own identity, or every worker would draw the same parameters."""
+        import zlib
+
         import optuna
         from hydra.utils import instantiate
 
         raw = dict(self.sampler_raw or {})
         if raw.get("seed") is not None and raw.get("_target_"):
-            try:
-                existing = len(optuna.load_study(study_name=study_name, storage=storage).trials)
-            except KeyError:  # a new study
-                existing = 0
-            raw["seed"] = int(raw["seed"]) + existing
+            worker = zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode()) % 1_000_003 if joined else 0
+            raw["seed"] = int(raw["seed"]) + existing + worker
             return instantiate(raw)
         return self._built(self.sampler_cfg, optuna.samplers.BaseSampler)
 
@@ -200,7 +234,7 @@ class OptunaSweeperImpl:
 
         return instantiate(node)
 
-    def _open_parent(self, study_name: str, storage: str) -> tuple[Any, str] | None:
+    def _open_parent(self, study: Any, storage: str, joined: bool) -> tuple[Any, str] | None:
         settings = self._mlflow_settings()
         if settings is None:
             return None
@@ -210,8 +244,8 @@ class OptunaSweeperImpl:
         uri = resolve_tracking_uri(settings["tracking_uri"], settings["default_store_dir"])
         artifacts = prepare_store(uri, settings["default_store_dir"])
         # Creating the parent run also creates the store's schema once, before parallel trials race on it.
-        client, run_id = open_parent_run(uri, settings["experiment_name"], artifacts, study_name, storage)
-        log.info("MLflow parent run %s (%s)", run_id, uri)
+        client, run_id = open_parent_run(uri, settings["experiment_name"], artifacts, study, redact_url(storage), joined)
+        log.info("MLflow parent run %s (%s)", run_id, redact_url(uri))
         return client, run_id
 
     def _overrides(self, trial: Any, fixed: dict, study_name: str, storage: str, parent: Any) -> list[str]:

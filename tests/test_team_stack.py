@@ -1,0 +1,83 @@
+"""The team topology without Docker: PostgreSQL, an MLflow tracking server on it, and two sweep workers
+(think: two machines) that join one Optuna study stored in the same PostgreSQL and log over HTTP."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import Counter
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import FAST_RUN, REPO
+from tests.servers import PG_PASSWORD, mlflow_server, postgres_server
+
+N_TRIALS = 8
+STUDY = "team-study"
+
+
+@pytest.fixture(scope="module")
+def team(tmp_path_factory, small_corpus):
+    """Start the servers, run two workers side by side to the end; yield what a test inspects."""
+    home = tmp_path_factory.mktemp("team")
+    with postgres_server(("mlflow", "optuna")) as urls, mlflow_server(urls["mlflow"], home / "mlartifacts") as tracking:
+        sweep = ["-m", "hparams_search=dsae_optuna", *[a for a in FAST_RUN if not a.startswith("trainer.max_epochs")],
+                 "trainer.max_epochs=1", f"data.root={small_corpus}", f"hydra.sweeper.n_trials={N_TRIALS}",
+                 f"hydra.sweeper.study_name={STUDY}"]
+        workers = []
+        for name in ("worker-a", "worker-b"):  # each with its own outputs folder, as on separate machines
+            env = {**os.environ, "GENRE_STYLE_OUTPUTS": str(home / name), "PYTHONUNBUFFERED": "1",
+                   "MLFLOW_TRACKING_URI": tracking, "OPTUNA_STORAGE": urls["optuna"], "OMP_NUM_THREADS": "1"}
+            log = (home / f"{name}.log").open("w")
+            workers.append((subprocess.Popen([sys.executable, "-m", "genre_style.train", *sweep], cwd=REPO, env=env,
+                                             stdout=log, stderr=subprocess.STDOUT), home / f"{name}.log"))
+        for process, log in workers:
+            assert process.wait(timeout=600) == 0, log.read_text()[-4000:]
+        study = optuna.load_study(study_name=STUDY, storage=urls["optuna"])
+        yield {"study": study, "client": MlflowClient(tracking_uri=tracking), "logs": [log.read_text() for _, log in workers]}
+
+
+def _runs(client):
+    experiment = client.get_experiment_by_name("genre-style")
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    parents = [r for r in runs if r.data.tags.get("genre_style.sweep_parent") == "true"]
+    trials = [r for r in runs if "optuna.trial" in r.data.tags]
+    return parents, trials
+
+
+def test_every_trial_ran_once_with_a_unique_number_and_both_workers_took_part(team):
+    study = team["study"]
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert sorted(t.number for t in complete) == list(range(N_TRIALS))
+    numbers = [t.number for t in study.trials]
+    assert len(numbers) == len(set(numbers))
+    # a worker that asked after the others had taken the last trial closes its extra trial unrun
+    for extra in (t for t in study.trials if t.number >= N_TRIALS):
+        assert extra.state == optuna.trial.TrialState.FAIL and "not_run" in extra.user_attrs
+    workers = Counter(t.user_attrs["sweeper"] for t in complete)
+    assert len(workers) == 2, workers
+    params = {tuple(sorted(t.params.items())) for t in complete}
+    assert len(params) == N_TRIALS  # the joining worker did not replay the first worker's draws
+
+
+def test_every_trial_is_one_mlflow_run_with_its_metrics_under_one_parent(team):
+    study, client = team["study"], team["client"]
+    parents, trials = _runs(client)
+    assert len(parents) == 1
+    assert Counter(int(r.data.tags["optuna.trial"]) for r in trials) == Counter(range(N_TRIALS))
+    values = {t.number: t.value for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE}
+    for run in trials:
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert run.data.metrics["val/acc"] == pytest.approx(values[int(run.data.tags["optuna.trial"])], abs=1e-6)
+        assert {"test/acc", "train/loss", "test/f1_macro"} <= set(run.data.metrics)
+        assert all(PG_PASSWORD not in str(v) for v in run.data.params.values())
+    # artifacts went through the server (--serve-artifacts), not to a path only one machine sees
+    assert trials[0].info.artifact_uri.startswith("mlflow-artifacts:")
+    plots = {a.path for a in client.list_artifacts(trials[0].info.run_id, "plots")}
+    assert "plots/confusion_matrix.png" in plots
+    assert parents[0].data.metrics["best_value"] == pytest.approx(study.best_value)
+    assert PG_PASSWORD not in parents[0].data.tags["optuna.storage"]
