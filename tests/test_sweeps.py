@@ -116,3 +116,10 @@ def test_the_two_layer_search_space_parses_into_distributions():
     assert cfg.model._target_.endswith("TwoLayerNet") and cfg.optimized_metric == "val/acc"
     assert set(searched) == {"model.hidden_sizes", "model.activation", "dropout", "lr", "batch_size"} and not fixed
     assert searched["lr"].log and searched["model.activation"].choices == ("tanh", "relu")
+
+
+def test_an_unreachable_study_database_is_one_line_without_the_password(tmp_path):
+    result = run_cli([*SWEEP, "hydra.sweeper.storage=postgresql+psycopg2://me:s3cret@127.0.0.1:1/optuna"], tmp_path)
+    assert result.returncode == 2
+    assert "cannot open the Optuna storage postgresql+psycopg2://me:***@127.0.0.1:1/optuna" in result.stderr
+    assert "fix:" in result.stderr and "Traceback" not in result.stderr and "s3cret" not in result.stderr

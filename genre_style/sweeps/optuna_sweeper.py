@@ -111,6 +111,18 @@ class OptunaSweeperImpl:
     # --- the sweep -----------------------------------------------------------------------------
 
     def sweep(self, arguments: Sequence[str]) -> list:
+        """Run the study to `n_trials`; a problem the user can fix (storage, tracking server) ends it in one line."""
+        import sys
+
+        from genre_style.errors import UserError
+
+        try:
+            return self._sweep(arguments)
+        except UserError as exc:
+            print(f"genre-style: error: {exc}", file=sys.stderr)
+            sys.exit(2)
+
+    def _sweep(self, arguments: Sequence[str]) -> list:
         import optuna
 
         from genre_style.sweeps.storage import open_storage, storage_url
