@@ -57,7 +57,7 @@ def project_epochs(batch_size: int, epochs: int, store: str, device: str) -> lis
                    f"logger.mlflow.default_store_dir={store}", "callbacks.early_stopping.patience=1000",
                    f"trainer.default_root_dir={store}"])
     dm = GenreDataModule.from_table(clip_table(), **{k: v for k, v in cfg.data.items() if k in (
-        "batch_size", "eval_batch_size", "split", "split_sizes", "seed", "balance", "standardize")})
+        "batch_size", "minibatches_per_step", "eval_batch_size", "split", "split_sizes", "seed", "balance", "standardize")})
     dm.setup("fit")
     model = instantiate(cfg.model, input_dim=dm.input_dim, num_classes=dm.num_classes, class_names=dm.class_names)
     logger = instantiate(cfg.logger.mlflow)

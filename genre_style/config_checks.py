@@ -72,6 +72,7 @@ def validate_config(cfg: DictConfig) -> None:
         raise UserError(f"unknown data.split={split!r}",
                         "use data.split=track (honest), segment (the paper's) or fault_filtered (GTZAN's standard)")
     _check_distributed(cfg)
+    _check_manual_optimisation(cfg)
     check_output_root(cfg)
     _check_tracking_server(cfg)
     if OmegaConf.select(cfg, "data") is not None and OmegaConf.select(cfg, "data.synthetic") is None:
@@ -79,6 +80,18 @@ def validate_config(cfg: DictConfig) -> None:
 
         # Raises a UserError naming the path and how to get GTZAN, or the unknown genre and those found.
         resolve_genres(cfg.data.root, OmegaConf.to_object(cfg.data.genres) if OmegaConf.is_list(cfg.data.genres) else cfg.data.genres)
+
+
+def _check_manual_optimisation(cfg: DictConfig) -> None:
+    """The models step their optimiser themselves (several minibatches per Lightning batch), so the Trainer's
+    own clipping and accumulation don't apply; say what does instead of Lightning's traceback."""
+    if OmegaConf.select(cfg, "trainer.gradient_clip_val"):
+        raise UserError("trainer.gradient_clip_val is not used by these models (they step their optimiser themselves)",
+                        f"use +model.gradient_clip_val={OmegaConf.select(cfg, 'trainer.gradient_clip_val')} (clips by norm)")
+    accumulate = OmegaConf.select(cfg, "trainer.accumulate_grad_batches")
+    if accumulate not in (None, 1):
+        raise UserError(f"trainer.accumulate_grad_batches={accumulate} is not supported by these models",
+                        "raise batch_size instead (the data are in memory: a larger batch costs no extra loading)")
 
 
 def _check_distributed(cfg: DictConfig) -> None:

@@ -6,6 +6,7 @@ import os
 import shutil
 
 import numpy as np
+import torch
 
 from genre_style.data.audio import ClipSpec
 from genre_style.data.clip_table import ClipTable
@@ -71,12 +72,14 @@ def test_datamodule_batches_and_standardisation_fitted_on_train_only(small_corpu
                          workers=1, progress=False, split_sizes=[0.5, 0.25, 0.25])
     dm.prepare_data()
     dm.setup("fit")
-    x, y, track = next(iter(dm.train_dataloader()))
+    group = next(iter(dm.train_dataloader()))  # data.minibatches_per_step minibatches per Lightning batch
+    x, y, track = group[0]
     assert x.shape == (16, 500) and x.dtype.is_floating_point and y.dtype == track.dtype
     train_x = dm.tensors["train"][0].numpy()
     np.testing.assert_allclose(train_x.mean(axis=0), 0, atol=1e-4)
     assert not np.allclose(dm.tensors["test"][0].numpy().mean(axis=0), 0, atol=1e-4)
     assert sum(len(dm.tensors[s][0]) for s in ("train", "val", "test")) == 72
     assert dm.state_dict()["standardize_mean"] is not None
-    seen = sum(len(b[0]) for b in dm.train_dataloader())
-    assert seen == len(train_x)
+    seen = torch.cat([track for group in dm.train_dataloader() for _, _, track in group])
+    assert len(seen) == len(train_x)  # every training clip once an epoch
+    assert sorted(seen.tolist()) == sorted(dm.tensors["train"][2].tolist())

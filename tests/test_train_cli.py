@@ -149,3 +149,15 @@ def test_corrupt_and_short_files_are_skipped_listed_and_the_run_goes_on(tmp_path
 def test_unreachable_tracking_server_fails_fast_naming_the_uri(tmp_path):
     result = run_cli([*FAST_RUN], tmp_path, env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:9"})
     _assert_clean_error(result, "http://127.0.0.1:9", "does not answer")
+
+
+def test_the_run_folder_history_matches_what_mlflow_got_epoch_by_epoch(dsae_run):
+    out, _ = dsae_run
+    client, runs = _runs(out)
+    (folder,) = [f for f in out.glob("runs/*") if json.loads((f / "run_info.json").read_text())["mlflow_run_id"] == runs[0].info.run_id]
+    history = json.loads((folder / "artifacts/report/history.json").read_text())
+    assert [row["epoch"] for row in history] == list(range(len(history))) and len(history) >= 3
+    for key in ("train/loss", "val/acc"):
+        logged = {m.step: m.value for m in client.get_metric_history(runs[0].info.run_id, key)}
+        for row in history:  # each epoch's own values, at the step MLflow has them (none shifted by an epoch)
+            assert row[key] == pytest.approx(logged[row["step"]], rel=1e-6), (key, row["epoch"])

@@ -15,9 +15,10 @@ from typing import Any, Sequence
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Sampler, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
 
 from genre_style.data.audio import ClipSpec
+from genre_style.data.batching import SplitIntoMinibatches, TensorBatches
 from genre_style.data.clip_table import ClipTable
 from genre_style.data.gtzan import discover_tracks, resolve_genres
 from genre_style.data.preprocess import load_or_build
@@ -26,22 +27,6 @@ from genre_style.data.synthetic import SyntheticSpec, generate_corpus
 from genre_style.errors import UserError
 
 log = logging.getLogger(__name__)
-
-
-class TensorBatches(Sampler):
-    """Yields whole batches as index tensors (shuffled each epoch or in order), so a batch is one tensor
-    indexing call on data already in memory: no per-sample __getitem__, no collate, no Python index lists."""
-
-    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int = 0) -> None:
-        self.n, self.batch_size, self.shuffle = n, batch_size, shuffle
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def __len__(self) -> int:
-        return (self.n + self.batch_size - 1) // self.batch_size
-
-    def __iter__(self):
-        order = torch.randperm(self.n, generator=self.generator) if self.shuffle else torch.arange(self.n)
-        return iter(order.split(self.batch_size))
 
 
 class GenreDataModule(pl.LightningDataModule):
@@ -66,6 +51,7 @@ class GenreDataModule(pl.LightningDataModule):
         split: str = "track",
         split_sizes: Sequence[float] = (0.75, 0.125, 0.125),
         batch_size: int = 64,
+        minibatches_per_step: int = 8,
         eval_batch_size: int = 1024,
         workers: int | None = None,
         cache_dir: str | None = None,
@@ -89,6 +75,7 @@ class GenreDataModule(pl.LightningDataModule):
         self.split = split
         self.split_sizes = list(split_sizes)
         self.batch_size = batch_size
+        self.minibatches_per_step = minibatches_per_step
         self.eval_batch_size = eval_batch_size
         self.workers = workers
         self.cache_dir = cache_dir
@@ -183,10 +170,14 @@ class GenreDataModule(pl.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         dataset = TensorDataset(*self.tensors[split])
-        batch_size = self.batch_size if shuffle else self.eval_batch_size
-        sampler = TensorBatches(len(dataset), batch_size, shuffle, seed=self.seed)
-        # batch_size=None: each index tensor from the sampler is one batch, sliced in one go.
-        return DataLoader(dataset, sampler=sampler, batch_size=None)
+        if not shuffle:
+            sampler = TensorBatches(len(dataset), self.eval_batch_size, shuffle=False)
+            # batch_size=None: each index tensor from the sampler is one batch, sliced in one go.
+            return DataLoader(dataset, sampler=sampler, batch_size=None)
+        group = self.minibatches_per_step
+        sampler = TensorBatches(len(dataset), self.batch_size, shuffle=True, seed=self.seed, group=group)
+        collate = SplitIntoMinibatches(self.batch_size) if group > 1 else None
+        return DataLoader(dataset, sampler=sampler, batch_size=None, collate_fn=collate)
 
     def state_dict(self) -> dict[str, Any]:
         """Saved in checkpoints so a trained model can preprocess new audio the same way."""

@@ -8,6 +8,8 @@ from typing import Any, Callable, Sequence
 import lightning.pytorch as pl
 import torch
 from torchmetrics import MeanMetric, MetricCollection
+
+from genre_style.data.batching import Minibatches
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassPrecision, MulticlassRecall
 from torchmetrics.wrappers import ClasswiseWrapper
 
@@ -35,12 +37,16 @@ class GenreModel(pl.LightningModule):
         num_classes: int,
         class_names: Sequence[str],
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        gradient_clip_val: float | None = None,
     ) -> None:
         super().__init__()
+        # Manual optimisation: training_step steps the optimiser itself, once per minibatch it was given.
+        self.automatic_optimization = False
         self.input_dim = input_dim
         self.num_classes = num_classes
         self.class_names = list(class_names)
         self.optimizer_factory = optimizer
+        self.gradient_clip_val = gradient_clip_val  # by norm; Trainer(gradient_clip_val) is for automatic optimisation
         # Epoch metrics are torchmetrics, fed once per epoch: a step only stashes its detached losses and
         # predicted classes (a few microseconds), where a torchmetrics update or a self.log per step costs
         # 0.1-1 ms in Lightning 2.6, as much as a step of this model. compute() syncs across processes, so
@@ -138,8 +144,17 @@ class GenreModel(pl.LightningModule):
         # under DDP, which keeps Lightning from warning, and costs nothing in a single process.
         self.log_dict(logged, prog_bar=stage != "test", sync_dist=True)
 
-    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
+    def training_step(self, batch: Batch | list[Batch], batch_idx: int) -> None:
+        """One optimiser step per minibatch; a batch may hold several (`data.minibatches_per_step`), so
+        Lightning's per-batch machinery runs once for all of them. Same steps, same order, same results."""
+        optimizer = self.optimizers()
+        for minibatch in batch if isinstance(batch, Minibatches) else (batch,):
+            loss = self._step(minibatch, "train")
+            optimizer.zero_grad()
+            self.manual_backward(loss)
+            if self.gradient_clip_val:
+                self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
+            optimizer.step()
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._step(batch, "val")

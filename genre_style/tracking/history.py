@@ -10,18 +10,35 @@ log = logging.getLogger(__name__)
 
 
 class MetricHistory(pl.Callback):
-    """Records `train/*` and `val/*` epoch metrics after each training epoch (validation has run by then).
+    """Records each epoch's `train/*` and `val/*` metrics, at the step MLflow got them.
 
+    A row is written once the epoch is complete: at the next epoch's start, or when training ends.
+    (Lightning calls a callback's `on_train_epoch_end` before the LightningModule's, which is where the
+    model computes its train metrics, so reading them there would give the previous epoch's.)
     Its state goes into full checkpoints. On resume it backfills MLflow with epochs the store lacks
     (metrics still queued for MLflow's background writer when the process was killed).
     """
 
     def __init__(self) -> None:
         self.history: list[dict[str, float]] = []
+        self._ended_epoch: int | None = None
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # The step Lightning logs epoch metrics at: the last optimiser step of the epoch.
-        row = {"epoch": trainer.current_epoch, "step": max(trainer.global_step - 1, 0)}
+        self._ended_epoch = trainer.current_epoch
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._record(trainer)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._record(trainer)
+
+    def _record(self, trainer: pl.Trainer) -> None:
+        epoch, self._ended_epoch = self._ended_epoch, None
+        if epoch is None or any(row["epoch"] == epoch for row in self.history):
+            return
+        # The step Lightning logged the epoch's metrics at (it counts batches, not optimiser steps).
+        logged_step = getattr(trainer.fit_loop.epoch_loop, "_batches_that_stepped", trainer.global_step) - 1
+        row = {"epoch": epoch, "step": max(logged_step, 0)}
         for key, value in trainer.callback_metrics.items():
             if key.startswith(("train/", "val/")):
                 row[key] = float(value)

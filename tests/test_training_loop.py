@@ -1,0 +1,65 @@
+"""The training loop: several minibatches per Lightning batch take the same steps as one per batch."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import numpy as np
+import pytest
+import torch
+
+from genre_style.data.clip_table import ClipTable
+from genre_style.data.datamodule import GenreDataModule
+from genre_style.models.dsae import DeepSoftmaxAutoencoder
+
+GENRES = ["classical", "jazz", "pop", "metal"]
+
+
+def _table(n_tracks: int = 24, clips: int = 10, dim: int = 50) -> ClipTable:
+    rng = np.random.default_rng(0)
+    track_labels = np.arange(n_tracks) % len(GENRES)
+    track_index = np.repeat(np.arange(n_tracks), clips)
+    labels = track_labels[track_index]
+    prototypes = rng.normal(size=(len(GENRES), dim))
+    features = (prototypes[labels] + rng.normal(size=(len(labels), dim))).astype(np.float32)
+    return ClipTable(features=features, labels=labels.astype(np.int64), track_index=track_index.astype(np.int64),
+                     genres=GENRES, track_ids=[f"t{i}" for i in range(n_tracks)], track_labels=track_labels.astype(np.int64))
+
+
+def _fit(minibatches_per_step: int, epochs: int = 3, **model_kwargs) -> tuple[pl.Trainer, DeepSoftmaxAutoencoder, GenreDataModule]:
+    pl.seed_everything(7, verbose=False)
+    dm = GenreDataModule.from_table(_table(), batch_size=16, minibatches_per_step=minibatches_per_step, split="segment",
+                                    seed=7)
+    dm.setup("fit")
+    model = DeepSoftmaxAutoencoder(encoder_sizes=[32], bottleneck=8, input_dim=dm.input_dim, num_classes=4,
+                                   class_names=GENRES, dropout=0.1, **model_kwargs)
+    trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(model, datamodule=dm)
+    return trainer, model, dm
+
+
+def test_grouped_minibatches_take_exactly_the_same_optimiser_steps():
+    one_trainer, one, dm = _fit(1)
+    grouped_trainer, grouped, _ = _fit(4)
+    minibatches = -(-len(dm.tensors["train"][0]) // 16)
+    assert one_trainer.global_step == grouped_trainer.global_step == 3 * minibatches  # optimiser steps, not batches
+    assert grouped_trainer.num_training_batches == -(-minibatches // 4)
+    for a, b in zip(one.state_dict().values(), grouped.state_dict().values()):
+        assert torch.equal(a, b)  # same minibatches, same order, same dropout draws: the same weights
+    assert one_trainer.callback_metrics["train/loss"] == grouped_trainer.callback_metrics["train/loss"]
+
+
+def test_gradient_clipping_is_applied_by_the_model():
+    _, clipped, _ = _fit(4, epochs=1, gradient_clip_val=1e-6)
+    _, free, _ = _fit(4, epochs=1)
+    moved = [(a - b).abs().max().item() for a, b in zip(clipped.parameters(), free.parameters())]
+    assert max(moved) > 0  # clipping to a tiny norm changes the updates
+
+
+@pytest.mark.parametrize("override, expected", [("+trainer.gradient_clip_val=0.5", "+model.gradient_clip_val=0.5"),
+                                                ("+trainer.accumulate_grad_batches=4", "raise batch_size")])
+def test_trainer_options_the_models_replace_are_explained(override, expected, tmp_path):
+    from tests.conftest import FAST_RUN, run_cli
+
+    result = run_cli([*FAST_RUN, override], tmp_path)
+    assert result.returncode == 2 and expected in result.stderr and "Traceback" not in result.stderr
