@@ -123,3 +123,18 @@ def test_an_unreachable_study_database_is_one_line_without_the_password(tmp_path
     assert result.returncode == 2
     assert "cannot open the Optuna storage postgresql+psycopg2://me:***@127.0.0.1:1/optuna" in result.stderr
     assert "fix:" in result.stderr and "Traceback" not in result.stderr and "s3cret" not in result.stderr
+
+
+def test_a_trial_asked_after_the_study_is_full_is_closed_unrun():
+    """Two workers can both see n_trials - 1 trials and ask: the one given number n_trials does not run it."""
+    from genre_style.sweeps.optuna_sweeper import OptunaSweeperImpl
+
+    sweeper = OptunaSweeperImpl(sampler=None, direction="maximize", storage=None, study_name="s", n_trials=2,
+                                n_jobs=1, params=None)
+    study = optuna.create_study(direction="maximize")
+    kept = [study.ask(), study.ask()]
+    extra = study.ask()  # the other worker's ask landed first
+    assert [sweeper._surplus(study, t) for t in (*kept, extra)] == [False, False, True]
+    closed = study.trials[extra.number]
+    assert closed.state == optuna.trial.TrialState.FAIL and "not_run" in closed.user_attrs
+    assert all(study.trials[t.number].state == optuna.trial.TrialState.RUNNING for t in kept)
