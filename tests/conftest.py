@@ -76,6 +76,8 @@ def run_cli(args: list[str], output_root: Path, module: str = "genre_style.train
 
         shutil.copyfile(_STORE_TEMPLATE, store)
     full_env = {**os.environ, "GENRE_STYLE_OUTPUTS": str(output_root), "PYTHONUNBUFFERED": "1", **(env or {})}
-    full_env.pop("MLFLOW_TRACKING_URI", None) if not (env and "MLFLOW_TRACKING_URI" in env) else None
+    for shared in ("MLFLOW_TRACKING_URI", "OPTUNA_STORAGE"):  # a developer's team settings stay out of tests
+        if not (env and shared in env):
+            full_env.pop(shared, None)
     return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=full_env, capture_output=True,
                           text=True, timeout=timeout)
