@@ -55,7 +55,7 @@ def validate_config(cfg: DictConfig) -> None:
     if lr is not None and lr <= 0:
         raise UserError(f"lr={lr} must be positive", "e.g. lr=1e-3")
     for key in ("batch_size", "model.bottleneck", "data.sample_rate", "data.segment_samples", "data.hop_samples",
-                "data.clips_per_track", "data.pool", "data.batch_size", "trainer.max_epochs"):
+                "data.clips_per_track", "data.pool", "data.batch_size", "data.minibatches_per_step", "trainer.max_epochs"):
         _check_positive_int(cfg, key)
     for key in ("model.encoder_sizes", "model.hidden_sizes"):
         _check_sizes(cfg, key, allow_empty=False)

@@ -57,7 +57,8 @@ def test_gradient_clipping_is_applied_by_the_model():
 
 
 @pytest.mark.parametrize("override, expected", [("+trainer.gradient_clip_val=0.5", "+model.gradient_clip_val=0.5"),
-                                                ("+trainer.accumulate_grad_batches=4", "raise batch_size")])
+                                                ("+trainer.accumulate_grad_batches=4", "raise batch_size"),
+                                                ("data.minibatches_per_step=0", "data.minibatches_per_step must be a positive integer")])
 def test_trainer_options_the_models_replace_are_explained(override, expected, tmp_path):
     from tests.conftest import FAST_RUN, run_cli
 

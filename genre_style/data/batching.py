@@ -9,20 +9,18 @@ from torch.utils.data import Sampler
 class TensorBatches(Sampler):
     """Yields whole batches as index tensors (shuffled each epoch or in order), so a batch is one tensor
     indexing call on data already in memory: no per-sample __getitem__, no collate, no Python index lists.
+    (A Lightning batch of several minibatches is one index tensor of their joint size: see `Minibatches`.)"""
 
-    `group` > 1 yields `group` consecutive minibatches of one shuffled order as one index tensor (see
-    `Minibatches`): the same minibatches in the same order, fetched in one go."""
-
-    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int = 0, group: int = 1) -> None:
-        self.n, self.batch_size, self.shuffle, self.group = n, batch_size, shuffle, max(1, group)
+    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int = 0) -> None:
+        self.n, self.batch_size, self.shuffle = n, batch_size, shuffle
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
-        return (self.n + self.batch_size * self.group - 1) // (self.batch_size * self.group)
+        return (self.n + self.batch_size - 1) // self.batch_size
 
     def __iter__(self):
         order = torch.randperm(self.n, generator=self.generator) if self.shuffle else torch.arange(self.n)
-        return iter(order.split(self.batch_size * self.group))
+        return iter(order.split(self.batch_size))
 
 
 class Minibatches(list):

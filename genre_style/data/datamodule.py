@@ -174,8 +174,9 @@ class GenreDataModule(pl.LightningDataModule):
             sampler = TensorBatches(len(dataset), self.eval_batch_size, shuffle=False)
             # batch_size=None: each index tensor from the sampler is one batch, sliced in one go.
             return DataLoader(dataset, sampler=sampler, batch_size=None)
+        # One shuffled order cut into minibatches_per_step * batch_size clips, each cut into minibatches.
         group = self.minibatches_per_step
-        sampler = TensorBatches(len(dataset), self.batch_size, shuffle=True, seed=self.seed, group=group)
+        sampler = TensorBatches(len(dataset), self.batch_size * group, shuffle=True, seed=self.seed)
         collate = SplitIntoMinibatches(self.batch_size) if group > 1 else None
         return DataLoader(dataset, sampler=sampler, batch_size=None, collate_fn=collate)
 

@@ -8,10 +8,10 @@ from typing import Any, Callable, Sequence
 import lightning.pytorch as pl
 import torch
 from torchmetrics import MeanMetric, MetricCollection
-
-from genre_style.data.batching import Minibatches
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassPrecision, MulticlassRecall
 from torchmetrics.wrappers import ClasswiseWrapper
+
+from genre_style.data.batching import Minibatches
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (x [B, D] float32, y [B] int64, track index [B] int64)
 
