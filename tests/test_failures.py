@@ -68,6 +68,21 @@ def test_killed_training_resumes_into_the_same_mlflow_run(tmp_path):
     assert "test/acc" in runs[0].data.metrics
 
 
+@pytest.mark.parametrize("delay", [0.0, 0.05])
+def test_a_kill_right_after_a_checkpoint_loses_no_epoch(tmp_path, delay):
+    """The epoch a checkpoint closes is in it, so a resume from it backfills what MLflow never got."""
+    args = [*LONG, "trainer.max_epochs=40"]
+    proc = _start(args, tmp_path)
+    _wait_for(lambda: list(tmp_path.glob("runs/*/checkpoints/last.ckpt")), proc=proc)
+    time.sleep(delay)
+    _kill(proc)
+    resumed = run_cli([*args, "resume=last"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("genre-style").experiment_id])
+    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "train/loss")) == list(range(40))
+
+
 def test_resume_without_an_interrupted_run_says_so(tmp_path):
     result = run_cli([*FAST_RUN, "resume=last"], tmp_path)
     assert result.returncode == 2 and "no interrupted run" in result.stderr and "Traceback" not in result.stderr

@@ -12,7 +12,8 @@ log = logging.getLogger(__name__)
 class MetricHistory(pl.Callback):
     """Records each epoch's `train/*` and `val/*` metrics, at the step MLflow got them.
 
-    A row is written once the epoch is complete: at the next epoch's start, or when training ends.
+    A row is written once the epoch is complete: at the next epoch's start, when training ends, or when a
+    checkpoint is taken at the epoch's end.
     (Lightning calls a callback's `on_train_epoch_end` before the LightningModule's, which is where the
     model computes its train metrics, so reading them there would give the previous epoch's.)
     Its state goes into full checkpoints. On resume it backfills MLflow with epochs the store lacks
@@ -22,6 +23,10 @@ class MetricHistory(pl.Callback):
     def __init__(self) -> None:
         self.history: list[dict[str, float]] = []
         self._ended_epoch: int | None = None
+        self._trainer: pl.Trainer | None = None
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._trainer = trainer
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._ended_epoch = trainer.current_epoch
@@ -66,6 +71,10 @@ class MetricHistory(pl.Callback):
                 log.info("backfilled %d epoch(s) MLflow had not received before the interruption", len(missing))
 
     def state_dict(self) -> dict:
+        # `last.ckpt` is written at an epoch's end, after the model made its train metrics: record that epoch
+        # now, or a resume from this checkpoint would never have its row (nor backfill MLflow with it).
+        if self._trainer is not None:
+            self._record(self._trainer)
         return {"history": self.history}
 
     def load_state_dict(self, state_dict: dict) -> None:
