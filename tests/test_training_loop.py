@@ -25,7 +25,8 @@ def _table(n_tracks: int = 24, clips: int = 10, dim: int = 50) -> ClipTable:
                      genres=GENRES, track_ids=[f"t{i}" for i in range(n_tracks)], track_labels=track_labels.astype(np.int64))
 
 
-def _fit(minibatches_per_step: int, epochs: int = 3, **model_kwargs) -> tuple[pl.Trainer, DeepSoftmaxAutoencoder, GenreDataModule]:
+def _fit(minibatches_per_step: int, epochs: int = 3, callbacks: list[pl.Callback] | None = None,
+         **model_kwargs) -> tuple[pl.Trainer, DeepSoftmaxAutoencoder, GenreDataModule]:
     pl.seed_everything(7, verbose=False)
     dm = GenreDataModule.from_table(_table(), batch_size=16, minibatches_per_step=minibatches_per_step, split="segment",
                                     seed=7)
@@ -33,7 +34,7 @@ def _fit(minibatches_per_step: int, epochs: int = 3, **model_kwargs) -> tuple[pl
     model = DeepSoftmaxAutoencoder(encoder_sizes=[32], bottleneck=8, input_dim=dm.input_dim, num_classes=4,
                                    class_names=GENRES, dropout=0.1, **model_kwargs)
     trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False)
+                         enable_progress_bar=False, enable_model_summary=False, callbacks=callbacks)
     trainer.fit(model, datamodule=dm)
     return trainer, model, dm
 
@@ -47,6 +48,35 @@ def test_grouped_minibatches_take_exactly_the_same_optimiser_steps():
     for a, b in zip(one.state_dict().values(), grouped.state_dict().values()):
         assert torch.equal(a, b)  # same minibatches, same order, same dropout draws: the same weights
     assert one_trainer.callback_metrics["train/loss"] == grouped_trainer.callback_metrics["train/loss"]
+
+
+class StepListener(pl.Callback):
+    """Listens to the per-step hooks, which sends training down Lightning's own backward/step path."""
+
+    def __init__(self) -> None:
+        self.calls = {"on_before_backward": 0, "on_after_backward": 0, "on_before_optimizer_step": 0}
+
+    def on_before_backward(self, trainer, pl_module, loss) -> None:
+        self.calls["on_before_backward"] += 1
+
+    def on_after_backward(self, trainer, pl_module) -> None:
+        self.calls["on_after_backward"] += 1
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        self.calls["on_before_optimizer_step"] += 1
+
+
+@pytest.mark.parametrize("clip", [None, 0.05])
+def test_plain_steps_match_lightnings_path_and_listeners_still_get_their_hooks(clip):
+    plain_trainer, plain, _ = _fit(4, epochs=2, gradient_clip_val=clip)
+    listener = StepListener()
+    hooked_trainer, hooked, _ = _fit(4, epochs=2, callbacks=[listener], gradient_clip_val=clip)
+    assert plain._plain_steps and not hooked._plain_steps
+    assert plain_trainer.global_step == hooked_trainer.global_step > 0
+    assert set(listener.calls.values()) == {hooked_trainer.global_step}  # every hook, once per optimiser step
+    for a, b in zip(plain.state_dict().values(), hooked.state_dict().values()):
+        assert torch.equal(a, b)
+    assert plain_trainer.callback_metrics["train/loss"] == hooked_trainer.callback_metrics["train/loss"]
 
 
 def test_gradient_clipping_is_applied_by_the_model():

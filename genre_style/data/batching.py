@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Iterator
+
 import torch
 from torch.utils.data import Sampler
 
 
 class TensorBatches(Sampler):
-    """Yields whole batches as index tensors (shuffled each epoch or in order), so a batch is one tensor
-    indexing call on data already in memory: no per-sample __getitem__, no collate, no Python index lists.
+    """Yields whole batches as index tensors (shuffled each epoch) or slices (in order), so a batch is one
+    tensor indexing call on data already in memory: no per-sample __getitem__, no collate, no index lists.
     (A Lightning batch of several minibatches is one index tensor of their joint size: see `Minibatches`.)"""
 
     def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int = 0) -> None:
@@ -18,9 +20,10 @@ class TensorBatches(Sampler):
     def __len__(self) -> int:
         return (self.n + self.batch_size - 1) // self.batch_size
 
-    def __iter__(self):
-        order = torch.randperm(self.n, generator=self.generator) if self.shuffle else torch.arange(self.n)
-        return iter(order.split(self.batch_size))
+    def __iter__(self) -> Iterator[torch.Tensor | slice]:
+        if not self.shuffle:  # in order: slices, so a batch is a view of the stored tensors, not a copy
+            return (slice(start, min(start + self.batch_size, self.n)) for start in range(0, self.n, self.batch_size))
+        return iter(torch.randperm(self.n, generator=self.generator).split(self.batch_size))
 
 
 class Minibatches(list):

@@ -12,6 +12,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, M
 from torchmetrics.wrappers import ClasswiseWrapper
 
 from genre_style.data.batching import Minibatches
+from genre_style.models.plain_steps import plain_step, plain_steps_suffice
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (x [B, D] float32, y [B] int64, track index [B] int64)
 
@@ -47,6 +48,7 @@ class GenreModel(pl.LightningModule):
         self.class_names = list(class_names)
         self.optimizer_factory = optimizer
         self.gradient_clip_val = gradient_clip_val  # by norm; Trainer(gradient_clip_val) is for automatic optimisation
+        self._plain_steps = False  # decided when training starts (see plain_steps.py)
         # Epoch metrics are torchmetrics, fed once per epoch: a step only stashes its detached losses and
         # predicted classes (a few microseconds), where a torchmetrics update or a self.log per step costs
         # 0.1-1 ms in Lightning 2.6, as much as a step of this model. compute() syncs across processes, so
@@ -150,11 +152,17 @@ class GenreModel(pl.LightningModule):
         optimizer = self.optimizers()
         for minibatch in batch if isinstance(batch, Minibatches) else (batch,):
             loss = self._step(minibatch, "train")
+            if self._plain_steps:
+                plain_step(optimizer, loss, self.gradient_clip_val)
+                continue
             optimizer.zero_grad()
             self.manual_backward(loss)
             if self.gradient_clip_val:
                 self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
             optimizer.step()
+
+    def on_train_start(self) -> None:
+        self._plain_steps = plain_steps_suffice(self.trainer, self)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._step(batch, "val")
