@@ -59,7 +59,12 @@ class BackgroundWriteCheckpointIO(TorchCheckpointIO):
             return super().save_checkpoint(checkpoint, path, storage_options)
         self._raise_failed_writes()
         buffer = io.BytesIO()
-        torch.save(checkpoint, buffer)
+        crc32 = torch.serialization.get_crc32_options()
+        torch.serialization.set_crc32_options(False)  # torch.load never checks them; 15% of the save
+        try:
+            torch.save(checkpoint, buffer)
+        finally:
+            torch.serialization.set_crc32_options(crc32)
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         self._submit(write_atomically, buffer.getbuffer(), target)

@@ -94,3 +94,18 @@ def test_trainer_options_the_models_replace_are_explained(override, expected, tm
 
     result = run_cli([*FAST_RUN, override], tmp_path)
     assert result.returncode == 2 and expected in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_group_moves_to_the_device_as_three_tensors_and_cuts_into_views():
+    from lightning.fabric.utilities.apply_func import move_data_to_device
+
+    from genre_style.data.batching import Minibatches
+
+    dm = GenreDataModule.from_table(_table(), batch_size=16, minibatches_per_step=4, split="segment", seed=7)
+    dm.setup("fit")
+    group = next(iter(dm.train_dataloader()))
+    moved = move_data_to_device(group, torch.device("cpu"))  # what Lightning does with each batch
+    assert isinstance(moved, Minibatches) and len(moved.tensors) == 3 and len(moved) == 4
+    minibatches = list(moved)
+    assert [len(x) for x, _, _ in minibatches] == [16] * 4
+    assert all(x.data_ptr() == moved.tensors[0][16 * i:].data_ptr() for i, (x, _, _) in enumerate(minibatches))

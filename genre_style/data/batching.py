@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
 from torch.utils.data import Sampler
@@ -26,17 +26,31 @@ class TensorBatches(Sampler):
         return iter(torch.randperm(self.n, generator=self.generator).split(self.batch_size))
 
 
-class Minibatches(list):
+class Minibatches:
     """Several training minibatches delivered as one Lightning batch; the model takes an optimiser step on
     each in turn. Lightning's loop then runs once per group instead of once per minibatch: its ~1 ms of
-    hooks, callbacks and bookkeeping per batch is as long as a whole step of these small models."""
+    hooks, callbacks and bookkeeping per batch is as long as a whole step of these small models. The group
+    stays three tensors until the model iterates over it, so moving it to a GPU is one copy per tensor
+    (Lightning calls `to`), and each minibatch is a view."""
+
+    def __init__(self, tensors: tuple[torch.Tensor, ...], size: int) -> None:
+        self.tensors, self.size = tuple(tensors), size
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        return zip(*(t.split(self.size) for t in self.tensors))
+
+    def __len__(self) -> int:
+        return -(-len(self.tensors[0]) // self.size)
+
+    def to(self, *args: Any, **kwargs: Any) -> Minibatches:
+        return Minibatches(tuple(t.to(*args, **kwargs) for t in self.tensors), self.size)
 
 
 class SplitIntoMinibatches:
-    """Collate for grouped batches: `(x, y, track)` of `group * batch_size` clips -> Minibatches of views."""
+    """Collate for grouped batches: `(x, y, track)` of `group * batch_size` clips -> `Minibatches`."""
 
     def __init__(self, batch_size: int) -> None:
         self.batch_size = batch_size
 
     def __call__(self, batch: tuple[torch.Tensor, ...]) -> Minibatches:
-        return Minibatches(zip(*(t.split(self.batch_size) for t in batch)))
+        return Minibatches(batch, self.batch_size)

@@ -51,7 +51,7 @@ class GenreDataModule(pl.LightningDataModule):
         split: str = "track",
         split_sizes: Sequence[float] = (0.75, 0.125, 0.125),
         batch_size: int = 64,
-        minibatches_per_step: int = 8,
+        minibatches_per_step: int = 32,
         eval_batch_size: int = 1024,
         workers: int | None = None,
         cache_dir: str | None = None,
