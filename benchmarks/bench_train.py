@@ -124,6 +124,8 @@ def project_blocks(batch_size: int, epochs: int, block: int, store: str, device:
     trainer = instantiate({k: v for k, v in cfg.trainer.items() if k != "default_root_dir"}, callbacks=callbacks,
                           logger=logger, default_root_dir=store)
     trainer.fit(model, datamodule=dm)
+    if logger:
+        logger.close("success")  # as train does: ends the run and flushes MLflow's queued writes
     return timer.blocks
 
 

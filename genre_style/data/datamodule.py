@@ -1,8 +1,8 @@
 """The LightningDataModule: corpus -> cached clip table -> balanced split -> in-memory tensors.
 
-Batches are sliced from tensors already in memory (a BatchSampler feeding index lists to a
-TensorDataset) rather than collated sample by sample: the data set is small, the model is small, and
-per-sample Python overhead would dominate an epoch.
+Batches are sliced from tensors already in memory (a sampler yielding one index tensor or slice per batch
+to an `InMemoryClips` dataset) rather than collated sample by sample: the data set is small, the model is
+small, and per-sample Python overhead would dominate an epoch.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import Any, Sequence
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
 from genre_style.data.audio import ClipSpec
-from genre_style.data.batching import SplitIntoMinibatches, TensorBatches
+from genre_style.data.batching import InMemoryClips, SplitIntoMinibatches, TensorBatches
 from genre_style.data.clip_table import ClipTable
 from genre_style.data.gtzan import discover_tracks, resolve_genres
 from genre_style.data.preprocess import load_or_build
@@ -169,7 +169,7 @@ class GenreDataModule(pl.LightningDataModule):
         return self._loader(split, shuffle=False)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        dataset = TensorDataset(*self.tensors[split])
+        dataset = InMemoryClips(*self.tensors[split])
         if not shuffle:
             sampler = TensorBatches(len(dataset), self.eval_batch_size, shuffle=False)
             # batch_size=None: each index tensor from the sampler is one batch, sliced in one go.
