@@ -39,7 +39,7 @@ class InMemoryClips(TensorDataset):
 class Minibatches:
     """Several training minibatches delivered as one Lightning batch; the model takes an optimiser step on
     each in turn. Lightning's loop then runs once per group instead of once per minibatch: its ~1 ms of
-    hooks, callbacks and bookkeeping per batch is as long as a whole step of these small models. The group
+    hooks, callbacks and bookkeeping per batch is a third of a step of these small models. The group
     stays three tensors until the model iterates over it, so moving it to a GPU is one copy per tensor
     (Lightning calls `to`), and each minibatch is a view."""
 
