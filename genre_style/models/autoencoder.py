@@ -26,7 +26,7 @@ class Autoencoder(GenreModel):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.save_hyperparameters(logger=False)
+        self.save_hyperparameters(logger=False, ignore=["optimizer"])  # a factory object: plain data only
         self.encoder = mlp([self.input_dim, *encoder_sizes, bottleneck], activation, dropout)
         self.decoder = mlp([bottleneck, *reversed(encoder_sizes), self.input_dim], activation, dropout)
 

@@ -31,7 +31,7 @@ class DeepSoftmaxAutoencoder(Autoencoder):
         if not 0.0 <= gamma <= 1.0:
             raise ValueError(f"gamma must be in [0, 1], got {gamma}")
         super().__init__(encoder_sizes=encoder_sizes, bottleneck=bottleneck, activation=activation, dropout=dropout, **kwargs)
-        self.save_hyperparameters(logger=False)
+        self.save_hyperparameters(logger=False, ignore=["optimizer"])  # a factory object: plain data only
         self.gamma = gamma
         self.classifier = mlp([bottleneck, *classifier_sizes, self.num_classes], activation, dropout)
 

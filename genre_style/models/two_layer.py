@@ -16,7 +16,7 @@ class TwoLayerNet(GenreModel):
 
     def __init__(self, hidden_sizes: Sequence[int] = (128,), activation: str = "tanh", dropout: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.save_hyperparameters(logger=False)
+        self.save_hyperparameters(logger=False, ignore=["optimizer"])  # a factory object: plain data only
         self.hidden = mlp([self.input_dim, *hidden_sizes], activation, dropout, last_activation=True)
         self.classifier = torch.nn.Linear(hidden_sizes[-1], self.num_classes)
 
