@@ -13,7 +13,7 @@ from genre_style.tracking.progress_bar import EpochProgressBar
 from tests.test_training_loop import GENRES, _table
 
 
-def test_the_bar_counts_epochs_hides_per_epoch_validation_and_keeps_the_test_bar(capsys):
+def test_the_bar_counts_epochs_hides_validation_and_predict_and_keeps_the_test_bar(capsys):
     dm = GenreDataModule.from_table(_table(), batch_size=16, split="segment", seed=7)
     model = DeepSoftmaxAutoencoder(encoder_sizes=[32], bottleneck=8, input_dim=50, num_classes=4, class_names=GENRES)
     trainer = pl.Trainer(max_epochs=4, accelerator="cpu", logger=False, enable_checkpointing=False,
@@ -30,6 +30,8 @@ def test_the_bar_counts_epochs_hides_per_epoch_validation_and_keeps_the_test_bar
     assert "Validation" not in fit_output  # no bar opened and closed every epoch
     trainer.test(model, datamodule=dm, verbose=False)
     assert "Testing" in capsys.readouterr().out  # test keeps Lightning's bar
+    assert len(trainer.predict(model, dataloaders=dm.eval_dataloader("val"))) == 1
+    assert capsys.readouterr().out == ""  # scoring's predict passes draw nothing
 
 
 def test_a_disabled_trainer_bar_draws_nothing(capsys):
