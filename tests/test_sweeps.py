@@ -138,3 +138,31 @@ def test_a_trial_asked_after_the_study_is_full_is_closed_unrun():
     closed = study.trials[extra.number]
     assert closed.state == optuna.trial.TrialState.FAIL and "not_run" in closed.user_attrs
     assert all(study.trials[t.number].state == optuna.trial.TrialState.RUNNING for t in kept)
+
+
+def test_a_summary_tag_written_by_two_workers_at_once_is_set_not_fatal(tmp_path):
+    """Workers that end together all write the study summary; on PostgreSQL all but one insert then hits
+    a unique-key violation (seen in tests/test_team_stack.py). The loser's second try updates the tag."""
+    from mlflow.exceptions import MlflowException
+
+    from genre_style.sweeps.mlflow_parent import _set_tag
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run_id = client.create_run(client.create_experiment("race")).info.run_id
+
+    class RacingClient:
+        """The real client, whose first write of a tag loses the race the way PostgreSQL reports it."""
+
+        lost = False
+
+        def set_tag(self, run, key, value):
+            if not self.lost:
+                self.lost = True
+                client.set_tag(run, key, "written by the other worker")
+                raise MlflowException('(psycopg2.errors.UniqueViolation) duplicate key value violates unique constraint "tag_pk"')
+            client.set_tag(run, key, value)
+
+    _set_tag(RacingClient(), run_id, "best_trial", "3")
+    assert client.get_run(run_id).data.tags["best_trial"] == "3"
+    with pytest.raises(MlflowException, match="RESOURCE_DOES_NOT_EXIST|not found|No run"):
+        _set_tag(client, "0" * 32, "best_trial", "3")  # any other failure is still raised

@@ -82,6 +82,18 @@ def _find_or_create_parent(client: Any, experiment_id: str, study_name: str, sto
     return run.info.run_id
 
 
+def _set_tag(client: Any, run_id: str, key: str, value: str) -> None:
+    """`set_tag` that survives a sweep worker writing the same tag at the same moment: workers that end
+    together all write the summary, and on PostgreSQL the store's insert-or-update then fails with a
+    unique-key violation for all but one. The tag exists by then, so a second try updates it."""
+    try:
+        client.set_tag(run_id, key, value)
+    except Exception as exc:
+        if "unique" not in str(exc).lower() and "duplicate" not in str(exc).lower():
+            raise
+        client.set_tag(run_id, key, value)
+
+
 def log_study_summary(client: Any, run_id: str, study: Any, metric_name: str) -> None:
     """Best value and params, Optuna's plots and a CSV of every trial, on the parent run."""
     import matplotlib
@@ -100,10 +112,10 @@ def log_study_summary(client: Any, run_id: str, study: Any, metric_name: str) ->
             best = study.best_trial
             client.log_metric(run_id, "best_value", best.value)
             client.log_metric(run_id, "n_complete_trials", len(complete))
-            client.set_tag(run_id, "best_trial", str(best.number))
-            client.set_tag(run_id, "optimized_metric", metric_name)
+            _set_tag(client, run_id, "best_trial", str(best.number))
+            _set_tag(client, run_id, "optimized_metric", metric_name)
             for key, value in best.params.items():
-                client.set_tag(run_id, f"best.{key}", str(value))  # tags, not params: a resumed study's best changes
+                _set_tag(client, run_id, f"best.{key}", str(value))  # tags, not params: a resumed study's best changes
             plots = {"optimization_history": ovm.plot_optimization_history, "parallel_coordinate": ovm.plot_parallel_coordinate}
             if len(complete) >= 2 and len(best.params) >= 1:
                 plots["param_importances"] = ovm.plot_param_importances
