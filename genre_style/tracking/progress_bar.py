@@ -7,7 +7,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import TQDMProgressBar
-from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm, convert_inf
+from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 
 
 class EpochProgressBar(TQDMProgressBar):
@@ -26,7 +26,7 @@ class EpochProgressBar(TQDMProgressBar):
         return Tqdm(
             desc="Training",
             unit="epoch",
-            total=convert_inf(trainer.max_epochs if trainer.max_epochs not in (None, -1) else None),
+            total=trainer.max_epochs if trainer.max_epochs not in (None, -1) else None,
             initial=trainer.current_epoch,
             position=2 * self.process_position,
             disable=self.is_disabled,
@@ -54,17 +54,9 @@ class EpochProgressBar(TQDMProgressBar):
 
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._fitting(trainer):
-            self.val_progress_bar = Tqdm(disable=True)
+            self.val_progress_bar = Tqdm(disable=True)  # the inherited batch hooks then draw nothing
         else:
             super().on_validation_start(trainer, pl_module)
-
-    def on_validation_batch_start(self, trainer: pl.Trainer, *args: Any, **kwargs: Any) -> None:
-        if not self._fitting(trainer):
-            super().on_validation_batch_start(trainer, *args, **kwargs)
-
-    def on_validation_batch_end(self, trainer: pl.Trainer, *args: Any, **kwargs: Any) -> None:
-        if not self._fitting(trainer):
-            super().on_validation_batch_end(trainer, *args, **kwargs)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._fitting(trainer):
