@@ -113,13 +113,16 @@ def project_blocks(batch_size: int, epochs: int, block: int, store: str, device:
                    f"trainer.accelerator={'gpu' if device == 'cuda' else 'cpu'}", "data.split=segment",
                    "data.split_sizes=[6000,1000,1000]", f"callbacks.model_checkpoint.dirpath={store}/ckpt",
                    f"callbacks.last_checkpoint.dirpath={store}/ckpt",
-                   f"logger.mlflow.default_store_dir={store}", "callbacks.early_stopping.patience=1000",
+                   "callbacks.early_stopping.patience=1000",
                    f"trainer.default_root_dir={store}"])
     dm = GenreDataModule.from_table(clip_table(), **{k: v for k, v in cfg.data.items() if k in (
         "batch_size", "minibatches_per_step", "eval_batch_size", "split", "split_sizes", "seed", "balance", "standardize")})
     dm.setup("fit")
     model = instantiate(cfg.model, input_dim=dm.input_dim, num_classes=dm.num_classes, class_names=dm.class_names)
-    logger = instantiate(cfg.logger.mlflow) if (cfg.get("logger") or {}).get("mlflow") else False
+    logger = False  # logger=none composes to {}
+    if "mlflow" in (cfg.get("logger") or {}):
+        cfg.logger.mlflow.default_store_dir = store
+        logger = instantiate(cfg.logger.mlflow)
     timer = block_timer(bare, block)
     callbacks = [instantiate(c) for c in cfg.callbacks.values()] + [MetricHistory(), timer]
     trainer = instantiate({k: v for k, v in cfg.trainer.items() if k != "default_root_dir"}, callbacks=callbacks,

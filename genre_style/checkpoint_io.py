@@ -1,7 +1,7 @@
 """Checkpoints serialised at once and written to disk in the background, atomically.
 
 Lightning's `TorchCheckpointIO` serialises the checkpoint and writes it through fsspec before training goes
-on: ~7 ms a save here for `last.ckpt` (4 MB with Adam's state), every epoch. Serialising without CRC32
+on: ~7 ms a save here for `last.ckpt` (4 MB with Adam's state). Serialising without CRC32
 takes ~2 ms of that; the file write (~3 ms) releases the GIL, so a thread can do it while the next epoch
 trains. The bytes are taken before `save_checkpoint` returns, so training cannot change what is
 written; the file is written beside its target and renamed over it, so a kill leaves the previous

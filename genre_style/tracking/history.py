@@ -17,8 +17,9 @@ class MetricHistory(pl.Callback):
     checkpoint is taken at the epoch's end.
     (Lightning calls a callback's `on_train_epoch_end` before the LightningModule's, which is where the
     model computes its train metrics, so reading them there would give the previous epoch's.)
-    Its state goes into full checkpoints. On resume it backfills MLflow with epochs the store lacks
-    (metrics still queued for MLflow's background writer when the process was killed).
+    Its state goes into full checkpoints. On resume it backfills MLflow with the metrics of checkpointed
+    epochs the store lacks (held back until a checkpoint, or still queued for MLflow's background writer,
+    when the process was killed).
     """
 
     def __init__(self) -> None:
@@ -52,7 +53,8 @@ class MetricHistory(pl.Callback):
         self.history.append(row)
         self._encoded.append(json.dumps(row))
 
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Not on_train_start: a checkpoint of the fit's last epoch resumes to a fit with nothing left to train.
         if self.history:
             self._backfill_mlflow(trainer)
 
@@ -62,16 +64,20 @@ class MetricHistory(pl.Callback):
         for logger in trainer.loggers:
             if not isinstance(logger, MLFlowLogger):
                 continue
-            try:
-                logged = {m.step for m in logger.experiment.get_metric_history(logger.run_id, "train/loss")}
+            keys = sorted({key for row in self.history for key in row if "/" in key})
+            try:  # per metric: an epoch's val metrics can have reached MLflow without its train metrics
+                logged = {key: {m.step for m in logger.experiment.get_metric_history(logger.run_id, key)} for key in keys}
             except Exception as exc:  # the store is unreachable: the resilient logger reports it later
                 log.warning("could not check MLflow for missing epochs: %s", exc)
                 continue
-            missing = [row for row in self.history if row["step"] not in logged]
-            for row in missing:
-                logger.log_metrics({k: v for k, v in row.items() if "/" in k}, step=row["step"])
-            if missing:
-                log.info("backfilled %d epoch(s) MLflow had not received before the interruption", len(missing))
+            backfilled = 0
+            for row in self.history:
+                missing = {k: v for k, v in row.items() if "/" in k and row["step"] not in logged[k]}
+                if missing:
+                    logger.log_metrics(missing, step=row["step"])
+                    backfilled += 1
+            if backfilled:
+                log.info("backfilled %d epoch(s) MLflow had not received before the interruption", backfilled)
 
     def state_dict(self) -> dict:
         # `last.ckpt` is written at an epoch's end, after the model made its train metrics: record that epoch

@@ -82,9 +82,36 @@ def _resilient_logger_class() -> type:
                                 what, str(exc).splitlines()[0][:200])
                 self.failures.append(f"{what}: {exc}")
 
+        _held: list[tuple[dict, int | None]] | None = None  # metrics waiting for a checkpoint; None: not holding
+
         @rank_zero_only
         def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+            if self._held is not None:
+                self._held.append((dict(metrics), step))
+                return
             self._guard("metric logging", lambda: MLFlowLogger.log_metrics(self, metrics, step))
+
+        def hold_metrics(self) -> None:
+            """Keep logged metrics back until a full checkpoint is saved (see `tracking/resume_checkpoint.py`):
+            MLflow then never holds an epoch that a resume would train, and log, again."""
+            if self._held is None:
+                self._held = []
+
+        def release_metrics(self) -> None:
+            """Log what is held, and log directly from now on."""
+            self._log_held()
+            self._held = None
+
+        def _log_held(self) -> None:
+            held, self._held = self._held, ([] if self._held is not None else None)
+            for metrics, step in held or []:
+                self._guard("metric logging", lambda m=metrics, s=step: MLFlowLogger.log_metrics(self, m, s))
+
+        @rank_zero_only
+        def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
+            MLFlowLogger.after_save_checkpoint(self, checkpoint_callback)
+            if not checkpoint_callback.save_weights_only:  # a full state: what was logged so far is in it
+                self._log_held()
 
         @rank_zero_only
         def finalize(self, status: str = "success") -> None:
@@ -95,7 +122,8 @@ def _resilient_logger_class() -> type:
 
         @rank_zero_only
         def close(self, status: str = "success") -> None:
-            """End the run once, flushing queued metric writes."""
+            """End the run once, flushing held and queued metric writes (nothing measured is dropped)."""
+            self.release_metrics()
             self._guard("finishing the run", lambda: MLFlowLogger.finalize(self, status))
 
     return ResilientMLFlowLogger
