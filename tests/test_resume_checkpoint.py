@@ -97,3 +97,24 @@ def test_mlflow_gets_an_epoch_only_once_a_checkpoint_holds_it(tmp_path):
     steps = [m.step for m in client.get_metric_history(logger.run_id, "train/loss")]
     assert len(steps) == len(set(steps)) == 4  # everything once, after the checkpoint and the end of the fit
     assert [epoch for epoch, _ in recorder.saves] == [3]
+
+
+class FailAt(pl.Callback):
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise RuntimeError("boom")
+
+
+def test_a_failed_fit_still_logs_the_epochs_it_held(tmp_path):
+    """Held metrics are measurements: a crash before any checkpoint logs them instead of dropping them."""
+    logger = mlflow_logger(default_store_dir=str(tmp_path), synchronous=True)
+    with pytest.raises(RuntimeError, match="boom"):
+        _fit(tmp_path, min_interval_s=3600, epochs=10, logger=logger, extra=[FailAt(3)])
+    client = MlflowClient(tracking_uri=logger.tracking_uri)
+    run = client.get_run(logger.run_id)
+    assert run.info.status == "FAILED"
+    assert sorted(m.step for m in client.get_metric_history(logger.run_id, "val/loss")) == [0, 1, 2]
+    assert len(client.get_metric_history(logger.run_id, "train/loss")) == 3
