@@ -57,6 +57,10 @@ def validate_config(cfg: DictConfig) -> None:
     for key in ("batch_size", "model.bottleneck", "data.sample_rate", "data.segment_samples", "data.hop_samples",
                 "data.clips_per_track", "data.pool", "data.batch_size", "data.minibatches_per_step", "trainer.max_epochs"):
         _check_positive_int(cfg, key)
+    interval = _number(cfg, "callbacks.last_checkpoint.min_interval_s")
+    if interval is not None and interval < 0:
+        raise UserError(f"callbacks.last_checkpoint.min_interval_s={interval} must be >= 0",
+                        "seconds between resume checkpoints, e.g. 1.0; 0 saves after every epoch")
     for key in ("model.encoder_sizes", "model.hidden_sizes"):
         _check_sizes(cfg, key, allow_empty=False)
     _check_sizes(cfg, "model.classifier_sizes", allow_empty=True)
