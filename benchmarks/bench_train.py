@@ -144,22 +144,25 @@ def main() -> None:
     logging.getLogger("lightning").setLevel(logging.ERROR)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
-    rows = []
-    store = tempfile.mkdtemp(prefix="bench-train-")  # one MLflow store: MLflow caches its engine per URI
-    for batch_size in args.batch_sizes:
-        bare = BareLoop(batch_size, args.device)
-        blocks = []
-        for _ in range(args.rounds):
-            blocks += project_blocks(batch_size, args.epochs, args.block, store, args.device, bare)
-        ours, floor = [t for p, _ in blocks for t in p], [t for _, b in blocks for t in b]
-        block_ratios = [sum(p) / sum(b) for p, b in blocks]
-        rows.append({"device": args.device, "batch_size": batch_size, "project_s_per_epoch": median(ours),
-                     "bare_s_per_epoch": median(floor), "ratio": median(ours) / median(floor),
-                     "median_block_ratio": median(block_ratios),
-                     "block_ratio_quartiles": "{:.3f}-{:.3f}".format(*quartiles(block_ratios)),
-                     "epochs": len(ours), "goal": "<= 1.10"})
+    with tempfile.TemporaryDirectory(prefix="bench-train-") as store:  # one MLflow store: MLflow caches its engine per URI
+        rows = [measure(batch_size, args, store) for batch_size in args.batch_sizes]
     report("train", rows, ["device", "batch_size", "project_s_per_epoch", "bare_s_per_epoch", "ratio",
                            "median_block_ratio", "block_ratio_quartiles", "epochs", "goal"])
+
+
+def measure(batch_size: int, args: argparse.Namespace, store: str) -> dict[str, Any]:
+    """`args.rounds` training runs of the project's path at one batch size, each epoch block paired with bare epochs."""
+    bare = BareLoop(batch_size, args.device)
+    blocks = []
+    for _ in range(args.rounds):
+        blocks += project_blocks(batch_size, args.epochs, args.block, store, args.device, bare)
+    ours, floor = [t for p, _ in blocks for t in p], [t for _, b in blocks for t in b]
+    block_ratios = [sum(p) / sum(b) for p, b in blocks]
+    return {"device": args.device, "batch_size": batch_size, "project_s_per_epoch": median(ours),
+            "bare_s_per_epoch": median(floor), "ratio": median(ours) / median(floor),
+            "median_block_ratio": median(block_ratios),
+            "block_ratio_quartiles": "{:.3f}-{:.3f}".format(*quartiles(block_ratios)),
+            "epochs": len(ours), "goal": "<= 1.10"}
 
 
 def quartiles(values: list[float]) -> tuple[float, float]:
