@@ -91,12 +91,14 @@ def _train(cfg: DictConfig, state: dict[str, Any]) -> float:
 
     with imports_without_gc():  # ~1 s of full collections otherwise
         import lightning.pytorch as pl
-        import mlflow  # noqa: F401 - the logger's; imported here so its objects are frozen with the rest
         from hydra.utils import instantiate
         from lightning.pytorch.loggers import MLFlowLogger
 
         from genre_style.evaluation import evaluate, log_to_mlflow
         from genre_style.tracking.history import MetricHistory
+
+        if cfg.get("logger"):
+            import mlflow  # noqa: F401 - the logger's (1 s of imports): here, so its objects are frozen too
 
     sweep = cfg.get("sweep_context") or {}
     if sweep.get("torch_threads"):
