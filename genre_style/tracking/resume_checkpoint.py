@@ -37,9 +37,7 @@ class ResumeCheckpoint(ModelCheckpoint):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
         if stage == "fit":
-            for logger in trainer.loggers:
-                if hasattr(logger, "hold_metrics"):
-                    logger.hold_metrics()
+            _tell_loggers(trainer, "hold_metrics")
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_train_start(trainer, pl_module)
@@ -50,7 +48,8 @@ class ResumeCheckpoint(ModelCheckpoint):
             super().on_train_epoch_end(trainer, pl_module)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._due(trainer):
+        # Only where this hook is the one that saves: one decision (and one DDP broadcast) an epoch.
+        if not self._should_save_on_train_epoch_end(trainer) and self._due(trainer):
             super().on_validation_end(trainer, pl_module)
 
     def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
@@ -67,6 +66,11 @@ class ResumeCheckpoint(ModelCheckpoint):
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         super().teardown(trainer, pl_module, stage)
         if stage == "fit":
-            for logger in trainer.loggers:
-                if hasattr(logger, "release_metrics"):
-                    logger.release_metrics()
+            _tell_loggers(trainer, "release_metrics")
+
+
+def _tell_loggers(trainer: pl.Trainer, method: str) -> None:
+    """Call `method` on the loggers that have it (ours; Lightning's own loggers log at once)."""
+    for logger in trainer.loggers:
+        if hasattr(logger, method):
+            getattr(logger, method)()
