@@ -37,7 +37,7 @@ class BareLoop:
         dm = GenreDataModule.from_table(clip_table(), batch_size=batch_size, split="segment",
                                         split_sizes=[6000, 1000, 1000], seed=cfg.seed)
         dm.setup("fit")
-        self.model = instantiate(cfg.model, input_dim=dm.input_dim, num_classes=dm.num_classes,
+        self.model = instantiate(cfg.model, input_shape=dm.input_shape, num_classes=dm.num_classes,
                                  class_names=dm.class_names).to(device)
         self.optimizer = instantiate(cfg.model.optimizer)(params=self.model.parameters())  # the models' own
         self.x_train, self.y_train, _ = (t.to(device) for t in dm.tensors["train"])
@@ -118,7 +118,7 @@ def project_blocks(batch_size: int, epochs: int, block: int, store: str, device:
     dm = GenreDataModule.from_table(clip_table(), **{k: v for k, v in cfg.data.items() if k in (
         "batch_size", "minibatches_per_step", "eval_batch_size", "split", "split_sizes", "seed", "balance", "standardize")})
     dm.setup("fit")
-    model = instantiate(cfg.model, input_dim=dm.input_dim, num_classes=dm.num_classes, class_names=dm.class_names)
+    model = instantiate(cfg.model, input_shape=dm.input_shape, num_classes=dm.num_classes, class_names=dm.class_names)
     logger = False  # logger=none composes to {}
     if "mlflow" in (cfg.get("logger") or {}):
         cfg.logger.mlflow.default_store_dir = store

@@ -54,16 +54,18 @@ def validate_config(cfg: DictConfig) -> None:
     lr = _number(cfg, "lr")
     if lr is not None and lr <= 0:
         raise UserError(f"lr={lr} must be positive", "e.g. lr=1e-3")
-    for key in ("batch_size", "model.bottleneck", "data.sample_rate", "data.segment_samples", "data.hop_samples",
+    for key in ("batch_size", "model.embedding_dim", "data.sample_rate", "data.segment_samples", "data.hop_samples",
                 "data.clips_per_track", "data.pool", "data.batch_size", "data.minibatches_per_step", "trainer.max_epochs"):
         _check_positive_int(cfg, key)
     interval = _number(cfg, "callbacks.last_checkpoint.min_interval_s")
     if interval is not None and interval < 0:
         raise UserError(f"callbacks.last_checkpoint.min_interval_s={interval} must be >= 0",
                         "seconds between resume checkpoints, e.g. 1.0; 0 saves after every epoch")
-    for key in ("model.encoder_sizes", "model.hidden_sizes"):
-        _check_sizes(cfg, key, allow_empty=False)
-    _check_sizes(cfg, "model.classifier_sizes", allow_empty=True)
+    _check_sizes(cfg, "model.encoder.channels", allow_empty=False)
+    for key in ("model.encoder.hidden_sizes", "model.classifier_sizes", "model.decoder_sizes"):
+        _check_sizes(cfg, key, allow_empty=True)
+    _check_encoder_fits_features(cfg)
+    _check_augment(cfg)
     pool, segment = OmegaConf.select(cfg, "data.pool"), OmegaConf.select(cfg, "data.segment_samples")
     raw = OmegaConf.select(cfg, "data.features") in (None, "raw_pool")
     if raw and pool is not None and segment is not None and pool > segment:
@@ -84,6 +86,31 @@ def validate_config(cfg: DictConfig) -> None:
 
         # Raises a UserError naming the path and how to get GTZAN, or the unknown genre and those found.
         resolve_genres(cfg.data.root, OmegaConf.to_object(cfg.data.genres) if OmegaConf.is_list(cfg.data.genres) else cfg.data.genres)
+
+
+# Encoders that need a time axis, and the front-ends that give them one.
+ENCODER_INPUTS = {"LogMelCNN": ("logmel", "mfcc"), "SampleCNN": ("waveform",)}
+
+
+def _check_encoder_fits_features(cfg: DictConfig) -> None:
+    target = str(OmegaConf.select(cfg, "model.encoder._target_") or "").rsplit(".", 1)[-1]
+    features = OmegaConf.select(cfg, "data.features") or "raw_pool"
+    wanted = ENCODER_INPUTS.get(target)
+    if wanted and features not in wanted and "logreg" not in str(OmegaConf.select(cfg, "model._target_")):
+        raise UserError(f"encoder {target} cannot read features={features} (it needs {' or '.join(wanted)})",
+                        f"add features={wanted[0]}, or use encoder=mlp for features={features}")
+
+
+def _check_augment(cfg: DictConfig) -> None:
+    augment = OmegaConf.select(cfg, "model.augment")
+    if not augment:
+        return
+    for key in ("freq_masks", "time_masks", "gain_db", "mixup_alpha"):
+        value = _number(cfg, f"model.augment.{key}")
+        if value is not None and value < 0:
+            raise UserError(f"model.augment.{key}={value} must be >= 0", f"e.g. model.augment.{key}=0 to switch it off")
+    for key in ("freq_mask_width", "time_mask_width"):
+        _check_range(cfg, f"model.augment.{key}", 0.0, 1.0, True, f"the widest mask as a share of the axis, e.g. model.augment.{key}=0.1")
 
 
 def _check_manual_optimisation(cfg: DictConfig) -> None:

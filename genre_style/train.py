@@ -121,7 +121,7 @@ def _train(cfg: DictConfig, state: dict[str, Any]) -> float:
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    model = instantiate(cfg.model, input_dim=datamodule.input_dim, num_classes=datamodule.num_classes,
+    model = instantiate(cfg.model, input_shape=datamodule.input_shape, num_classes=datamodule.num_classes,
                         class_names=datamodule.class_names)
     main_process = _is_rank_zero()  # under DDP, Lightning reruns this script once per extra process
     if mlflow is not None:

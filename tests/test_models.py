@@ -1,4 +1,4 @@
-"""The three architectures: shapes, the DSAE loss formula, and that training lowers the loss."""
+"""The objectives on every encoder: shapes, the DSAE loss formula, and that training lowers the loss."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import torch
 
 from genre_style.models.autoencoder import Autoencoder
 from genre_style.models.dsae import DeepSoftmaxAutoencoder
-from genre_style.models.losses import classification_loss, gamma_mix, reconstruction_loss
+from genre_style.models.encoders import mlp_encoder
+from genre_style.models.losses import classification_loss, reconstruction_loss
 from genre_style.models.two_layer import TwoLayerNet
 
-COMMON = dict(input_dim=500, num_classes=4, class_names=["classical", "jazz", "pop", "metal"])
+COMMON = dict(input_shape=(500,), num_classes=4, class_names=["classical", "jazz", "pop", "metal"])
 
 
 def _batch(n=64, seed=0):
@@ -60,7 +61,7 @@ def test_shapes_of_embeddings_logits_and_reconstruction():
 
 
 def test_layer_sizes_come_from_config():
-    model = DeepSoftmaxAutoencoder(encoder_sizes=[100, 50], bottleneck=8, classifier_sizes=[16], **COMMON)
+    model = DeepSoftmaxAutoencoder(encoder=mlp_encoder([100, 50]), embedding_dim=8, classifier_sizes=[16], **COMMON)
     linear = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
     shapes = [(m.in_features, m.out_features) for m in linear]
     assert shapes == [(500, 100), (100, 50), (50, 8), (8, 50), (50, 100), (100, 500), (8, 16), (16, 4)]
@@ -86,7 +87,117 @@ def test_loss_building_blocks():
     assert reconstruction_loss(x, x_hat).item() == pytest.approx((5 + 9) / 2)
     logits = torch.tensor([[10.0, 0.0]])
     assert classification_loss(logits, torch.tensor([0])).item() == pytest.approx(0.0, abs=1e-4)
-    with pytest.raises(ValueError, match="gamma"):
-        gamma_mix(torch.tensor(1.0), torch.tensor(1.0), 1.5)
+    assert reconstruction_loss(x, x_hat, "mean").item() == pytest.approx((1 + 4 + 0 + 9) / 4)
     with pytest.raises(ValueError, match="gamma"):
         DeepSoftmaxAutoencoder(gamma=-0.1, **COMMON)
+
+
+# --- encoders x objectives: real inputs of each front-end's shape -------------------------------------------
+
+from genre_style.models.logreg import LogisticRegressionBaseline  # noqa: E402
+
+ENCODERS = {  # encoder node, per-clip input shape
+    "mlp": (mlp_encoder([64]), (500,)),
+    "logmel_cnn": ({"_target_": "genre_style.models.encoders.LogMelCNN", "channels": [8, 16]}, (32, 40)),
+    "sample_cnn": ({"_target_": "genre_style.models.encoders.SampleCNN", "channels": [8, 16, 16]}, (2000,)),
+}
+OBJECTIVES = {"two_layer": TwoLayerNet, "autoencoder": Autoencoder, "dsae": DeepSoftmaxAutoencoder}
+
+
+def _shaped_batch(shape, n=32, seed=0):
+    """Two classes that differ in where their energy sits along the last (time) axis, plus noise."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 2, (n,), generator=g)
+    x = torch.randn(n, *shape, generator=g) * 0.3
+    half = shape[-1] // 2
+    x[y == 0, ..., :half] += 1.0
+    x[y == 1, ..., half:] += 1.0
+    return x, y
+
+
+@pytest.mark.parametrize("encoder", ENCODERS)
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_every_encoder_trains_under_every_objective(encoder, objective):
+    torch.manual_seed(0)
+    node, shape = ENCODERS[encoder]
+    model = OBJECTIVES[objective](input_shape=shape, num_classes=2, class_names=["a", "b"], encoder=node, embedding_dim=16,
+                                  **({"recon_reduction": "mean"} if objective != "two_layer" else {}))
+    x, y = _shaped_batch(shape)
+    out = model.eval()(x)
+    assert out.embedding.shape == (32, 16)
+    if model.has_classifier:
+        assert out.logits.shape == (32, 2)
+    if model.has_decoder:
+        assert out.reconstruction.shape == x.shape  # the decoder rebuilds the encoder's input, map or waveform
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(25):
+        loss = model.compute_losses(model(x), x, y)["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.8 * losses[0]
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.3, 1.0])
+def test_dsae_loss_on_a_conv_encoder_is_the_formula(gamma):
+    torch.manual_seed(0)
+    node, shape = ENCODERS["logmel_cnn"]
+    model = DeepSoftmaxAutoencoder(input_shape=shape, num_classes=2, class_names=["a", "b"], encoder=node, embedding_dim=16,
+                                   gamma=gamma, recon_reduction="mean").eval()
+    x, y = _shaped_batch(shape, 8)
+    out = model(x)
+    losses = model.compute_losses(out, x, y)
+    recon = ((x - out.reconstruction) ** 2).mean()
+    ce = torch.nn.functional.cross_entropy(out.logits, y)
+    torch.testing.assert_close(losses["loss"], gamma * recon + (1 - gamma) * ce)
+
+
+def test_conv_encoders_hear_patterns_not_positions():
+    """A circular shift in time moves the CNN's pooled code far less than the MLP's."""
+    torch.manual_seed(0)
+    x = torch.randn(16, 32, 40)
+    shifted = torch.roll(x, 7, dims=-1)
+    cnn = DeepSoftmaxAutoencoder(input_shape=(32, 40), num_classes=2, class_names=["a", "b"], embedding_dim=16,
+                                 encoder=ENCODERS["logmel_cnn"][0]).eval()
+    mlp = DeepSoftmaxAutoencoder(input_shape=(32, 40), num_classes=2, class_names=["a", "b"], embedding_dim=16,
+                                 encoder=mlp_encoder([64])).eval()
+
+    def relative_change(model):
+        a, b = model.embed(x), model.embed(shifted)
+        return ((a - b).norm() / a.norm()).item()
+
+    assert relative_change(cnn) < 0.5 * relative_change(mlp)
+
+
+def test_the_logistic_regression_baseline_is_scikit_learns_fit():
+    """A real Lightning fit of `model=logreg` predicts what scikit-learn's pipeline predicts, and stops after one epoch."""
+    import lightning.pytorch as pl
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from genre_style.data.clip_table import ClipTable
+    from genre_style.data.datamodule import GenreDataModule
+
+    x, y = _shaped_batch((20,), n=120)
+    tracks = np.arange(120) // 5
+    table = ClipTable(features=x.numpy(), labels=y.numpy(), track_index=tracks, genres=["a", "b"],
+                      track_ids=[f"t{i}" for i in range(24)], track_labels=y.numpy()[::5].copy())
+    dm = GenreDataModule.from_table(table, split="segment", batch_size=16, minibatches_per_step=2, balance=False, seed=0)
+    dm.setup("fit")
+    model = LogisticRegressionBaseline(input_shape=dm.input_shape, num_classes=2, class_names=["a", "b"])
+    trainer = pl.Trainer(max_epochs=20, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(model, datamodule=dm)
+    assert trainer.current_epoch == 1  # one fit, then Lightning stops
+    train_x, train_y = dm.tensors["train"][0].numpy().astype("float64"), dm.tensors["train"][1].numpy()
+    scaler = StandardScaler().fit(train_x)
+    reference = LogisticRegression(max_iter=2000).fit(scaler.transform(train_x), train_y)
+    test_x = dm.tensors["test"][0]
+    expected = reference.predict_proba(scaler.transform(test_x.numpy().astype("float64")))
+    ours = torch.softmax(model.eval()(test_x).logits, dim=1).detach().numpy()
+    assert abs(ours - expected).max() < 1e-4
+    assert "train/acc" in trainer.callback_metrics and "val/acc" in trainer.callback_metrics

@@ -11,6 +11,7 @@ from mlflow.tracking import MlflowClient
 
 from genre_style.data.datamodule import GenreDataModule
 from genre_style.models.dsae import DeepSoftmaxAutoencoder
+from genre_style.models.encoders import mlp_encoder
 from genre_style.tracking.history import MetricHistory
 from genre_style.tracking.mlflow_logger import mlflow_logger
 from genre_style.tracking.resume_checkpoint import ResumeCheckpoint
@@ -43,7 +44,7 @@ class SaveRecorder(pl.Callback):
 def _fit(tmp_path, min_interval_s: float, epochs: int, pause_s: float = 0.0, logger=False, extra=()):
     pl.seed_everything(7, verbose=False)
     dm = GenreDataModule.from_table(_table(), batch_size=16, split="segment", seed=7)
-    model = DeepSoftmaxAutoencoder(encoder_sizes=[32], bottleneck=8, input_dim=50, num_classes=4, class_names=GENRES)
+    model = DeepSoftmaxAutoencoder(encoder=mlp_encoder([32]), embedding_dim=8, input_shape=(50,), num_classes=4, class_names=GENRES)
     checkpoint = ResumeCheckpoint(dirpath=tmp_path / "ckpt", filename="last", min_interval_s=min_interval_s)
     recorder = SaveRecorder(checkpoint, pause_s)
     trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", logger=logger, enable_progress_bar=False,

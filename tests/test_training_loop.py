@@ -10,6 +10,7 @@ import torch
 from genre_style.data.clip_table import ClipTable
 from genre_style.data.datamodule import GenreDataModule
 from genre_style.models.dsae import DeepSoftmaxAutoencoder
+from genre_style.models.encoders import mlp_encoder
 
 GENRES = ["classical", "jazz", "pop", "metal"]
 
@@ -31,7 +32,7 @@ def _fit(minibatches_per_step: int, epochs: int = 3, callbacks: list[pl.Callback
     dm = GenreDataModule.from_table(_table(), batch_size=16, minibatches_per_step=minibatches_per_step, split="segment",
                                     seed=7)
     dm.setup("fit")
-    model = DeepSoftmaxAutoencoder(encoder_sizes=[32], bottleneck=8, input_dim=dm.input_dim, num_classes=4,
+    model = DeepSoftmaxAutoencoder(encoder=mlp_encoder([32]), embedding_dim=8, input_shape=dm.input_shape, num_classes=4,
                                    class_names=GENRES, dropout=0.1, **model_kwargs)
     trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, callbacks=callbacks)

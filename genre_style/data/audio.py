@@ -6,6 +6,7 @@ Kept free of torch so preprocessing workers start fast.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+import math
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ class ClipSpec:
     hop_samples: int = 20000
     clips_per_track: int = 20
     pool: int = 40
-    features: str = "raw_pool"  # raw_pool (the paper's) | logmel | mfcc
+    features: str = "raw_pool"  # raw_pool (the paper's) | logmel | mfcc | waveform | stats
     n_fft: int = 2048
     frame_hop: int = 1024
     n_mels: int = 40
@@ -33,12 +34,21 @@ class ClipSpec:
         return 1 + self.segment_samples // self.frame_hop  # librosa's centred frames
 
     @property
-    def feature_dim(self) -> int:
+    def feature_shape(self) -> tuple[int, ...]:
+        """One clip's features as the model sees them: a (bands, frames) map keeps its time axis."""
         if self.features == "logmel":
-            return self.n_mels * self.frames
+            return (self.n_mels, self.frames)
         if self.features == "mfcc":
-            return self.n_mfcc * self.frames
-        return self.segment_samples // self.pool
+            return (self.n_mfcc, self.frames)
+        if self.features == "waveform":
+            return (self.segment_samples,)
+        if self.features == "stats":
+            return (2 * (self.n_mfcc + self.n_mels),)
+        return (self.segment_samples // self.pool,)
+
+    @property
+    def feature_dim(self) -> int:
+        return math.prod(self.feature_shape)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -98,26 +108,34 @@ def average_pool(clips: np.ndarray, pool: int) -> np.ndarray:
     return clips[:, : width * pool].reshape(clips.shape[0], width, pool).mean(axis=2, dtype=np.float32)
 
 
-FRONT_ENDS = ("raw_pool", "logmel", "mfcc")
+FRONT_ENDS = ("raw_pool", "logmel", "mfcc", "waveform", "stats")
 
 
 def clip_features(clips: np.ndarray, spec: ClipSpec) -> np.ndarray:
-    """One fixed-size vector per clip `[n, feature_dim]`: pooled waveform, or a flattened log-mel / MFCC map."""
+    """Each clip's features flattened, `[n, feature_dim]` (reshape to `spec.feature_shape` for the model):
+    pooled or raw waveform, a log-mel / MFCC map, or the classical statistics (mean and standard deviation
+    over time of MFCCs and log-mel bands)."""
     if spec.features == "raw_pool":
         return average_pool(clips, spec.pool)
+    if spec.features == "waveform":
+        return np.array(clips, dtype=np.float32)
+    if spec.features not in FRONT_ENDS:
+        raise ValueError(f"unknown front-end {spec.features!r}; choose from {FRONT_ENDS}")
     import librosa  # lazy: only the spectral front-ends need it
 
     clips = np.ascontiguousarray(clips)
-    if spec.features == "logmel":
-        mel = librosa.feature.melspectrogram(y=clips, sr=spec.sample_rate, n_fft=spec.n_fft, hop_length=spec.frame_hop,
-                                             n_mels=spec.n_mels)
-        maps = librosa.power_to_db(mel, ref=1.0, top_db=None)
-    elif spec.features == "mfcc":
+    if spec.features == "mfcc":
         maps = librosa.feature.mfcc(y=clips, sr=spec.sample_rate, n_mfcc=spec.n_mfcc, n_fft=spec.n_fft,
                                     hop_length=spec.frame_hop, n_mels=max(spec.n_mels, spec.n_mfcc))
-    else:
-        raise ValueError(f"unknown front-end {spec.features!r}; choose from {FRONT_ENDS}")
-    return maps.reshape(len(clips), -1).astype(np.float32)
+        return maps.reshape(len(clips), -1).astype(np.float32)
+    mel = librosa.feature.melspectrogram(y=clips, sr=spec.sample_rate, n_fft=spec.n_fft, hop_length=spec.frame_hop,
+                                         n_mels=spec.n_mels)
+    logmel = librosa.power_to_db(mel, ref=1.0, top_db=None)  # [n, n_mels, frames]
+    if spec.features == "logmel":
+        return logmel.reshape(len(clips), -1).astype(np.float32)
+    mfcc = librosa.feature.mfcc(S=logmel, n_mfcc=spec.n_mfcc)  # stats: the classical features
+    both = np.concatenate([mfcc, logmel], axis=1)
+    return np.concatenate([both.mean(axis=2), both.std(axis=2)], axis=1).astype(np.float32)
 
 
 def track_clips(path: str | Path, spec: ClipSpec) -> np.ndarray:

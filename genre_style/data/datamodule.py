@@ -29,6 +29,17 @@ from genre_style.errors import UserError
 log = logging.getLogger(__name__)
 
 
+def standardizer(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation to z-score clips with: per feature for vectors, per band (shared over
+    time, so a shift in time changes nothing) for (bands, frames) maps. Shaped to broadcast over one clip."""
+    axes = (0, 2) if train.ndim == 3 else (0,)
+    mean = train.mean(axis=axes, dtype=np.float64)
+    std = train.std(axis=axes, dtype=np.float64) + 1e-8
+    if train.ndim == 3:
+        mean, std = mean[:, None], std[:, None]
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
 class GenreDataModule(pl.LightningDataModule):
     """GTZAN-layout audio (or the built-in synthetic corpus) as `(x, y, track_index)` batches."""
 
@@ -83,6 +94,7 @@ class GenreDataModule(pl.LightningDataModule):
         self.synthetic = SyntheticSpec(**{"genres": tuple(self._genre_list()), **(synthetic or {})}) if synthetic is not None else None
         self.progress = progress
         self.table: ClipTable | None = None
+        self._feature_shape: tuple[int, ...] | None = None
         self.cache_hit: bool | None = None
         self.indices: dict[str, np.ndarray] = {}
         self.tensors: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
@@ -94,6 +106,7 @@ class GenreDataModule(pl.LightningDataModule):
         """A data module over clips already in memory (benchmarks, tests, notebooks): no files are read."""
         module = cls(root="<in-memory>", genres=list(table.genres), cache_dir=None, **kwargs)
         module.table = table
+        module._feature_shape = tuple(table.features.shape[1:])  # clips as given: vectors, or already maps
         return module
 
     def _genre_list(self) -> list[str]:
@@ -129,10 +142,9 @@ class GenreDataModule(pl.LightningDataModule):
             local = listed_split(table.track_ids, table.track_index, table.track_labels, table.genres,
                                  fault_filtered_split(), unusable)
         self.indices = {name: keep[idx] for name, idx in local.items()}
-        features = table.features
+        features = table.features.reshape(len(table), *self.input_shape)
         if self.standardize:  # statistics from the train split only: nothing leaks from val/test
-            train = features[self.indices["train"]]
-            self.mean, self.std = train.mean(axis=0), train.std(axis=0) + 1e-8
+            self.mean, self.std = standardizer(features[self.indices["train"]])
         for name in SPLIT_NAMES:
             idx = self.indices[name]
             x = features[idx] if not self.standardize else (features[idx] - self.mean) / self.std
@@ -197,8 +209,9 @@ class GenreDataModule(pl.LightningDataModule):
     # --- what the rest of the pipeline needs -----------------------------------------------------
 
     @property
-    def input_dim(self) -> int:
-        return int(self._load_table().features.shape[1])
+    def input_shape(self) -> tuple[int, ...]:
+        """One clip's shape as the model gets it: `(500,)` for the paper's front-end, `(bands, frames)` for maps."""
+        return self._feature_shape or self.spec.feature_shape
 
     @property
     def num_classes(self) -> int:

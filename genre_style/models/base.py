@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Iterable, Sequence
 
 import lightning.pytorch as pl
 import torch
@@ -11,10 +11,26 @@ from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassPrecision, MulticlassRecall
 from torchmetrics.wrappers import ClasswiseWrapper
 
-from genre_style.data.batching import Minibatches
+from genre_style.models.augment import Augment, Mixed
+from genre_style.models.encoders import Encoder
+from genre_style.models.losses import reconstruction_errors
 from genre_style.models.plain_steps import plain_step, plain_steps_suffice
 
-Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (x [B, D] float32, y [B] int64, track index [B] int64)
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (x [B, *input_shape] float32, y [B] int64, track index [B] int64)
+
+
+def plain(node: Any) -> Any:
+    """An OmegaConf node (what Hydra hands over with `_recursive_: false`) as plain dicts and lists."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, (DictConfig, ListConfig)) else node
+
+
+def build(node: dict[str, Any], **kwargs: Any) -> Any:
+    """Instantiate a `_target_` node, adding the arguments only the model knows (shapes, parameters)."""
+    from hydra.utils import instantiate
+
+    return instantiate(plain(node), **kwargs)
 
 
 @dataclass
@@ -34,21 +50,32 @@ class GenreModel(pl.LightningModule):
 
     def __init__(
         self,
-        input_dim: int,
+        input_shape: Sequence[int],
         num_classes: int,
         class_names: Sequence[str],
-        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        encoder: dict[str, Any] | None = None,
+        embedding_dim: int = 64,
+        optimizer: dict[str, Any] | None = None,
+        scheduler: dict[str, Any] | None = None,
+        augment: dict[str, Any] | None = None,
         gradient_clip_val: float | None = None,
     ) -> None:
+        """`encoder`, `optimizer`, `scheduler` and `augment` are Hydra node dicts (`_target_` + arguments):
+        plain data, so checkpoints hold them and `embed` rebuilds the model from its hyperparameters alone."""
         super().__init__()
         # Manual optimisation: training_step steps the optimiser itself, once per minibatch it was given.
         self.automatic_optimization = False
-        self.input_dim = input_dim
+        self.input_shape = tuple(int(d) for d in (input_shape if isinstance(input_shape, Sequence) else (input_shape,)))
         self.num_classes = num_classes
         self.class_names = list(class_names)
-        self.optimizer_factory = optimizer
+        self.optimizer_config = plain(optimizer) or {"_target_": "torch.optim.Adam", "lr": 1e-3}
+        self.scheduler_config = plain(scheduler)
         self.gradient_clip_val = gradient_clip_val  # by norm; Trainer(gradient_clip_val) is for automatic optimisation
         self._plain_steps = False  # decided when training starts (see plain_steps.py)
+        self.embedding_dim = embedding_dim
+        self.encoder: Encoder = build(encoder or {"_target_": "genre_style.models.encoders.MLPEncoder"},
+                                      input_shape=self.input_shape, output_dim=embedding_dim)
+        self.augment = Augment(**(plain(augment) or {}))  # identity unless switched on; training steps only
         # Epoch metrics are torchmetrics, fed once per epoch: a step only stashes its detached losses and
         # predicted classes (a few microseconds), where a torchmetrics update or a self.log per step costs
         # 0.1-1 ms in Lightning 2.6, as much as a step of this model. compute() syncs across processes, so
@@ -87,8 +114,9 @@ class GenreModel(pl.LightningModule):
     def forward(self, x: torch.Tensor) -> ModelOutputs:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def compute_losses(self, out: ModelOutputs, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Return at least `loss` (what is minimised); extra entries are logged as components."""
+    def compute_losses(self, out: ModelOutputs, x: torch.Tensor, y: torch.Tensor, mixed: Mixed | None = None) -> dict[str, torch.Tensor]:
+        """Return at least `loss` (what is minimised); extra entries are logged as components. `mixed` is set
+        when mixup blended the batch with a permutation of itself: the classification target is blended too."""
         raise NotImplementedError  # pragma: no cover - abstract
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -105,8 +133,11 @@ class GenreModel(pl.LightningModule):
 
     def _step(self, batch: Batch, stage: str) -> torch.Tensor:
         x, y, _ = batch
+        mixed = None
+        if stage == "train" and self.augment.active:
+            x, mixed = self.augment(x, y)
         out = self(x)
-        losses = self.compute_losses(out, x, y)
+        losses = self.compute_losses(out, x, y, mixed)
         values = torch.stack([losses[name].detach() for name in self.loss_names])
         weight = torch.full((1,), len(x), dtype=values.dtype, device=values.device)
         preds = out.logits.detach().argmax(dim=1) if self.has_classifier else None
@@ -146,11 +177,12 @@ class GenreModel(pl.LightningModule):
         # under DDP, which keeps Lightning from warning, and costs nothing in a single process.
         self.log_dict(logged, prog_bar=stage != "test", sync_dist=True)
 
-    def training_step(self, batch: Batch | list[Batch], batch_idx: int) -> None:
+    def training_step(self, batch: Batch | Iterable[Batch], batch_idx: int) -> None:
         """One optimiser step per minibatch; a batch may hold several (`data.minibatches_per_step`), so
         Lightning's per-batch machinery runs once for all of them. Same steps, same order, same results."""
         optimizer = self.optimizers()
-        for minibatch in batch if isinstance(batch, Minibatches) else (batch,):
+        # A plain batch is an (x, y, track) sequence; a group (`data.minibatches_per_step`) iterates over them.
+        for minibatch in (batch,) if isinstance(batch, (tuple, list)) else batch:
             loss = self._step(minibatch, "train")
             if self._plain_steps:
                 plain_step(optimizer, loss, self.gradient_clip_val)
@@ -172,6 +204,9 @@ class GenreModel(pl.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
+        scheduler = self.lr_schedulers()
+        if scheduler is not None:  # stepped once an epoch: manual optimisation leaves it to the module
+            scheduler.step()  # type: ignore[union-attr]
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")
@@ -186,7 +221,8 @@ class GenreModel(pl.LightningModule):
         if out.logits is not None:
             result["logits"] = out.logits
         if out.reconstruction is not None:
-            result["reconstruction_error"] = (x - out.reconstruction).pow(2).sum(dim=1)
+            # per clip, reduced as in training (the model's recon_reduction), so final */recon match the curves
+            result["reconstruction_error"] = reconstruction_errors(x, out.reconstruction, getattr(self, "recon_reduction", "sum"))
         return result
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -197,5 +233,8 @@ class GenreModel(pl.LightningModule):
         }
 
     def configure_optimizers(self) -> Any:
-        factory = self.optimizer_factory or (lambda params: torch.optim.Adam(params, lr=1e-3))
-        return factory(params=self.parameters())
+        optimizer = build(self.optimizer_config, params=self.parameters())
+        if not self.scheduler_config:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": build(self.scheduler_config, optimizer=optimizer),
+                                                         "interval": "epoch"}}

@@ -6,6 +6,7 @@ from typing import Any, Sequence
 
 import torch
 
+from genre_style.models.augment import Mixed
 from genre_style.models.autoencoder import Autoencoder
 from genre_style.models.base import GenreModel, ModelOutputs
 from genre_style.models.blocks import mlp
@@ -18,22 +19,14 @@ class DeepSoftmaxAutoencoder(Autoencoder):
     has_classifier = True
     has_decoder = True
 
-    def __init__(
-        self,
-        encoder_sizes: Sequence[int] = (256, 128),
-        bottleneck: int = 64,
-        classifier_sizes: Sequence[int] = (),
-        activation: str = "relu",
-        dropout: float = 0.1,
-        gamma: float = 0.9,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, gamma: float = 0.9, classifier_sizes: Sequence[int] = (), activation: str = "relu",
+                 dropout: float = 0.1, **kwargs: Any) -> None:
         if not 0.0 <= gamma <= 1.0:
             raise ValueError(f"gamma must be in [0, 1], got {gamma}")
-        super().__init__(encoder_sizes=encoder_sizes, bottleneck=bottleneck, activation=activation, dropout=dropout, **kwargs)
-        self.save_hyperparameters(logger=False, ignore=["optimizer"])  # a factory object: plain data only
+        super().__init__(activation=activation, dropout=dropout, **kwargs)
+        self.save_hyperparameters(logger=False)
         self.gamma = gamma
-        self.classifier = mlp([bottleneck, *classifier_sizes, self.num_classes], activation, dropout)
+        self.classifier = mlp([self.embedding_dim, *classifier_sizes, self.num_classes], activation, dropout)
 
     @property
     def loss_names(self) -> tuple[str, ...]:
@@ -43,9 +36,9 @@ class DeepSoftmaxAutoencoder(Autoencoder):
         z = self.encoder(x)
         return ModelOutputs(embedding=z, logits=self.classifier(z), reconstruction=self.decoder(z))
 
-    def compute_losses(self, out: ModelOutputs, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        recon = reconstruction_loss(x, out.reconstruction)
-        ce = classification_loss(out.logits, y)
+    def compute_losses(self, out: ModelOutputs, x: torch.Tensor, y: torch.Tensor, mixed: Mixed | None = None) -> dict[str, torch.Tensor]:
+        recon = reconstruction_loss(x, out.reconstruction, self.recon_reduction)
+        ce = classification_loss(out.logits, y, mixed)
         return {"loss": gamma_mix(recon, ce, self.gamma), "recon": recon, "ce": ce}
 
 

@@ -1,28 +1,30 @@
-"""The paper's baseline: one hidden layer (128 tanh units) and a softmax classifier."""
+"""The paper's baseline: an encoder (one hidden layer of 128 tanh units in the paper) and a softmax classifier."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
+from genre_style.models.augment import Mixed
 from genre_style.models.base import GenreModel, ModelOutputs
-from genre_style.models.blocks import mlp
+from genre_style.models.encoders import mlp_encoder
 from genre_style.models.losses import classification_loss
 
 
 class TwoLayerNet(GenreModel):
-    """x -> hidden (the embedding) -> logits; trained on cross-entropy."""
+    """x -> encoder (its output is the embedding) -> logits; trained on cross-entropy alone."""
 
-    def __init__(self, hidden_sizes: Sequence[int] = (128,), activation: str = "tanh", dropout: float = 0.0, **kwargs: Any) -> None:
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("encoder", mlp_encoder([], "tanh", output_activation=True))  # the paper's 128 tanh units
+        kwargs.setdefault("embedding_dim", 128)
         super().__init__(**kwargs)
-        self.save_hyperparameters(logger=False, ignore=["optimizer"])  # a factory object: plain data only
-        self.hidden = mlp([self.input_dim, *hidden_sizes], activation, dropout, last_activation=True)
-        self.classifier = torch.nn.Linear(hidden_sizes[-1], self.num_classes)
+        self.save_hyperparameters(logger=False)
+        self.classifier = torch.nn.Linear(self.embedding_dim, self.num_classes)
 
     def forward(self, x: torch.Tensor) -> ModelOutputs:
-        h = self.hidden(x)
+        h = self.encoder(x)
         return ModelOutputs(embedding=h, logits=self.classifier(h))
 
-    def compute_losses(self, out: ModelOutputs, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"loss": classification_loss(out.logits, y)}
+    def compute_losses(self, out: ModelOutputs, x: torch.Tensor, y: torch.Tensor, mixed: Mixed | None = None) -> dict[str, torch.Tensor]:
+        return {"loss": classification_loss(out.logits, y, mixed)}

@@ -100,9 +100,12 @@ def interpolation_plot(reconstructions: np.ndarray, path_2d: np.ndarray, backgro
     grid = fig.add_gridspec(steps, 2, width_ratios=[1.3, 1])
     for i, recon in enumerate(reconstructions):
         ax = fig.add_subplot(grid[i, 0])
-        ax.plot(recon, lw=0.7, color=plt.get_cmap("viridis")(i / max(1, steps - 1)))
+        if recon.ndim == 2:  # a decoded (bands, frames) map
+            ax.imshow(recon, aspect="auto", origin="lower", cmap="magma")
+        else:
+            ax.plot(recon, lw=0.7, color=plt.get_cmap("viridis")(i / max(1, steps - 1)))
+            ax.set_xlim(0, len(recon) - 1)
         ax.set_yticks([])
-        ax.set_xlim(0, len(recon) - 1)
         if i < steps - 1:
             ax.set_xticks([])
         ax.set_ylabel(f"{i / (steps - 1):.2f}", rotation=0, labelpad=18, fontsize=8)
