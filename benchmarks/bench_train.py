@@ -7,6 +7,7 @@ same validation pass each epoch. Both run in this process, alternating in blocks
 4 bare ones), and the medians of per-epoch times after a warm-up are compared. Goal: ratio <= 1.10.
 
 python -m benchmarks.bench_train [--epochs 13] [--rounds 5] [--block 4] [--batch-sizes 64 256] [--device cpu|cuda]
+python -m benchmarks.bench_train --encoder logmel_cnn     # the log-mel CNN on 64 x 79 maps (3000 clips, fewer epochs)
 """
 
 from __future__ import annotations
@@ -23,23 +24,38 @@ import torch
 
 from benchmarks.common import clip_table, compose, median, report
 
+# What each encoder trains on: the paper's 8000 pooled clips for the MLP; for the conv encoders, gtzan-dev-3-sized
+# data (3000 clips) of the shape their front-end gives.
+ENCODERS: dict[str, dict[str, Any]] = {
+    "mlp": {"overrides": ["data.split_sizes=[6000,1000,1000]"], "clips": 8000, "shape": (500,)},
+    "logmel_cnn": {"overrides": ["encoder=logmel_cnn", "features=logmel", "data.split_sizes=[2250,375,375]",
+                                 "model.recon_reduction=mean"], "clips": 3000, "shape": (64, 79)},
+    "sample_cnn": {"overrides": ["encoder=sample_cnn", "features=waveform", "data.split_sizes=[2250,375,375]",
+                                 "model.recon_reduction=mean"], "clips": 3000, "shape": (20000,)},
+}
+
+
+def encoder_table(encoder: str) -> Any:
+    spec = ENCODERS[encoder]
+    return clip_table(n_clips=spec["clips"], shape=spec["shape"])
+
 
 class BareLoop:
     """The floor: a plain PyTorch loop over the same in-memory tensors, same model, optimiser and batch size,
     with the same validation pass (one forward of the val split, loss and accuracy) each epoch."""
 
-    def __init__(self, batch_size: int, device: str) -> None:
+    def __init__(self, batch_size: int, device: str, encoder: str) -> None:
         from hydra.utils import instantiate
 
         from genre_style.data.datamodule import GenreDataModule
 
-        cfg = compose([f"batch_size={batch_size}", "data.split=segment", "data.split_sizes=[6000,1000,1000]"])
-        dm = GenreDataModule.from_table(clip_table(), batch_size=batch_size, split="segment",
-                                        split_sizes=[6000, 1000, 1000], seed=cfg.seed)
+        cfg = compose([f"batch_size={batch_size}", "data.split=segment", *ENCODERS[encoder]["overrides"]])
+        dm = GenreDataModule.from_table(encoder_table(encoder), batch_size=batch_size, split="segment",
+                                        split_sizes=cfg.data.split_sizes, seed=cfg.seed)
         dm.setup("fit")
         self.model = instantiate(cfg.model, input_shape=dm.input_shape, num_classes=dm.num_classes,
                                  class_names=dm.class_names).to(device)
-        self.optimizer = instantiate(cfg.model.optimizer)(params=self.model.parameters())  # the models' own
+        self.optimizer = instantiate(cfg.model.optimizer, params=self.model.parameters())  # the models' own
         self.x_train, self.y_train, _ = (t.to(device) for t in dm.tensors["train"])
         self.x_val, self.y_val, _ = (t.to(device) for t in dm.tensors["val"])
         self.batch_size, self.device = batch_size, device
@@ -102,7 +118,7 @@ def block_timer(bare: BareLoop, block: int) -> Any:
 
 
 def project_blocks(batch_size: int, epochs: int, block: int, store: str, device: str,
-                   bare: BareLoop) -> list[tuple[list[float], list[float]]]:
+                   bare: BareLoop, encoder: str) -> list[tuple[list[float], list[float]]]:
     """One training run of the project's path, its epochs timed in blocks, each followed by bare epochs."""
     from hydra.utils import instantiate
 
@@ -111,11 +127,11 @@ def project_blocks(batch_size: int, epochs: int, block: int, store: str, device:
 
     cfg = compose([f"batch_size={batch_size}", f"trainer.max_epochs={epochs}", "trainer.enable_progress_bar=true",
                    f"trainer.accelerator={'gpu' if device == 'cuda' else 'cpu'}", "data.split=segment",
-                   "data.split_sizes=[6000,1000,1000]", f"callbacks.model_checkpoint.dirpath={store}/ckpt",
+                   *ENCODERS[encoder]["overrides"], f"callbacks.model_checkpoint.dirpath={store}/ckpt",
                    f"callbacks.last_checkpoint.dirpath={store}/ckpt",
                    "callbacks.early_stopping.patience=1000",
                    f"trainer.default_root_dir={store}"])
-    dm = GenreDataModule.from_table(clip_table(), **{k: v for k, v in cfg.data.items() if k in (
+    dm = GenreDataModule.from_table(encoder_table(encoder), **{k: v for k, v in cfg.data.items() if k in (
         "batch_size", "minibatches_per_step", "eval_batch_size", "split", "split_sizes", "seed", "balance", "standardize")})
     dm.setup("fit")
     model = instantiate(cfg.model, input_shape=dm.input_shape, num_classes=dm.num_classes, class_names=dm.class_names)
@@ -135,30 +151,37 @@ def project_blocks(batch_size: int, epochs: int, block: int, store: str, device:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=13, help="epochs per round; the first of each round is warm-up")
-    parser.add_argument("--rounds", type=int, default=5, help="training runs per batch size")
-    parser.add_argument("--block", type=int, default=4, help="project epochs between bare blocks")
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
+    parser.add_argument("--encoder", default="mlp", choices=sorted(ENCODERS))
+    parser.add_argument("--epochs", type=int, default=None, help="epochs per round; the first of each round is warm-up "
+                        "(default 13 for mlp, 5 for the conv encoders)")
+    parser.add_argument("--rounds", type=int, default=None, help="training runs per batch size (default 5 for mlp, 1 for conv)")
+    parser.add_argument("--block", type=int, default=None, help="project epochs between bare blocks (default 4 for mlp, 2 for conv)")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=None, help="default 64 256 for mlp, 64 for conv")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = parser.parse_args()
+    mlp = args.encoder == "mlp"
+    args.epochs = args.epochs or (13 if mlp else 5)
+    args.rounds = args.rounds or (5 if mlp else 1)
+    args.block = args.block or (4 if mlp else 2)
+    args.batch_sizes = args.batch_sizes or ([64, 256] if mlp else [64])
     logging.getLogger("lightning").setLevel(logging.ERROR)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
     with tempfile.TemporaryDirectory(prefix="bench-train-") as store:  # one MLflow store: MLflow caches its engine per URI
         rows = [measure(batch_size, args, store) for batch_size in args.batch_sizes]
-    report("train", rows, ["device", "batch_size", "project_s_per_epoch", "bare_s_per_epoch", "ratio",
+    report("train", rows, ["encoder", "device", "batch_size", "project_s_per_epoch", "bare_s_per_epoch", "ratio",
                            "median_block_ratio", "block_ratio_quartiles", "epochs", "goal"])
 
 
 def measure(batch_size: int, args: argparse.Namespace, store: str) -> dict[str, Any]:
     """`args.rounds` training runs of the project's path at one batch size, each epoch block paired with bare epochs."""
-    bare = BareLoop(batch_size, args.device)
+    bare = BareLoop(batch_size, args.device, args.encoder)
     blocks = []
     for _ in range(args.rounds):
-        blocks += project_blocks(batch_size, args.epochs, args.block, store, args.device, bare)
+        blocks += project_blocks(batch_size, args.epochs, args.block, store, args.device, bare, args.encoder)
     ours, floor = [t for p, _ in blocks for t in p], [t for _, b in blocks for t in b]
     block_ratios = [sum(p) / sum(b) for p, b in blocks]
-    return {"device": args.device, "batch_size": batch_size, "project_s_per_epoch": median(ours),
+    return {"encoder": args.encoder, "device": args.device, "batch_size": batch_size, "project_s_per_epoch": median(ours),
             "bare_s_per_epoch": median(floor), "ratio": median(ours) / median(floor),
             "median_block_ratio": median(block_ratios),
             "block_ratio_quartiles": "{:.3f}-{:.3f}".format(*quartiles(block_ratios)),

@@ -2,7 +2,9 @@
 
 Runs are grouped by protocol (the split, the front-end): the paper's random clip split, the honest track
 split and GTZAN's fault-filtered split side by side show what clip leakage does to the scores. For each
-group and model the newest finished run is reported.
+group and model the newest finished run is reported. Runs that differ only in their seed (a seed sweep:
+`python -m genre_style.train -m ... seed=0,1,2,3,4`) are summarised as n, mean, sd and a 95 % interval, and
+configurations that share seeds on the same data are compared pairwise (the difference and its interval).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ PAPER_TABLE_2 = {  # DSAE, test set: precision, recall, F1
     "classical": (0.783, 0.775, 0.779), "jazz": (0.606, 0.627, 0.616),
     "metal": (0.515, 0.554, 0.5337), "pop": (0.670, 0.608, 0.638),
 }
-MODEL_NAMES = {"TwoLayerNet": "Two-layer net", "Autoencoder": "Vanilla autoencoder", "DeepSoftmaxAutoencoder": "DSAE"}
+MODEL_NAMES = {"TwoLayerNet": "Two-layer net", "Autoencoder": "Vanilla autoencoder", "DeepSoftmaxAutoencoder": "DSAE",
+               "LogisticRegressionBaseline": "Logistic regression (scikit-learn)"}
 SPLIT_NAMES = {"segment": "random clip split (the paper's protocol)", "track": "track split (no song in two splits)",
                "fault_filtered": "fault-filtered split (GTZAN's artist-filtered benchmark)"}
 PLOTS = ("confusion_matrix.png", "confusion_matrix_tracks.png", "pca_raw.png", "pca_bottleneck.png", "pca_logits.png",
@@ -64,10 +67,87 @@ def group_runs(runs: Sequence[Any]) -> dict[tuple[str, str, str], dict[str, Any]
     groups: dict[tuple[str, str, str], dict[str, Any]] = {}
     for run in runs:  # newest first
         p = run.data.params
-        key = (p.get("data.split", "?"), p.get("data.features", "raw_pool"), Path(p.get("data.root", "?")).name)
+        key = (p.get("data.split", "?"), p.get("data.features", "raw_pool"), data_name(p.get("data.root", "?")))
         model = p["model._target_"].rsplit(".", 1)[-1]
+        encoder = p.get("model.encoder._target_", "").rsplit(".", 1)[-1]
+        if encoder and encoder != "MLPEncoder" and model in MODEL_NAMES:
+            model = f"{model} + {encoder}"
         groups.setdefault(key, {}).setdefault(model, run)
     return groups
+
+
+# Params that do not change what is learned, or are the seed itself: runs differing only in these repeat one configuration.
+NOT_CONFIGURATION = ("seed", "data.seed", "run_name", "resume", "tags.", "paths.", "sweep_context.", "logger.", "callbacks.progress_bar.",
+                     "callbacks.model_checkpoint.dirpath", "callbacks.last_checkpoint.", "trainer.default_root_dir",
+                     "trainer.enable_progress_bar", "data.progress", "data.workers", "data.cache_dir", "hydra")
+REPEATED_METRICS = ("test/acc", "test/track_acc", "test/probe_acc_bottleneck", "test/knn_acc_bottleneck", "test/probe_acc_hidden",
+                    "test/knn_acc_hidden", "val/acc")
+
+
+def data_name(root: str) -> str:
+    """The data folder's name; for GTZAN's own `genres/` folder, the name of the folder holding it."""
+    path = Path(root)
+    return path.parent.name if path.name == "genres" and path.parent.name else path.name
+
+
+def configuration_key(params: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, v) for k, v in params.items() if not k.startswith(NOT_CONFIGURATION)))
+
+
+def short_label(params: dict[str, str]) -> str:
+    model = MODEL_NAMES.get(params.get("model._target_", "?").rsplit(".", 1)[-1], params.get("model._target_", "?").rsplit(".", 1)[-1])
+    encoder = params.get("model.encoder._target_", "").rsplit(".", 1)[-1]
+    label = f"{model} · {params.get('data.features', 'raw_pool')}"
+    if encoder and encoder != "MLPEncoder" and "LogisticRegression" not in params.get("model._target_", ""):
+        label += f" · {encoder}"
+    if params.get("tags.experiment"):
+        label += f" (experiment={params['tags.experiment']})"
+    return label
+
+
+def repeated_runs_section(runs: Sequence[Any]) -> Section | None:
+    """Seed sweeps: per configuration, mean ± sd [95 % interval] (n) of each metric; then paired differences."""
+    from genre_style.stats import paired_difference, summarize
+
+    configs: dict[tuple, dict[str, Any]] = {}
+    for run in runs:  # newest first: a seed run twice counts once, the newest
+        p = run.data.params
+        seed = p.get("seed", "?")
+        config = configs.setdefault(configuration_key(p), {"params": p, "by_seed": {}})
+        config["by_seed"].setdefault(seed, run)
+    section = Section("Repeated runs: configurations over seeds (mean ± sd [95 % interval] (n))")
+    metrics = [m for m in REPEATED_METRICS if any(m in r.data.metrics for c in configs.values() for r in c["by_seed"].values())]
+    rows = []
+    protocol = {}
+    for key, config in configs.items():
+        p = config["params"]
+        protocol[key] = (p.get("data.split"), p.get("data.root"), p.get("data.genres"), p.get("data.clips_per_track"))
+        cells = []
+        for metric in metrics:
+            values = [r.data.metrics[metric] for r in config["by_seed"].values() if metric in r.data.metrics]
+            cells.append(summarize(values).format() if values else "")
+        rows.append([short_label(p), f"{p.get('data.split', '?')} · {data_name(p.get('data.root', '?'))}",
+                     ",".join(sorted(config["by_seed"], key=str)), *cells])
+    if not any(len(c["by_seed"]) > 1 for c in configs.values()):
+        return None
+    section.tables.append(("Each configuration over its seeds (%)", ["configuration", "split · data", "seeds", *metrics], rows))
+    pairs = []
+    keys = list(configs)
+    for i, a in enumerate(keys):
+        for b in keys[i + 1:]:
+            if protocol[a] != protocol[b]:
+                continue
+            for metric in ("test/acc", "test/track_acc"):
+                ma = {s: r.data.metrics[metric] for s, r in configs[a]["by_seed"].items() if metric in r.data.metrics}
+                mb = {s: r.data.metrics[metric] for s, r in configs[b]["by_seed"].items() if metric in r.data.metrics}
+                diff = paired_difference(ma, mb)
+                if diff is not None and diff.n > 1:
+                    pairs.append([short_label(configs[a]["params"]), short_label(configs[b]["params"]), metric, diff.format(),
+                                  "yes" if diff.low > 0 or diff.high < 0 else "no"])
+    if pairs:
+        section.tables.append(("Paired comparisons on shared seeds (same splits): A - B in percentage points",
+                               ["A", "B", "metric", "A - B", "interval excludes 0"], pairs))
+    return section
 
 
 def build_sections(client: Any, groups: dict, out_dir: Path) -> list[Section]:
@@ -179,6 +259,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not runs:
             raise UserError(f"no finished training runs match in experiment {args.experiment!r}", "train first, or loosen --filter")
         sections = build_sections(client, group_runs(runs), out_dir)
+        repeated = repeated_runs_section(runs)
+        if repeated is not None:
+            sections.insert(0, repeated)
     except UserError as exc:
         print(f"genre-style: error: {exc}", file=sys.stderr)
         return 2

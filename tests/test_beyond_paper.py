@@ -33,12 +33,25 @@ def test_track_level_averages_clip_logits_per_song():
     assert true.tolist() == [0, 1] and predicted.tolist() == [1, 0]
 
 
-@pytest.mark.parametrize("front_end,dim", [("raw_pool", 500), ("logmel", 40 * 20), ("mfcc", 20 * 20)])
-def test_front_ends_give_one_fixed_size_vector_per_clip(front_end, dim):
+@pytest.mark.parametrize("front_end,shape", [("raw_pool", (500,)), ("logmel", (40, 20)), ("mfcc", (20, 20)), ("waveform", (20000,)),
+                                             ("stats", (2 * (20 + 40),))])
+def test_front_ends_give_one_fixed_size_array_per_clip(front_end, shape):
     spec = ClipSpec(features=front_end)
     clips = 0.1 * np.random.default_rng(0).standard_normal((3, 20000)).astype(np.float32)
     features = clip_features(clips, spec)
-    assert features.shape == (3, dim) == (3, spec.feature_dim) and np.isfinite(features).all()
+    assert spec.feature_shape == shape  # maps keep their (bands, frames) layout for conv encoders
+    assert features.shape == (3, int(np.prod(shape))) == (3, spec.feature_dim) and np.isfinite(features).all()
+
+
+def test_stats_are_the_mean_and_sd_over_time_of_mfcc_and_logmel():
+    import librosa
+
+    spec = ClipSpec(features="stats", n_fft=1024, frame_hop=512, n_mels=16, n_mfcc=5)
+    clips = 0.1 * np.random.default_rng(1).standard_normal((2, 20000)).astype(np.float32)
+    mel = librosa.power_to_db(librosa.feature.melspectrogram(y=clips, sr=22050, n_fft=1024, hop_length=512, n_mels=16), ref=1.0, top_db=None)
+    both = np.concatenate([librosa.feature.mfcc(S=mel, n_mfcc=5), mel], axis=1)
+    expected = np.concatenate([both.mean(axis=2), both.std(axis=2)], axis=1)
+    np.testing.assert_allclose(clip_features(clips, spec), expected, rtol=1e-4, atol=1e-3)
 
 
 def test_a_spectral_front_end_trains_with_its_own_input_size(tmp_path):
@@ -51,7 +64,7 @@ def test_a_spectral_front_end_trains_with_its_own_input_size(tmp_path):
     import torch
 
     # Plain data only (no Hydra object pickled with the hyperparameters): loads without running code.
-    assert torch.load(ckpt, weights_only=True)["state_dict"]["hidden.0.weight"].shape == (128, 400)
+    assert torch.load(ckpt, weights_only=True)["state_dict"]["encoder.net.0.weight"].shape == (128, 400)
 
 
 @pytest.fixture(scope="module")

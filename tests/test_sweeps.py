@@ -77,7 +77,7 @@ def test_a_config_written_for_the_official_plugin_runs_unchanged(tmp_path):
     assert len(journals) == 1  # study_name: null gets a stable derived name, so a rerun resumes it
     study = optuna.load_study(study_name=journals[0].stem, storage=open_storage(str(journals[0])))
     assert len(study.trials) == 2 and all(t.state.name == "COMPLETE" for t in study.trials)
-    assert set(study.trials[0].params) == {"model.optimizer.lr", "data.batch_size", "model.bottleneck"}
+    assert set(study.trials[0].params) == {"model.optimizer.lr", "data.batch_size", "model.embedding_dim"}
 
 
 def test_pruning_reports_every_epoch_and_stops_weak_trials(tmp_path):
@@ -94,15 +94,15 @@ def test_pruning_reports_every_epoch_and_stops_weak_trials(tmp_path):
 
 def test_search_space_grammar_matches_the_official_plugin():
     searched, fixed = parse_search_space(
-        {"gamma": "interval(0, 1.0)", "lr": "tag(log, interval(1e-4, 1e-2))", "model.bottleneck": "int(interval(16, 128))",
-         "batch_size": "choice(32, 64)", "model.encoder_sizes": "choice([256,128],[128])", "seed": "7",
+        {"gamma": "interval(0, 1.0)", "lr": "tag(log, interval(1e-4, 1e-2))", "model.embedding_dim": "int(interval(16, 128))",
+         "batch_size": "choice(32, 64)", "model.encoder.hidden_sizes": "choice([256,128],[128])", "seed": "7",
          "trainer.max_epochs": "range(1, 10, 3)"},
         ["seed=8", "dropout=interval(0.0, 0.5)"],
     )
     assert searched["gamma"] == optuna.distributions.FloatDistribution(0.0, 1.0)
     assert searched["lr"] == optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)
-    assert searched["model.bottleneck"] == optuna.distributions.IntDistribution(16, 128)
-    assert searched["model.encoder_sizes"].choices == ("[256,128]", "[128]")
+    assert searched["model.embedding_dim"] == optuna.distributions.IntDistribution(16, 128)
+    assert searched["model.encoder.hidden_sizes"].choices == ("[256,128]", "[128]")
     assert searched["trainer.max_epochs"] == optuna.distributions.IntDistribution(1, 7, step=3)
     assert "dropout" in searched and fixed == {"seed": "8"}  # the command line wins
 
@@ -114,8 +114,8 @@ def test_the_two_layer_search_space_parses_into_distributions():
         cfg = compose(config_name="train", overrides=["hparams_search=two_layer_optuna"], return_hydra_config=True)
     searched, fixed = parse_search_space(cfg.hydra.sweeper.params, [])
     assert cfg.model._target_.endswith("TwoLayerNet") and cfg.optimized_metric == "val/acc"
-    assert set(searched) == {"model.hidden_sizes", "model.activation", "dropout", "lr", "batch_size"} and not fixed
-    assert searched["lr"].log and searched["model.activation"].choices == ("tanh", "relu")
+    assert set(searched) == {"model.embedding_dim", "model.encoder.activation", "dropout", "lr", "batch_size"} and not fixed
+    assert searched["lr"].log and searched["model.encoder.activation"].choices == ("tanh", "relu")
 
 
 def test_an_unreachable_study_database_is_one_line_without_the_password(tmp_path):

@@ -123,11 +123,14 @@ def test_missing_data_root_is_one_clear_message(tmp_path):
 
 
 @pytest.mark.parametrize("override,needle", [("gamma=1.5", "gamma=1.5"), ("dropout=1.0", "dropout=1.0"),
-                                             ("model.encoder_sizes=[256,0]", "model.encoder_sizes"),
+                                             ("model.encoder.hidden_sizes=[256,0]", "model.encoder.hidden_sizes"),
+                                             ("encoder=logmel_cnn", "features=logmel"),
+                                             ("encoder=sample_cnn features=logmel", "features=waveform"),
+                                             ("experiment=best model.augment.time_mask_width=2", "time_mask_width"),
                                              ("data.pool=30000", "data.pool=30000"),
                                              ("callbacks.last_checkpoint.min_interval_s=-1", "min_interval_s=-1")])
 def test_bad_settings_are_rejected_before_training(tmp_path, override, needle):
-    _assert_clean_error(run_cli(["data=synthetic", override], tmp_path), needle, "fix:")
+    _assert_clean_error(run_cli(["data=synthetic", *override.split()], tmp_path), needle, "fix:")
 
 
 def test_unknown_genre_lists_the_genres_found(tmp_path, corpus_copy):

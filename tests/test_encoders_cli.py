@@ -1,0 +1,90 @@
+"""Encoders, front-ends and the classical baseline through the real entry point: real fits, a real MLflow store."""
+
+from __future__ import annotations
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import FAST_RUN, run_cli
+
+
+def _only_run(out):
+    client = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("genre-style").experiment_id])
+    assert len(runs) == 1
+    return client, runs[0]
+
+
+def _artifacts(client, run_id, path=""):
+    found = []
+    for item in client.list_artifacts(run_id, path):
+        found += _artifacts(client, run_id, item.path) if item.is_dir else [item.path]
+    return found
+
+
+@pytest.fixture(scope="module")
+def dsae_cnn_and_logreg(tmp_path_factory):
+    """A DSAE on the log-mel CNN and the scikit-learn baseline, in one store."""
+    out = tmp_path_factory.mktemp("encoders")
+    cnn = run_cli([*FAST_RUN, "features=logmel", "encoder=logmel_cnn", "model.recon_reduction=mean",
+                   "model.encoder.channels=[4,8]", "trainer.max_epochs=2"], out / "cnn")
+    assert cnn.returncode == 0, cnn.stderr[-3000:]
+    logreg = run_cli([*FAST_RUN, "model=logreg", "features=stats"], out / "logreg")
+    assert logreg.returncode == 0, logreg.stderr[-3000:]
+    return out
+
+
+def test_logreg_writes_the_same_metrics_and_plots_as_the_learned_models(dsae_cnn_and_logreg):
+    client_cnn, cnn = _only_run(dsae_cnn_and_logreg / "cnn")
+    client, logreg = _only_run(dsae_cnn_and_logreg / "logreg")
+    assert logreg.info.status == "FINISHED"
+    assert logreg.data.params["model._target_"].endswith("LogisticRegressionBaseline")
+    classifier_metrics = {k for k in cnn.data.metrics if not any(w in k for w in ("recon", "/ce", "bottleneck"))}
+    embedding = {k.replace("bottleneck", "hidden") for k in cnn.data.metrics if "bottleneck" in k}
+    assert classifier_metrics | embedding <= set(logreg.data.metrics)  # test/acc, track_acc, f1_<genre>, probe/knn, ...
+    assert len(client.get_metric_history(logreg.info.run_id, "val/acc")) == 2  # one epoch (one fit), then the final value
+    plots = {p for p in _artifacts(client, logreg.info.run_id) if p.startswith("plots/")}
+    cnn_plots = {p.replace("bottleneck", "hidden") for p in _artifacts(client_cnn, cnn.info.run_id)
+                 if p.startswith("plots/") and "interpolation" not in p}
+    assert cnn_plots <= plots
+
+
+def test_a_conv_encoder_run_logs_its_encoder_and_front_end(dsae_cnn_and_logreg):
+    client, run = _only_run(dsae_cnn_and_logreg / "cnn")
+    p = run.data.params
+    assert p["model.encoder._target_"].endswith("LogMelCNN") and p["data.features"] == "logmel"
+    assert "plots/interpolation.png" in _artifacts(client, run.info.run_id)  # decoded maps drawn as images
+    ckpt = client.download_artifacts(run.info.run_id, "checkpoints/best.ckpt", str(dsae_cnn_and_logreg))
+    import torch
+
+    state = torch.load(ckpt, weights_only=True)  # plain data: the encoder is a config dict, not a pickled object
+    assert state["hyper_parameters"]["encoder"]["_target_"].endswith("LogMelCNN")
+    assert state["hyper_parameters"]["input_shape"] == (64, 79)
+
+
+def test_embed_reads_a_conv_encoder_checkpoint(dsae_cnn_and_logreg, small_corpus, tmp_path):
+    client, run = _only_run(dsae_cnn_and_logreg / "cnn")
+    ckpt = client.download_artifacts(run.info.run_id, "checkpoints/best.ckpt", str(tmp_path))
+    out = tmp_path / "emb.csv"
+    result = run_cli([ckpt, str(small_corpus / "jazz"), "--out", str(out)], tmp_path, module="genre_style.embed")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert out.exists() and len(out.read_text().splitlines()) > 1
+
+
+def test_experiment_best_composes_and_runs_a_short_fit(tmp_path):
+    fast = [a for a in FAST_RUN if not a.startswith("trainer.max_epochs")]
+    result = run_cli(["experiment=best", *fast, "trainer.max_epochs=1", "model.encoder.channels=[4,8]"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, run = _only_run(tmp_path)
+    p = run.data.params
+    assert p["tags.experiment"] == "best" and p["model.augment.time_shift"] == "True"
+    assert p["model.optimizer._target_"] == "torch.optim.AdamW" and p["model.scheduler._target_"].endswith("CosineAnnealingLR")
+    assert "test/track_acc" in run.data.metrics
+
+
+def test_waveform_front_end_trains_the_sample_cnn(tmp_path):
+    result = run_cli([*FAST_RUN, "features=waveform", "encoder=sample_cnn", "model=two_layer", "model.embedding_dim=16",
+                      "model.encoder.channels=[4,8,8]", "trainer.max_epochs=1", "evaluation.embedding_metrics=false"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, run = _only_run(tmp_path)
+    assert run.data.params["data.features"] == "waveform" and "test/acc" in run.data.metrics
