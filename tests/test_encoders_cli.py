@@ -59,7 +59,7 @@ def test_a_conv_encoder_run_logs_its_encoder_and_front_end(dsae_cnn_and_logreg):
 
     state = torch.load(ckpt, weights_only=True)  # plain data: the encoder is a config dict, not a pickled object
     assert state["hyper_parameters"]["encoder"]["_target_"].endswith("LogMelCNN")
-    assert state["hyper_parameters"]["input_shape"] == (64, 79)
+    assert list(state["hyper_parameters"]["input_shape"]) == [64, 79]
 
 
 def test_embed_reads_a_conv_encoder_checkpoint(dsae_cnn_and_logreg, small_corpus, tmp_path):
@@ -88,3 +88,23 @@ def test_waveform_front_end_trains_the_sample_cnn(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     _, run = _only_run(tmp_path)
     assert run.data.params["data.features"] == "waveform" and "test/acc" in run.data.metrics
+
+
+def test_a_seed_sweep_is_reported_with_intervals_and_paired_differences(tmp_path):
+    """One multirun: two configurations x two seeds; the report groups them by seed and pairs them."""
+    fast = [a for a in FAST_RUN if not a.startswith("trainer.max_epochs")]
+    sweep = run_cli(["-m", "model=logreg,two_layer", "features=stats", "seed=1,2", "trainer.max_epochs=2",
+                     "evaluation.embedding_metrics=false", *fast], tmp_path)
+    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    report = run_cli(["--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--out", str(tmp_path / "report")], tmp_path,
+                     module="genre_style.report")
+    assert report.returncode == 0, report.stderr[-3000:]
+    text = (tmp_path / "report" / "report.md").read_text()
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("genre-style").experiment_id])
+    logreg = sorted(r.data.metrics["test/acc"] for r in runs if "Logistic" in r.data.params["model._target_"])
+    assert len(logreg) == 2
+    from genre_style.stats import summarize
+
+    assert summarize(logreg).format() in text  # e.g. "62.5 ± 3.1 [34.4, 90.6] (n=2)"
+    assert "Paired comparisons on shared seeds" in text and "(n=2)" in text

@@ -231,6 +231,9 @@ class GenreModel(pl.LightningModule):
             "model_class": f"{type(self).__module__}.{type(self).__qualname__}",
             "class_names": self.class_names,
         }
+        # Hydra hands `_recursive_: false` nodes over as OmegaConf objects: store plain data, so checkpoints load
+        # with torch.load(weights_only=True).
+        checkpoint["hyper_parameters"] = {k: plain(v) for k, v in checkpoint.get("hyper_parameters", {}).items()}
 
     def configure_optimizers(self) -> Any:
         optimizer = build(self.optimizer_config, params=self.parameters())

@@ -111,7 +111,7 @@ def interpolation_plot(reconstructions: np.ndarray, path_2d: np.ndarray, backgro
         ax.set_ylabel(f"{i / (steps - 1):.2f}", rotation=0, labelpad=18, fontsize=8)
         if i == 0:
             ax.set_title(f"decoded clips, {endpoints[0]} (0) -> {endpoints[1]} (1)", fontsize=10)
-    ax.set_xlabel("input feature")
+    ax.set_xlabel("frame (mel bands upwards)" if reconstructions.ndim == 3 else "input feature")
     ax = fig.add_subplot(grid[:, 1])
     for i, genre in enumerate(genres):
         mask = background_labels == i

@@ -1,0 +1,82 @@
+"""Training-time augmentation: what each switch does, and that evaluation never sees it."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+
+from genre_style.data.clip_table import ClipTable
+from genre_style.data.datamodule import GenreDataModule
+from genre_style.models.augment import Augment
+from genre_style.models.dsae import DeepSoftmaxAutoencoder
+
+CNN = {"_target_": "genre_style.models.encoders.LogMelCNN", "channels": [4, 8], "dropout": 0.0}
+HEAVY = {"features": "logmel", "time_shift": True, "freq_masks": 2, "freq_mask_width": 0.3, "time_masks": 2,
+         "time_mask_width": 0.3, "mixup_alpha": 0.4}
+
+
+def test_off_by_default_and_draws_no_random_numbers():
+    augment = Augment()
+    assert not augment.active
+    state = torch.random.get_rng_state()
+    x = torch.randn(4, 8, 10)
+    torch.random.set_rng_state(state)
+    assert torch.equal(torch.randn(4, 8, 10), x)  # nothing drawn by constructing it either
+
+
+def test_time_shift_rolls_each_clip_and_keeps_its_content():
+    torch.manual_seed(0)
+    x = torch.arange(2 * 3 * 10, dtype=torch.float32).view(2, 3, 10)
+    shifted, _ = Augment(features="logmel", time_shift=True)(x, torch.zeros(2, dtype=torch.long))
+    for clip, original in zip(shifted, x):
+        offset = int((clip[0, 0] - original[0, 0]).item()) % 10
+        assert torch.equal(clip, torch.roll(original, -offset, dims=-1))
+
+
+def test_masks_zero_whole_bands_and_frames_within_their_width():
+    torch.manual_seed(0)
+    x = torch.ones(64, 20, 30)
+    out, _ = Augment(features="logmel", freq_masks=1, freq_mask_width=0.2, time_masks=1, time_mask_width=0.1)(x, torch.zeros(64))
+    zero_bands = (out == 0).all(dim=2).sum(dim=1)
+    zero_frames = (out == 0).all(dim=1).sum(dim=1)
+    assert zero_bands.max() <= 4 and zero_frames.max() <= 3 and zero_bands.sum() > 0 and zero_frames.sum() > 0
+
+
+def test_stats_vectors_get_only_mixup():
+    torch.manual_seed(0)
+    x = torch.randn(8, 168)
+    same, mixed = Augment(features="stats", time_shift=True, time_masks=2, freq_masks=2)(x, torch.zeros(8))
+    assert torch.equal(same, x) and mixed is None
+    blended, mixed = Augment(features="stats", mixup_alpha=0.4)(x, torch.zeros(8))
+    torch.testing.assert_close(blended, mixed.lam * x + (1 - mixed.lam) * x[mixed.perm])
+
+
+def test_augmentation_is_off_at_eval_time():
+    """Validation of a model trained with heavy augmentation equals that of the same weights without it."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(2), 40)
+    table = ClipTable(features=rng.standard_normal((80, 16, 12)).astype(np.float32) + labels[:, None, None],
+                      labels=labels, track_index=np.arange(80) // 4, genres=["a", "b"],
+                      track_ids=[f"t{i}" for i in range(20)], track_labels=np.repeat(np.arange(2), 10))
+    dm = GenreDataModule.from_table(table, split="segment", batch_size=8, minibatches_per_step=2, seed=0)
+    dm.setup("fit")
+    common = dict(input_shape=dm.input_shape, num_classes=2, class_names=["a", "b"], encoder=CNN, embedding_dim=8,
+                  recon_reduction="mean", dropout=0.0)  # no dropout: a training step differs only by augmentation
+    pl.seed_everything(0, verbose=False)
+    augmented = DeepSoftmaxAutoencoder(augment=HEAVY, **common)
+    trainer = pl.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(augmented, datamodule=dm)
+    plain = DeepSoftmaxAutoencoder(**common)
+    plain.load_state_dict(augmented.state_dict())
+    scores = [pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+              .validate(m, datamodule=dm, verbose=False)[0] for m in (augmented, plain, augmented)]
+    assert scores[0] == scores[1] == scores[2]
+    batch = tuple(t[:16] for t in dm.tensors["train"])
+    augmented.train()
+    torch.manual_seed(1)
+    train_loss = augmented._step(batch, "train")
+    plain.train()
+    assert torch.equal(plain._step(batch, "train"), plain._step(batch, "train"))
+    assert not torch.equal(train_loss, plain._step(batch, "train"))  # training steps do see it
