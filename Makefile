@@ -8,7 +8,7 @@ PORT ?= 5000
 STORE ?= sqlite:///$(CURDIR)/outputs/mlflow.db
 ARTIFACTS ?= $(CURDIR)/outputs/mlartifacts
 
-.PHONY: install demo test ui data bench clean
+.PHONY: install demo test lint ui data bench clean
 
 install: $(STAMP)
 
@@ -23,8 +23,11 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(PY) -m genre_style.train data=synthetic $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(PY) -m pytest $(ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check genre_style tests benchmarks hydra_plugins
 
 # GTZAN into outputs/data/gtzan (or $$GTZAN_ROOT); ARGS="--archive genres.tar.gz" uses a file you have.
 data: $(STAMP)

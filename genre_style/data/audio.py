@@ -5,8 +5,8 @@ Kept free of torch so preprocessing workers start fast.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 import math
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np

@@ -50,7 +50,7 @@ class ClipTable:
             raise
 
     @classmethod
-    def load(cls, path: str | Path) -> "ClipTable":
+    def load(cls, path: str | Path) -> ClipTable:
         with np.load(path, allow_pickle=False) as arrays:
             meta = json.loads(str(arrays["meta"]))
             return cls(

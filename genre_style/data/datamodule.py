@@ -102,7 +102,7 @@ class GenreDataModule(pl.LightningDataModule):
         self.std: np.ndarray | None = None
 
     @classmethod
-    def from_table(cls, table: ClipTable, **kwargs: Any) -> "GenreDataModule":
+    def from_table(cls, table: ClipTable, **kwargs: Any) -> GenreDataModule:
         """A data module over clips already in memory (benchmarks, tests, notebooks): no files are read."""
         module = cls(root="<in-memory>", genres=list(table.genres), cache_dir=None, **kwargs)
         module.table = table

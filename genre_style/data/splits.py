@@ -37,7 +37,7 @@ def resolve_sizes(sizes: Sequence[float], total: int, unit: str) -> list[int]:
     if sum(counts) > total:
         raise UserError(
             f"data.split_sizes asks for {sum(counts)} {unit} but only {total} are available",
-            f"lower data.split_sizes, use fractions, or add data (more tracks or data.clips_per_track)",
+            "lower data.split_sizes, use fractions, or add data (more tracks or data.clips_per_track)",
         )
     if counts[0] < 1 or counts[1] < 1 or counts[2] < 1:
         raise UserError(f"split sizes {counts} leave a split empty ({total} {unit} in all)", "add data or change data.split_sizes")

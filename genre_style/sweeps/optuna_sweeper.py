@@ -123,7 +123,6 @@ class OptunaSweeperImpl:
             sys.exit(2)
 
     def _sweep(self, arguments: Sequence[str]) -> list:
-        import optuna
 
         from genre_style.sweeps.storage import open_storage, storage_url
 

@@ -6,7 +6,7 @@ so configs written for that plugin run unchanged, but on Optuna >= 4. Don't inst
 
 
 from dataclasses import dataclass, field
-from typing import Any, List, Optional, Sequence
+from typing import Any, Sequence
 
 from hydra.core.config_store import ConfigStore
 from hydra.plugins.sweeper import Sweeper
@@ -30,18 +30,18 @@ class OptunaSweeper(Sweeper):
 @dataclass
 class OptunaSweeperConf:
     _target_: str = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
-    defaults: List[Any] = field(default_factory=lambda: [{"sampler": "tpe"}])
+    defaults: list[Any] = field(default_factory=lambda: [{"sampler": "tpe"}])
     sampler: Any = None
     direction: Any = "minimize"
-    storage: Optional[Any] = None
-    study_name: Optional[str] = None
+    storage: Any | None = None
+    study_name: str | None = None
     n_trials: int = 20
     n_jobs: int = 1
     max_failure_rate: float = 1.0
     pruner: Any = None
-    search_space: Optional[Any] = None
-    custom_search_space: Optional[str] = None
-    params: Optional[Any] = None
+    search_space: Any | None = None
+    custom_search_space: str | None = None
+    params: Any | None = None
 
 
 SAMPLERS = {
