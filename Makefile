@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.bench_train
 	$(PY) -m benchmarks.bench_preprocess
 	$(PY) -m benchmarks.bench_e2e
+	$(PY) -m benchmarks.bench_best
 	$(PY) -m benchmarks.bench_gpu
 
 ui: $(STAMP)

@@ -66,6 +66,7 @@ def validate_config(cfg: DictConfig) -> None:
         _check_sizes(cfg, key, allow_empty=True)
     _check_encoder_fits_features(cfg)
     _check_augment(cfg)
+    _check_variational(cfg)
     pool, segment = OmegaConf.select(cfg, "data.pool"), OmegaConf.select(cfg, "data.segment_samples")
     raw = OmegaConf.select(cfg, "data.features") in (None, "raw_pool")
     if raw and pool is not None and segment is not None and pool > segment:
@@ -111,6 +112,21 @@ def _check_augment(cfg: DictConfig) -> None:
             raise UserError(f"model.augment.{key}={value} must be >= 0", f"e.g. model.augment.{key}=0 to switch it off")
     for key in ("freq_mask_width", "time_mask_width"):
         _check_range(cfg, f"model.augment.{key}", 0.0, 1.0, True, f"the widest mask as a share of the axis, e.g. model.augment.{key}=0.1")
+
+
+def _check_variational(cfg: DictConfig) -> None:
+    for key in ("beta", "mi_weight", "tc_weight", "dimwise_kl_weight", "kl_warmup_epochs"):
+        value = _number(cfg, f"model.{key}")
+        if value is not None and value < 0:
+            raise UserError(f"model.{key}={value} must be >= 0", f"a weight of the KL terms, e.g. model.{key}=1.0")
+    if OmegaConf.select(cfg, "model.classifier") is True:
+        genres = OmegaConf.select(cfg, "data.genres")
+        if OmegaConf.is_list(genres) and len(genres) < 2:
+            raise UserError(f"model.classifier=true needs genre labels to learn from, but data.genres={list(genres)} has one",
+                            "give at least two genres (data.genres=[classical,jazz]), or model.classifier=false")
+        if OmegaConf.select(cfg, "model.gamma") == 1.0:
+            raise UserError("model.classifier=true with gamma=1 gives the classifier no weight in the loss: it learns nothing",
+                            "lower gamma (e.g. gamma=0.9), or model.classifier=false")
 
 
 def _check_manual_optimisation(cfg: DictConfig) -> None:

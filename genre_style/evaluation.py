@@ -101,6 +101,7 @@ def evaluate(
     embedding_metrics: bool = True,
     knn_k: int = 10,
     interpolation_steps: int = 8,
+    disentanglement: bool = True,
 ) -> dict[str, float]:
     """Score every split, write the reports under `out_dir`, return the final metrics."""
     outputs = {split: predict_split(trainer, model, datamodule, split) for split in SPLIT_NAMES}
@@ -112,6 +113,8 @@ def evaluate(
         metrics.update(song_level(outputs, genres, out_dir, title))
     if embedding_metrics:
         metrics.update(embedding_quality(outputs, raw, model, knn_k))
+    if disentanglement:
+        metrics.update(genre_disentanglement(model, outputs, out_dir, title))
     if model.has_decoder and interpolation_steps >= 2:
         interpolate(model, outputs["test"], genres, out_dir, title, interpolation_steps)
     (out_dir / "report").mkdir(parents=True, exist_ok=True)
@@ -131,6 +134,29 @@ def embedding_quality(outputs: dict, raw: dict, model: GenreModel, knn_k: int) -
     for space, points in spaces.items():
         others = {s: (points[s], outputs[s]["y"]) for s in ("val", "test")}
         scores.update(embedding_scores(points["train"], outputs["train"]["y"], others, space, k=knn_k))
+    return scores
+
+
+def genre_disentanglement(model: GenreModel, outputs: dict, out_dir: Path, title: str, steps: int = 7) -> dict[str, float]:
+    """MIG with respect to genre, per-dimension mutual information and active dimensions of the embedding (val and
+    test), the mutual information plot, and a traversal of the most informative dimension for models with a decoder."""
+    from genre_style.disentanglement import disentanglement_scores, label_entropy, latent_genre_mi
+
+    scores = disentanglement_scores({s: (outputs[s]["embedding"], outputs[s]["y"]) for s in ("val", "test")})
+    codes, labels = outputs["test"]["embedding"], outputs["test"]["y"]
+    mi = latent_genre_mi(codes, labels)
+    plots.latent_mi_plot(mi, label_entropy(labels), out_dir / "plots/latent_genre_mi.png",
+                         f"{title}: mutual information of each {embedding_space_name(model)} dimension with genre (test)")
+    if model.has_decoder:
+        dim = int(mi.argmax())
+        values = np.linspace(*np.quantile(codes[:, dim], [0.05, 0.95]), steps)
+        path = np.repeat(codes.mean(axis=0, keepdims=True), steps, axis=0)
+        path[:, dim] = values
+        model.eval()
+        with torch.no_grad():
+            decoded = model.decoder(torch.as_tensor(path, dtype=torch.float32, device=model.device)).cpu().numpy()
+        plots.traversal_plot(decoded, values, dim, out_dir / "plots/latent_traversal.png",
+                             f"{title}: traversal of dimension {dim}, the most informative about genre (5-95 % of test codes)")
     return scores
 
 

@@ -27,7 +27,8 @@ PAPER_TABLE_2 = {  # DSAE, test set: precision, recall, F1
     "metal": (0.515, 0.554, 0.5337), "pop": (0.670, 0.608, 0.638),
 }
 MODEL_NAMES = {"TwoLayerNet": "Two-layer net", "Autoencoder": "Vanilla autoencoder", "DeepSoftmaxAutoencoder": "DSAE",
-               "LogisticRegressionBaseline": "Logistic regression (scikit-learn)"}
+               "LogisticRegressionBaseline": "Logistic regression (scikit-learn)", "VariationalAutoencoder": "VAE",
+               "BetaTCVAE": "beta-TCVAE"}
 SPLIT_NAMES = {"segment": "random clip split (the paper's protocol)", "track": "track split (no song in two splits)",
                "fault_filtered": "fault-filtered split (GTZAN's artist-filtered benchmark)"}
 PLOTS = ("confusion_matrix.png", "confusion_matrix_tracks.png", "pca_raw.png", "pca_bottleneck.png", "pca_logits.png",
@@ -81,7 +82,7 @@ NOT_CONFIGURATION = ("seed", "data.seed", "run_name", "resume", "tags.", "paths.
                      "callbacks.model_checkpoint.dirpath", "callbacks.last_checkpoint.", "trainer.default_root_dir",
                      "trainer.enable_progress_bar", "data.progress", "data.workers", "data.cache_dir", "hydra")
 REPEATED_METRICS = ("test/acc", "test/track_acc", "test/probe_acc_bottleneck", "test/knn_acc_bottleneck", "test/probe_acc_hidden",
-                    "test/knn_acc_hidden", "val/acc")
+                    "test/knn_acc_hidden", "test/silhouette_bottleneck", "test/mig_genre", "test/active_dims", "val/acc")
 
 
 def data_name(root: str) -> str:
@@ -100,6 +101,8 @@ def short_label(params: dict[str, str]) -> str:
     label = f"{model} · {params.get('data.features', 'raw_pool')}"
     if encoder and encoder != "MLPEncoder" and "LogisticRegression" not in params.get("model._target_", ""):
         label += f" · {encoder}"
+    if params.get("model.classifier") == "True":
+        label += " + classifier"
     if params.get("tags.experiment"):
         label += f" (experiment={params['tags.experiment']})"
     return label

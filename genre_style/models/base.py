@@ -40,6 +40,8 @@ class ModelOutputs:
     embedding: torch.Tensor
     logits: torch.Tensor | None = None
     reconstruction: torch.Tensor | None = None
+    latent_sample: torch.Tensor | None = None  # variational models: the reparameterised sample (training) or the mean
+    logvar: torch.Tensor | None = None  # variational models: log-variance of q(z|x)
 
 
 class GenreModel(pl.LightningModule):
@@ -47,6 +49,7 @@ class GenreModel(pl.LightningModule):
 
     has_classifier: bool = True
     has_decoder: bool = False
+    encoder_outputs_per_latent: int = 1  # variational models: 2 (mean and log-variance)
 
     def __init__(
         self,
@@ -74,7 +77,7 @@ class GenreModel(pl.LightningModule):
         self._plain_steps = False  # decided when training starts (see plain_steps.py)
         self.embedding_dim = embedding_dim
         self.encoder: Encoder = build(encoder or {"_target_": "genre_style.models.encoders.MLPEncoder"},
-                                      input_shape=self.input_shape, output_dim=embedding_dim)
+                                      input_shape=self.input_shape, output_dim=embedding_dim * self.encoder_outputs_per_latent)
         self.augment = Augment(**(plain(augment) or {}))  # identity unless switched on; training steps only
         # Epoch metrics are torchmetrics, fed once per epoch: a step only stashes its detached losses and
         # predicted classes (a few microseconds), where a torchmetrics update or a self.log per step costs

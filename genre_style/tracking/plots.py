@@ -124,3 +124,38 @@ def interpolation_plot(reconstructions: np.ndarray, path_2d: np.ndarray, backgro
     ax.legend(fontsize=8, markerscale=2)
     fig.suptitle(title)
     return _save(fig, path)
+
+
+def latent_mi_plot(mi: np.ndarray, entropy: float, path: str | Path, title: str) -> Path:
+    """Mutual information of each latent dimension with genre, the two largest (MIG's gap) highlighted."""
+    order = np.argsort(mi)[::-1]
+    colors = ["#d55e00" if d in order[:2] else "#0072b2" for d in range(len(mi))]
+    fig, ax = plt.subplots(figsize=(max(6, len(mi) * 0.12 + 2), 3.5))
+    ax.bar(np.arange(len(mi)), mi, color=colors, width=0.8)
+    ax.axhline(entropy, color="k", ls="--", lw=1, label=f"H(genre) = {entropy:.2f} nats")
+    ax.set_xlabel("latent dimension")
+    ax.set_ylabel("I(z_d; genre) [nats]")
+    gap = (mi[order[0]] - (mi[order[1]] if len(mi) > 1 else 0.0)) / entropy if entropy else 0.0
+    ax.set_title(f"{title}\nMIG = {gap:.3f} (dimensions {', '.join(str(d) for d in order[:2])} in orange)", fontsize=10)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def traversal_plot(decoded: np.ndarray, values: np.ndarray, dim: int, path: str | Path, title: str) -> Path:
+    """Decoded input features while one latent dimension moves and the others stay at the test mean."""
+    steps = len(decoded)
+    if decoded.ndim == 3:  # (bands, frames) maps: one image per step
+        fig, axes = plt.subplots(1, steps, figsize=(2.0 * steps, 2.8), sharey=True)
+        for ax, image, value in zip(np.atleast_1d(axes), decoded, values):
+            ax.imshow(image, aspect="auto", origin="lower", cmap="magma")
+            ax.set_title(f"z[{dim}] = {value:.2f}", fontsize=8)
+            ax.set_xticks([])
+        np.atleast_1d(axes)[0].set_ylabel("mel band")
+    else:  # vectors: one row per step
+        fig, ax = plt.subplots(figsize=(10, 0.4 * steps + 1.5))
+        ax.imshow(decoded.reshape(steps, -1), aspect="auto", cmap="magma", interpolation="nearest")
+        ax.set_yticks(range(steps), [f"{v:.2f}" for v in values], fontsize=8)
+        ax.set_ylabel(f"z[{dim}]")
+        ax.set_xlabel("input feature")
+    fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
