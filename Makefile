@@ -26,8 +26,10 @@ demo: $(STAMP)
 test: $(STAMP) lint
 	$(PY) -m pytest $(ARGS)
 
+# ruff (lint) on all the code, mypy (types) on the package: both run before the tests.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check genre_style tests benchmarks hydra_plugins
+	$(VENV)/bin/mypy
 
 # GTZAN into outputs/data/gtzan (or $$GTZAN_ROOT); ARGS="--archive genres.tar.gz" uses a file you have.
 data: $(STAMP)

@@ -86,7 +86,8 @@ def validate_config(cfg: DictConfig) -> None:
         from genre_style.data.gtzan import resolve_genres
 
         # Raises a UserError naming the path and how to get GTZAN, or the unknown genre and those found.
-        resolve_genres(cfg.data.root, OmegaConf.to_object(cfg.data.genres) if OmegaConf.is_list(cfg.data.genres) else cfg.data.genres)
+        genres: Any = OmegaConf.to_object(cfg.data.genres) if OmegaConf.is_list(cfg.data.genres) else cfg.data.genres
+        resolve_genres(cfg.data.root, genres)
 
 
 # Encoders that need a time axis, and the front-ends that give them one.

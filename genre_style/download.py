@@ -98,8 +98,8 @@ def install(root: Path, archive: Path | None = None, urls: Sequence[str] = MIRRO
         raise UserError(f"{root} exists and is not empty, but was not filled by this command",
                         "pass --root to another folder, remove it, or use it directly with data.root=" + str(root))
     root.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=root.parent, prefix=f".{root.name}.download.") as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(dir=root.parent, prefix=f".{root.name}.download.") as tmp_name:
+        tmp = Path(tmp_name)
         if archive is None:
             archive, source = _fetch(urls, md5, tmp), "download"
         else:

@@ -64,7 +64,7 @@ class Embedder:
             signal = np.pad(signal, (0, self.spec.segment_samples - len(signal)))
         clips = segment(signal, self.spec.segment_samples, self.spec.hop_samples, max_clips or sys.maxsize)
         x = clip_features(clips, self.spec).reshape(len(clips), *self.spec.feature_shape)
-        if self.mean is not None:
+        if self.mean is not None and self.std is not None:
             x = (x - self.mean) / self.std
         return x.astype(np.float32), len(clips)
 

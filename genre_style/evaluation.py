@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 def predict_split(trainer: pl.Trainer, model: GenreModel, datamodule: GenreDataModule, split: str) -> dict[str, np.ndarray]:
     """Model outputs for every clip of a split, in eval mode (dropout off), as numpy arrays."""
-    batches = trainer.predict(model, dataloaders=datamodule.eval_dataloader(split))
+    batches: Any = trainer.predict(model, dataloaders=datamodule.eval_dataloader(split))
     return {key: torch.cat([b[key] for b in batches]).cpu().numpy() for key in batches[0]}
 
 
@@ -149,12 +149,14 @@ def genre_disentanglement(model: GenreModel, outputs: dict, out_dir: Path, title
                          f"{title}: mutual information of each {embedding_space_name(model)} dimension with genre (test)")
     if model.has_decoder:
         dim = int(mi.argmax())
-        values = np.linspace(*np.quantile(codes[:, dim], [0.05, 0.95]), steps)
+        low, high = np.quantile(codes[:, dim], [0.05, 0.95])
+        values = np.linspace(low, high, steps)
         path = np.repeat(codes.mean(axis=0, keepdims=True), steps, axis=0)
         path[:, dim] = values
         model.eval()
+        decoder: Any = model.decoder
         with torch.no_grad():
-            decoded = model.decoder(torch.as_tensor(path, dtype=torch.float32, device=model.device)).cpu().numpy()
+            decoded = decoder(torch.as_tensor(path, dtype=torch.float32, device=model.device)).cpu().numpy()
         plots.traversal_plot(decoded, values, dim, out_dir / "plots/latent_traversal.png",
                              f"{title}: traversal of dimension {dim}, the most informative about genre (5-95 % of test codes)")
     return scores
@@ -192,8 +194,9 @@ def interpolate(model: GenreModel, test: dict, genres: list[str], out_dir: Path,
     weights = np.linspace(0.0, 1.0, steps)[:, None]
     path = (1 - weights) * ends[0][1] + weights * ends[1][1]
     model.eval()
+    decoder: Any = model.decoder
     with torch.no_grad():
-        decoded = model.decoder(torch.as_tensor(path, dtype=torch.float32, device=model.device)).cpu().numpy()
+        decoded = decoder(torch.as_tensor(path, dtype=torch.float32, device=model.device)).cpu().numpy()
     pca = PCA(n_components=2, random_state=0).fit(codes)
     return plots.interpolation_plot(decoded, pca.transform(path), pca.transform(codes), labels, genres,
                                     (ends[0][0], ends[1][0]), out_dir / "plots/interpolation.png",

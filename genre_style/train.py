@@ -100,7 +100,7 @@ def _train(cfg: DictConfig, state: dict[str, Any]) -> float:
         if cfg.get("logger"):
             import mlflow  # noqa: F401 - the logger's (1 s of imports): here, so its objects are frozen too
 
-    sweep = cfg.get("sweep_context") or {}
+    sweep: Any = cfg.get("sweep_context") or {}
     if sweep.get("torch_threads"):
         import torch
 
@@ -116,7 +116,8 @@ def _train(cfg: DictConfig, state: dict[str, Any]) -> float:
     for node in (cfg.get("logger") or {}).values():
         extra = {"run_id": resume_run_id} if resume_run_id and str(node.get("_target_", "")).endswith("mlflow_logger") else {}
         loggers.append(instantiate(node, **extra))
-    mlflow = state["mlflow"] = next((lg for lg in loggers if isinstance(lg, MLFlowLogger)), None)
+    tracker: Any = next((lg for lg in loggers if isinstance(lg, MLFlowLogger)), None)  # the resilient MLflow logger
+    state["mlflow"] = tracker
 
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
@@ -124,21 +125,21 @@ def _train(cfg: DictConfig, state: dict[str, Any]) -> float:
     model = instantiate(cfg.model, input_shape=datamodule.input_shape, num_classes=datamodule.num_classes,
                         class_names=datamodule.class_names)
     main_process = _is_rank_zero()  # under DDP, Lightning reruns this script once per extra process
-    if mlflow is not None:
+    if tracker is not None:
         if cfg.run_name is None:
-            mlflow._run_name = f"{type(model).__name__} on {Path(cfg.data.root).name} ({cfg.data.split} split)"
+            tracker._run_name = f"{type(model).__name__} on {Path(cfg.data.root).name} ({cfg.data.split} split)"
         if sweep.get("study_name") is not None:
-            mlflow._run_name = f"trial {sweep.trial_number} of {sweep.study_name}"
-            mlflow.tags = {**(mlflow.tags or {}), "optuna.study": str(sweep.study_name), "optuna.trial": str(sweep.trial_number)}
+            tracker._run_name = f"trial {sweep.trial_number} of {sweep.study_name}"
+            tracker.tags = {**(tracker.tags or {}), "optuna.study": str(sweep.study_name), "optuna.trial": str(sweep.trial_number)}
             if sweep.get("parent_run_id"):
-                mlflow.tags["mlflow.parentRunId"] = str(sweep.parent_run_id)  # nests the trial under the sweep's run
-        if resume_run_id:
-            mlflow.experiment.set_tag(resume_run_id, "resumed_from", str(resume[0]))  # params were logged the first time
+                tracker.tags["mlflow.parentRunId"] = str(sweep.parent_run_id)  # nests the trial under the sweep's run
+        if resume_run_id and resume:
+            tracker.experiment.set_tag(resume_run_id, "resumed_from", str(resume[0]))  # params were logged the first time
         else:
-            mlflow.log_hyperparams(flatten_config(cfg))  # creates the run now: a broken store fails before training
+            tracker.log_hyperparams(flatten_config(cfg))  # creates the run now: a broken store fails before training
         if main_process:
-            log.info("MLflow run %s in %s", mlflow.run_id, redact_url(mlflow.tracking_uri))
-            _write_run_info(out_dir, mlflow_run_id=mlflow.run_id, tracking_uri=redact_url(mlflow.tracking_uri),
+            log.info("MLflow run %s in %s", tracker.run_id, redact_url(tracker.tracking_uri))
+            _write_run_info(out_dir, mlflow_run_id=tracker.run_id, tracking_uri=redact_url(tracker.tracking_uri),
                             status="running")
     elif main_process:
         _write_run_info(out_dir, status="running")
@@ -188,12 +189,12 @@ def _train(cfg: DictConfig, state: dict[str, Any]) -> float:
     if best_path:
         (artifacts / "checkpoints").mkdir(exist_ok=True)
         Path(best_path).replace(artifacts / "checkpoints" / "best.ckpt")
-    if mlflow is not None:
+    if tracker is not None:
         try:
-            log_to_mlflow(mlflow, metrics, artifacts, step=trainer.global_step + 1)
+            log_to_mlflow(tracker, metrics, artifacts, step=trainer.global_step + 1)
         except Exception as exc:  # the store went away: every result is in the run folder already
-            mlflow.failures.append(f"final upload: {exc}")
-        mlflow.close("success")  # ends the run and flushes MLflow's queued metric writes
+            tracker.failures.append(f"final upload: {exc}")
+        tracker.close("success")  # ends the run and flushes MLflow's queued metric writes
     (out_dir / "checkpoints" / "last.ckpt").unlink(missing_ok=True)  # only for resuming; the run is complete
     _write_run_info(out_dir, status="finished")
     if resume:
@@ -202,10 +203,10 @@ def _train(cfg: DictConfig, state: dict[str, Any]) -> float:
         shown = {k: round(v, 4) for k, v in metrics.items() if k.startswith(split)}
         log.info("final %s: %s", split, shown)
     log.info("run folder: %s", out_dir)
-    if mlflow is not None and mlflow.failures:
+    if tracker is not None and tracker.failures:
         log.warning("MLflow at %s failed %d time(s) during this run (first: %s). Nothing is lost: metrics, plots, "
                     "reports and the checkpoint are in %s (report/final_metrics.json, report/history.json).",
-                    redact_url(mlflow.tracking_uri), len(mlflow.failures), mlflow.failures[0][:200], artifacts)
+                    redact_url(tracker.tracking_uri), len(tracker.failures), tracker.failures[0][:200], artifacts)
 
     score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
     if score is None:

@@ -189,7 +189,7 @@ class GenreDataModule(pl.LightningDataModule):
         # One shuffled order cut into minibatches_per_step * batch_size clips, each cut into minibatches.
         group = self.minibatches_per_step
         sampler = TensorBatches(len(dataset), self.batch_size * group, shuffle=True, seed=self.seed)
-        collate = SplitIntoMinibatches(self.batch_size) if group > 1 else None
+        collate: Any = SplitIntoMinibatches(self.batch_size) if group > 1 else None
         return DataLoader(dataset, sampler=sampler, batch_size=None, collate_fn=collate)
 
     def state_dict(self) -> dict[str, Any]:

@@ -62,7 +62,12 @@ def build_clip_table(
             results = list(tqdm(pool.map(_extract, jobs, chunksize=4), **bar))
 
     genre_index = {g: i for i, g in enumerate(genres)}
-    features, labels, track_index, track_ids, track_labels, skipped = [], [], [], [], [], []
+    features: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
+    track_index: list[np.ndarray] = []
+    track_ids: list[str] = []
+    track_labels: list[int] = []
+    skipped: list[dict] = []
     for track, (clips, reason) in zip(tracks, results):
         if clips is None:
             log.warning("skipping %s: %s", track.path, reason)

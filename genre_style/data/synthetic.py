@@ -40,7 +40,7 @@ class SyntheticSpec:
 
 # --- instruments -------------------------------------------------------------------------------
 
-def _midi_hz(note: float) -> float:
+def _midi_hz(note: float | np.integer) -> float:
     return 440.0 * 2.0 ** ((note - 69) / 12)
 
 

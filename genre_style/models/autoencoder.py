@@ -41,5 +41,6 @@ class Autoencoder(GenreModel):
         return ModelOutputs(embedding=z, reconstruction=self.decoder(z))
 
     def compute_losses(self, out: ModelOutputs, x: torch.Tensor, y: torch.Tensor, mixed: Mixed | None = None) -> dict[str, torch.Tensor]:
+        assert out.reconstruction is not None
         recon = reconstruction_loss(x, out.reconstruction, self.recon_reduction)
         return {"loss": recon, "recon": recon}

@@ -83,7 +83,7 @@ class GenreModel(pl.LightningModule):
         # predicted classes (a few microseconds), where a torchmetrics update or a self.log per step costs
         # 0.1-1 ms in Lightning 2.6, as much as a step of this model. compute() syncs across processes, so
         # the values are right under DDP too.
-        self._pending: dict[str, list[tuple[torch.Tensor, ...]]] = {"train": [], "val": [], "test": []}
+        self._pending: dict[str, list[tuple[Any, ...]]] = {"train": [], "val": [], "test": []}
         self.loss_means = torch.nn.ModuleDict(
             {stage: torch.nn.ModuleDict({name: MeanMetric(nan_strategy="disable") for name in self.loss_names})
              for stage in ("train_", "val_", "test_")}  # "train" alone would clash with nn.Module.train
@@ -153,7 +153,7 @@ class GenreModel(pl.LightningModule):
             return
         values = torch.stack([p[0] for p in pending])  # [steps, losses]
         weights = torch.cat([p[1] for p in pending])
-        means = self.loss_means[stage + "_"]
+        means: Any = self.loss_means[stage + "_"]
         for i, name in enumerate(self.loss_names):
             means[name].update(values[:, i], weight=weights)
         logged = {f"{stage}/{name}": metric.compute() for name, metric in means.items()}
@@ -169,13 +169,15 @@ class GenreModel(pl.LightningModule):
         if self.has_classifier:
             preds, targets = torch.cat([p[2] for p in pending]), torch.cat([p[3] for p in pending])
             if stage == "test":
-                self.test_metrics.update(preds, targets)
-                logged.update({f"test/{k}": v for k, v in self.test_metrics.compute().items()})
-                self.test_metrics.reset()
+                test_metrics: Any = self.test_metrics
+                test_metrics.update(preds, targets)
+                logged.update({f"test/{k}": v for k, v in test_metrics.compute().items()})
+                test_metrics.reset()
             else:
-                self.accuracy[stage + "_"].update(preds, targets)
-                logged[f"{stage}/acc"] = self.accuracy[stage + "_"].compute()
-                self.accuracy[stage + "_"].reset()
+                accuracy: Any = self.accuracy[stage + "_"]
+                accuracy.update(preds, targets)
+                logged[f"{stage}/acc"] = accuracy.compute()
+                accuracy.reset()
         # The values are already global (torchmetrics syncs in compute()); sync_dist averages equal numbers
         # under DDP, which keeps Lightning from warning, and costs nothing in a single process.
         self.log_dict(logged, prog_bar=stage != "test", sync_dist=True)
@@ -183,10 +185,10 @@ class GenreModel(pl.LightningModule):
     def training_step(self, batch: Batch | Iterable[Batch], batch_idx: int) -> None:
         """One optimiser step per minibatch; a batch may hold several (`data.minibatches_per_step`), so
         Lightning's per-batch machinery runs once for all of them. Same steps, same order, same results."""
-        optimizer = self.optimizers()
+        optimizer: Any = self.optimizers()  # one optimiser: a LightningOptimizer
         # A plain batch is an (x, y, track) sequence; a group (`data.minibatches_per_step`) iterates over them.
         for minibatch in (batch,) if isinstance(batch, (tuple, list)) else batch:
-            loss = self._step(minibatch, "train")
+            loss = self._step(minibatch, "train")  # type: ignore[arg-type]
             if self._plain_steps:
                 plain_step(optimizer, loss, self.gradient_clip_val)
                 continue

@@ -37,6 +37,7 @@ class DeepSoftmaxAutoencoder(Autoencoder):
         return ModelOutputs(embedding=z, logits=self.classifier(z), reconstruction=self.decoder(z))
 
     def compute_losses(self, out: ModelOutputs, x: torch.Tensor, y: torch.Tensor, mixed: Mixed | None = None) -> dict[str, torch.Tensor]:
+        assert out.reconstruction is not None and out.logits is not None
         recon = reconstruction_loss(x, out.reconstruction, self.recon_reduction)
         ce = classification_loss(out.logits, y, mixed)
         return {"loss": gamma_mix(recon, ce, self.gamma), "recon": recon, "ce": ce}

@@ -21,6 +21,9 @@ from genre_style.models.losses import classification_loss
 class Standardize(torch.nn.Module):
     """Flatten and z-score with the scaler's statistics (buffers, so checkpoints hold them)."""
 
+    center: torch.Tensor
+    scale: torch.Tensor
+
     def __init__(self, input_shape: Sequence[int], output_dim: int) -> None:
         super().__init__()
         self.register_buffer("center", torch.zeros(output_dim))
@@ -49,6 +52,7 @@ class LogisticRegressionBaseline(GenreModel):
         return ModelOutputs(embedding=z, logits=self.classifier(z))
 
     def compute_losses(self, out: ModelOutputs, x: torch.Tensor, y: torch.Tensor, mixed: Mixed | None = None) -> dict[str, torch.Tensor]:
+        assert out.logits is not None
         return {"loss": classification_loss(out.logits, y, mixed)}
 
     def training_step(self, batch: Batch | Iterable[Batch], batch_idx: int) -> None:
@@ -72,9 +76,10 @@ class LogisticRegressionBaseline(GenreModel):
             coef, intercept = classifier.coef_, classifier.intercept_
             if coef.shape[0] == 1:  # scikit-learn's binary case: one row for class 1; softmax needs both
                 coef, intercept = np.vstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
+            encoder: Any = self.encoder
             with torch.no_grad():
-                self.encoder.center.copy_(torch.as_tensor(scaler.mean_, dtype=torch.float32))
-                self.encoder.scale.copy_(torch.as_tensor(scaler.scale_, dtype=torch.float32))
+                encoder.center.copy_(torch.as_tensor(scaler.mean_, dtype=torch.float32))
+                encoder.scale.copy_(torch.as_tensor(scaler.scale_, dtype=torch.float32))
                 self.classifier.weight.copy_(torch.as_tensor(coef, dtype=torch.float32))
                 self.classifier.bias.copy_(torch.as_tensor(intercept, dtype=torch.float32))
                 xt, yt = torch.as_tensor(x, dtype=torch.float32, device=self.device), torch.as_tensor(y, device=self.device)

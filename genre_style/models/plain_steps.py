@@ -30,8 +30,8 @@ def plain_steps_suffice(trainer: pl.Trainer, module: pl.LightningModule) -> bool
     return (
         type(trainer.strategy) is SingleDeviceStrategy  # DDP and others prepare the backward pass
         and type(trainer.precision_plugin) is Precision  # "32-true": no loss scaling, no autocast
-        and isinstance(trainer.profiler, PassThroughProfiler)  # a profiler records "optimizer_step"
-        and not any(_overrides(callback, pl.Callback, STEP_HOOKS) for callback in trainer.callbacks)
+        and isinstance(trainer.profiler, PassThroughProfiler)  # type: ignore[attr-defined]  # a property Lightning adds
+        and not any(_overrides(callback, pl.Callback, STEP_HOOKS) for callback in trainer.callbacks)  # type: ignore[attr-defined]
         and not _overrides(module, pl.LightningModule, (*STEP_HOOKS, "backward"))
     )
 

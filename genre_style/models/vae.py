@@ -63,15 +63,18 @@ class VariationalAutoencoder(Autoencoder):
 
     def regulariser(self, out: ModelOutputs) -> dict[str, torch.Tensor]:
         """The KL part of the objective: `total` (weighted) and its logged components."""
+        assert out.logvar is not None
         kl = gaussian_kl(out.embedding, out.logvar).mean()
         return {"total": self.beta * kl, "kl": kl}
 
     def compute_losses(self, out: ModelOutputs, x: torch.Tensor, y: torch.Tensor, mixed: Mixed | None = None) -> dict[str, torch.Tensor]:
+        assert out.reconstruction is not None
         recon = reconstruction_loss(x, out.reconstruction, self.recon_reduction)
         parts = self.regulariser(out)
         unsupervised = recon + self.kl_weight() * parts.pop("total")
         losses = {"recon": recon, **parts}
         if self.has_classifier:
+            assert out.logits is not None
             ce = classification_loss(out.logits, y, mixed)
             losses.update(loss=gamma_mix(unsupervised, ce, self.gamma), ce=ce)
         else:
@@ -94,13 +97,14 @@ class BetaTCVAE(VariationalAutoencoder):
 
     def on_train_start(self) -> None:
         super().on_train_start()
-        self.dataset_size = len(self.trainer.train_dataloader.dataset)  # type: ignore[union-attr,arg-type]
+        self.dataset_size = len(self.trainer.train_dataloader.dataset)  # type: ignore[union-attr]
 
     @property
     def loss_names(self) -> tuple[str, ...]:
         return ("loss", "recon", "kl", "mi", "tc", "dimwise_kl") + (("ce",) if self.has_classifier else ())
 
     def regulariser(self, out: ModelOutputs) -> dict[str, torch.Tensor]:
+        assert out.latent_sample is not None and out.logvar is not None
         size = self.dataset_size or len(out.embedding)  # outside a fit (tests, evaluation): the batch alone
         parts = tc_decomposition(out.latent_sample, out.embedding, out.logvar, size)
         total = self.mi_weight * parts["mi"] + self.tc_weight * parts["tc"] + self.dimwise_kl_weight * parts["dimwise_kl"]

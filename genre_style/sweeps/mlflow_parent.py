@@ -123,7 +123,7 @@ def log_study_summary(client: Any, run_id: str, study: Any, metric_name: str) ->
                 try:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                        axes = plot(study)
+                        axes = plot(study)  # type: ignore[operator]  # optuna.visualization.matplotlib's functions
                     figure = (axes.flat[0] if hasattr(axes, "flat") else axes).get_figure()
                     figure.set_size_inches(9, 5.5)
                     figure.tight_layout()

@@ -80,7 +80,7 @@ class OptunaSweeperImpl:
 
     # --- helpers ---------------------------------------------------------------------------------
 
-    def _directions(self) -> list[str]:
+    def _directions(self) -> list[Any]:
         directions = self.direction if isinstance(self.direction, (list, tuple)) or OmegaConf.is_list(self.direction) else [self.direction]
         return [str(getattr(d, "name", d)).lower() for d in directions]
 
@@ -169,7 +169,7 @@ class OptunaSweeperImpl:
         self._finish(study, parent, metric_name, directions)
         return returns
 
-    def _open_study(self, study_name: str, storage: Any, directions: list[str]) -> tuple[Any, bool]:
+    def _open_study(self, study_name: str, storage: Any, directions: list[Any]) -> tuple[Any, bool]:
         """Create the study, or join it; `joined` is True when other workers may be running it right now
         (it was created by another process a moment ago, or it has running trials); False for a new study
         or a resumed one nobody is running."""
@@ -229,7 +229,7 @@ class OptunaSweeperImpl:
         import optuna
         from hydra.utils import instantiate
 
-        raw = dict(self.sampler_raw or {})
+        raw: dict[str, Any] = dict(self.sampler_raw or {})  # type: ignore[arg-type]
         if raw.get("seed") is not None and raw.get("_target_"):
             worker = zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode()) % 1_000_003 if joined else 0
             raw["seed"] = int(raw["seed"]) + existing + worker

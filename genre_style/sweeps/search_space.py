@@ -18,23 +18,23 @@ def distribution_from_override(override: Override) -> BaseDistribution | str:
     """An Optuna distribution for a sweep override; the value as a string for a fixed one."""
     if not override.is_sweep_override():
         return override.get_value_element_as_str()
-    value = override.value()
+    value: Any = override.value()  # a sweep object, typed loosely by Hydra
     if override.is_choice_sweep():
-        return CategoricalDistribution(list(override.sweep_iterator(transformer=Transformer.encode)))
+        return CategoricalDistribution(list(override.sweep_iterator(transformer=Transformer.encode)))  # type: ignore[arg-type]
     if override.is_range_sweep():
         assert isinstance(value, RangeSweep)
         if value.shuffle:
-            return CategoricalDistribution(list(override.sweep_iterator(transformer=Transformer.encode)))
+            return CategoricalDistribution(list(override.sweep_iterator(transformer=Transformer.encode)))  # type: ignore[arg-type]
         if any(isinstance(v, float) for v in (value.start, value.stop, value.step)):
-            return FloatDistribution(value.start, value.stop, step=value.step)
+            return FloatDistribution(value.start, value.stop, step=value.step)  # type: ignore[arg-type]  # set in a range sweep
         # Like Python's range, the stop is excluded.
-        return IntDistribution(int(value.start), int(value.stop) - int(value.step), step=int(value.step))
+        return IntDistribution(int(value.start), int(value.stop) - int(value.step), step=int(value.step))  # type: ignore[arg-type]
     if override.is_interval_sweep():
         assert isinstance(value, IntervalSweep)
         log = "log" in value.tags
         if isinstance(value.start, int) and isinstance(value.end, int):
             return IntDistribution(int(value.start), int(value.end), log=log)
-        return FloatDistribution(float(value.start), float(value.end), log=log)
+        return FloatDistribution(float(value.start), float(value.end), log=log)  # type: ignore[arg-type]  # set in an interval
     raise NotImplementedError(f"{override} is not a sweep Optuna can search (use interval, range or choice)")
 
 

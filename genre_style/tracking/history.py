@@ -74,7 +74,7 @@ class MetricHistory(pl.Callback):
             for row in self.history:
                 missing = {k: v for k, v in row.items() if "/" in k and row["step"] not in logged[k]}
                 if missing:
-                    logger.log_metrics(missing, step=row["step"])
+                    logger.log_metrics(missing, step=int(row["step"]))
                     backfilled += 1
             if backfilled:
                 log.info("backfilled %d epoch(s) MLflow had not received before the interruption", backfilled)

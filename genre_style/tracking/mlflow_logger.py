@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from genre_style.errors import UserError
 
@@ -85,7 +85,7 @@ def _resilient_logger_class() -> type:
         _held: list[tuple[dict, int | None]] | None = None  # metrics waiting for a checkpoint; None: not holding
 
         @rank_zero_only
-        def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
             if self._held is not None:
                 self._held.append((dict(metrics), step))
                 return

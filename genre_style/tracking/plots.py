@@ -18,8 +18,8 @@ from genre_style.data.gtzan import GTZAN_GENRES  # noqa: E402
 
 
 def genre_colors(genres: Sequence[str]) -> dict[str, tuple]:
-    palette = plt.get_cmap("tab10").colors
-    others = iter(plt.get_cmap("Dark2").colors * 4)
+    palette = plt.get_cmap("tab10").colors  # type: ignore[attr-defined]  # a ListedColormap
+    others = iter(plt.get_cmap("Dark2").colors * 4)  # type: ignore[attr-defined]
     return {g: palette[GTZAN_GENRES.index(g)] if g in GTZAN_GENRES else next(others) for g in genres}
 
 
