@@ -8,7 +8,7 @@ PORT ?= 5000
 STORE ?= sqlite:///$(CURDIR)/outputs/mlflow.db
 ARTIFACTS ?= $(CURDIR)/outputs/mlartifacts
 
-.PHONY: install demo test lint ui data bench clean
+.PHONY: install demo test test-fast lint ui data bench clean
 
 install: $(STAMP)
 
@@ -25,6 +25,10 @@ demo: $(STAMP)
 
 test: $(STAMP) lint
 	$(PY) -m pytest $(ARGS)
+
+# The in-process tier (every config group composed and fitted, models, data, metrics): about a minute.
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow" $(ARGS)
 
 # ruff (lint) on all the code, mypy (types) on the package: both run before the tests.
 lint: $(STAMP)

@@ -54,6 +54,7 @@ def test_stats_are_the_mean_and_sd_over_time_of_mfcc_and_logmel():
     np.testing.assert_allclose(clip_features(clips, spec), expected, rtol=1e-4, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_a_spectral_front_end_trains_with_its_own_input_size(tmp_path):
     result = run_cli([*FAST_RUN, "features=mfcc", "model=two_layer", "trainer.max_epochs=1"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -79,6 +80,7 @@ def paper_runs(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_paper_experiment_trains_the_three_models_on_the_papers_protocol(paper_runs):
     client = MlflowClient(tracking_uri=f"sqlite:///{paper_runs / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("genre-style").experiment_id], "tags.experiment = 'paper'")
@@ -96,6 +98,7 @@ def test_paper_experiment_trains_the_three_models_on_the_papers_protocol(paper_r
     assert {"plots/confusion_matrix_tracks.png", "plots/interpolation.png"} <= artifacts
 
 
+@pytest.mark.slow
 def test_report_puts_both_tables_beside_the_papers_numbers_for_each_protocol(paper_runs, tmp_path):
     result = run_cli(["--out", str(tmp_path / "report")], paper_runs, module="genre_style.report")
     assert result.returncode == 0, result.stderr
@@ -110,6 +113,7 @@ def test_report_puts_both_tables_beside_the_papers_numbers_for_each_protocol(pap
     assert images and all((tmp_path / "report" / i).exists() for i in images)
 
 
+@pytest.mark.slow
 def test_report_on_chosen_run_ids_reports_exactly_those(paper_runs, tmp_path):
     client = MlflowClient(tracking_uri=f"sqlite:///{paper_runs / 'mlflow.db'}")
     honest = client.search_runs([client.get_experiment_by_name("genre-style").experiment_id],
@@ -121,6 +125,7 @@ def test_report_on_chosen_run_ids_reports_exactly_those(paper_runs, tmp_path):
     assert honest.info.run_id[:8] in markdown
 
 
+@pytest.mark.slow
 def test_embed_writes_clip_and_track_tables_for_a_folder(paper_runs, tmp_path):
     client = MlflowClient(tracking_uri=f"sqlite:///{paper_runs / 'mlflow.db'}")
     run = client.search_runs([client.get_experiment_by_name("genre-style").experiment_id],
@@ -154,6 +159,7 @@ def test_embed_writes_clip_and_track_tables_for_a_folder(paper_runs, tmp_path):
     assert capped.returncode == 0 and len(pd.read_csv(tmp_path / "c.csv")) == 2
 
 
+@pytest.mark.slow
 def test_embedding_metrics_can_be_a_sweep_objective(tmp_path):
     result = run_cli(["-m", "hparams_search=dsae_optuna", "hydra.sweeper.n_trials=1", "optimized_metric=val/knn_acc_bottleneck",
                       *[a for a in FAST_RUN if not a.startswith("trainer.max_epochs")], "trainer.max_epochs=1"], tmp_path)

@@ -9,6 +9,8 @@ from mlflow.tracking import MlflowClient
 
 from tests.conftest import FAST_RUN, run_cli
 
+pytestmark = pytest.mark.slow  # real processes (the CLI, servers): `make test-fast` leaves them out
+
 # 48 training clips in one batch: both processes see that batch and average identical gradients, so
 # two processes must reproduce the one-process run (same seed on every rank).
 RUN = [*[a for a in FAST_RUN if not a.startswith("trainer.max_epochs")], "trainer.max_epochs=4", "model=dsae"]

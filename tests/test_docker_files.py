@@ -14,6 +14,8 @@ import pytest
 
 from tests.conftest import REPO
 
+pytestmark = pytest.mark.slow  # real processes (the CLI, servers): `make test-fast` leaves them out
+
 DOCKER = REPO / "docker"
 
 

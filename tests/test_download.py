@@ -149,6 +149,7 @@ def test_fault_filtered_split_with_listed_tracks_missing(tmp_path, small_corpus)
         synthetic.setup("fit")
 
 
+@pytest.mark.slow
 def test_download_then_train_on_the_fault_filtered_split_with_no_other_step(tmp_path):
     from tests.conftest import run_cli
 

@@ -6,6 +6,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import FAST_RUN, run_cli
+from tests.test_train_cli import _artifacts
+
+pytestmark = pytest.mark.slow  # real processes (the CLI, servers): `make test-fast` leaves them out
 
 
 def _only_run(out):
@@ -13,13 +16,6 @@ def _only_run(out):
     runs = client.search_runs([client.get_experiment_by_name("genre-style").experiment_id])
     assert len(runs) == 1
     return client, runs[0]
-
-
-def _artifacts(client, run_id, path=""):
-    found = []
-    for item in client.list_artifacts(run_id, path):
-        found += _artifacts(client, run_id, item.path) if item.is_dir else [item.path]
-    return found
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,8 @@ from genre_style.data.preprocess import build_clip_table
 from genre_style.sweeps.storage import open_storage
 from tests.conftest import FAST_RUN, REPO, run_cli, write_wav
 
+pytestmark = pytest.mark.slow  # real processes (the CLI, servers): `make test-fast` leaves them out
+
 LONG = [a for a in FAST_RUN if not a.startswith("trainer.max_epochs")] + ["callbacks.early_stopping.patience=1000"]
 
 

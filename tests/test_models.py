@@ -37,15 +37,21 @@ def test_loss_goes_down_over_a_few_steps(name):
     model = MODELS[name]()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     x, y, _ = _batch()
+    losses = _train(model, x, y, optimizer, steps=30)
+    assert losses[-1] < 0.7 * losses[0]
+
+
+def _train(model, x, y, optimizer, steps):
+    """Plain optimiser steps on one batch; the loss after each."""
     model.train()
     losses = []
-    for _ in range(30):
+    for _ in range(steps):
         loss = model.compute_losses(model(x), x, y)["loss"]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-    assert losses[-1] < 0.7 * losses[0]
+    return losses
 
 
 def test_shapes_of_embeddings_logits_and_reconstruction():
@@ -129,15 +135,7 @@ def test_every_encoder_trains_under_every_objective(encoder, objective):
         assert out.logits.shape == (32, 2)
     if model.has_decoder:
         assert out.reconstruction.shape == x.shape  # the decoder rebuilds the encoder's input, map or waveform
-    model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(25):
-        loss = model.compute_losses(model(x), x, y)["loss"]
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = _train(model, x, y, torch.optim.Adam(model.parameters(), lr=3e-3), steps=25)
     assert losses[-1] < 0.8 * losses[0]
 
 

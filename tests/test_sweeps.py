@@ -10,6 +10,8 @@ from genre_style.sweeps.search_space import parse_search_space
 from genre_style.sweeps.storage import open_storage
 from tests.conftest import FAST_RUN, REPO, run_cli
 
+pytestmark = pytest.mark.slow  # real processes (the CLI, servers): `make test-fast` leaves them out
+
 SWEEP = ["-m", "hparams_search=dsae_optuna", *[a for a in FAST_RUN if not a.startswith("trainer.max_epochs")],
          "trainer.max_epochs=1"]
 

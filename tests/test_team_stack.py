@@ -15,6 +15,8 @@ from mlflow.tracking import MlflowClient
 from tests.conftest import FAST_RUN, REPO
 from tests.servers import PG_PASSWORD, mlflow_server, postgres_server
 
+pytestmark = pytest.mark.slow  # real processes (the CLI, servers): `make test-fast` leaves them out
+
 N_TRIALS = 8
 STUDY = "team-study"
 

@@ -10,6 +10,8 @@ from mlflow.tracking import MlflowClient
 
 from tests.conftest import FAST_RUN, run_cli, write_wav
 
+pytestmark = pytest.mark.slow  # real processes (the CLI, servers): `make test-fast` leaves them out
+
 GENRES = ["classical", "jazz", "pop", "metal"]
 
 

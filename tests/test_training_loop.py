@@ -87,6 +87,7 @@ def test_gradient_clipping_is_applied_by_the_model():
     assert max(moved) > 0  # clipping to a tiny norm changes the updates
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("override, expected", [("+trainer.gradient_clip_val=0.5", "+model.gradient_clip_val=0.5"),
                                                 ("+trainer.accumulate_grad_batches=4", "raise batch_size"),
                                                 ("data.minibatches_per_step=0", "data.minibatches_per_step must be a positive integer")])

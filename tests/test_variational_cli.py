@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import FAST_RUN, run_cli
 from tests.test_train_cli import _assert_clean_error
+
+pytestmark = pytest.mark.slow  # real processes (the CLI, servers): `make test-fast` leaves them out
 
 
 def test_beta_tcvae_with_a_classifier_logs_mig_and_its_plots(tmp_path):
