@@ -108,6 +108,13 @@ def short_label(params: dict[str, str]) -> str:
     return label
 
 
+def format_summary(metric: str, summary: Any) -> str:
+    """Accuracies and shares in percent; scores on their own scale (silhouette in [-1, 1], MIG in [0, 1])."""
+    if "silhouette" in metric or "mig" in metric:
+        return summary.format(scale=1.0, digits=3)
+    return summary.format()
+
+
 def repeated_runs_section(runs: Sequence[Any]) -> Section | None:
     """Seed sweeps: per configuration, mean ± sd [95 % interval] (n) of each metric; then paired differences."""
     from genre_style.stats import paired_difference, summarize
@@ -128,12 +135,12 @@ def repeated_runs_section(runs: Sequence[Any]) -> Section | None:
         cells = []
         for metric in metrics:
             values = [r.data.metrics[metric] for r in config["by_seed"].values() if metric in r.data.metrics]
-            cells.append(summarize(values).format() if values else "")
+            cells.append(format_summary(metric, summarize(values)) if values else "")
         rows.append([short_label(p), f"{p.get('data.split', '?')} · {data_name(p.get('data.root', '?'))}",
                      ",".join(sorted(config["by_seed"], key=str)), *cells])
     if not any(len(c["by_seed"]) > 1 for c in configs.values()):
         return None
-    section.tables.append(("Each configuration over its seeds (%)", ["configuration", "split · data", "seeds", *metrics], rows))
+    section.tables.append(("Each configuration over its seeds (accuracies and active dimensions in %; silhouette and MIG as they are)", ["configuration", "split · data", "seeds", *metrics], rows))
     pairs = []
     keys = list(configs)
     for i, a in enumerate(keys):
