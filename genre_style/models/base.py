@@ -19,6 +19,12 @@ from genre_style.models.plain_steps import plain_step, plain_steps_suffice
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (x [B, *input_shape] float32, y [B] int64, track index [B] int64)
 
 
+def minibatches(batch: Batch | Iterable[Batch]) -> Iterable[Batch]:
+    """A training batch's minibatches: a plain batch is one (x, y, track) sequence; a group
+    (`data.minibatches_per_step`) iterates over several."""
+    return (batch,) if isinstance(batch, (tuple, list)) else batch  # type: ignore[return-value]
+
+
 def plain(node: Any) -> Any:
     """An OmegaConf node (what Hydra hands over with `_recursive_: false`) as plain dicts and lists."""
     from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -186,9 +192,8 @@ class GenreModel(pl.LightningModule):
         """One optimiser step per minibatch; a batch may hold several (`data.minibatches_per_step`), so
         Lightning's per-batch machinery runs once for all of them. Same steps, same order, same results."""
         optimizer: Any = self.optimizers()  # one optimiser: a LightningOptimizer
-        # A plain batch is an (x, y, track) sequence; a group (`data.minibatches_per_step`) iterates over them.
-        for minibatch in (batch,) if isinstance(batch, (tuple, list)) else batch:
-            loss = self._step(minibatch, "train")  # type: ignore[arg-type]
+        for minibatch in minibatches(batch):
+            loss = self._step(minibatch, "train")
             if self._plain_steps:
                 plain_step(optimizer, loss, self.gradient_clip_val)
                 continue

@@ -14,7 +14,7 @@ from typing import Any, Iterable, Sequence
 import torch
 
 from genre_style.models.augment import Mixed
-from genre_style.models.base import Batch, GenreModel, ModelOutputs
+from genre_style.models.base import Batch, GenreModel, ModelOutputs, minibatches
 from genre_style.models.losses import classification_loss
 
 
@@ -58,7 +58,7 @@ class LogisticRegressionBaseline(GenreModel):
     def training_step(self, batch: Batch | Iterable[Batch], batch_idx: int) -> None:
         if self._fitted:
             return
-        for x, y, _ in (batch,) if isinstance(batch, (tuple, list)) else batch:
+        for x, y, _ in minibatches(batch):
             self._train_clips.append((x.detach().flatten(1).cpu(), y.detach().cpu()))
 
     def on_train_epoch_end(self) -> None:
