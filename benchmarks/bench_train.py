@@ -85,9 +85,7 @@ def block_timer(bare: BareLoop, block: int) -> Any:
     """A callback that times the project's epochs (each from one epoch start to the next: training,
     validation, logging, checkpointing) and, after every `block` of them, runs as many bare epochs, so each
     block has a floor measured right next to it: this machine's speed drifts by tens of per cent within
-    minutes, which unpaired runs mistake for overhead. The first project epoch is warm-up. Before a bare
-    block runs, the project's background work (checkpoint writes) is finished on the project's clock, so
-    none of it lands in the floor's time."""
+    minutes, which unpaired runs mistake for overhead. The first project epoch is warm-up."""
     import lightning.pytorch as pl
 
     class BlockTimer(pl.Callback):
@@ -108,9 +106,6 @@ def block_timer(bare: BareLoop, block: int) -> Any:
             self._project.append(time.perf_counter() - self._started)
             if len(self._project) < block and not last:
                 return
-            waited = time.perf_counter()
-            getattr(trainer.strategy.checkpoint_io, "wait", lambda: None)()
-            self._project[-1] += time.perf_counter() - waited
             self.blocks.append((self._project, [bare.epoch() for _ in self._project]))
             self._project = []
 
@@ -122,8 +117,8 @@ def project_blocks(batch_size: int, epochs: int, block: int, store: str, device:
     """One training run of the project's path, its epochs timed in blocks, each followed by bare epochs."""
     from hydra.utils import instantiate
 
+    from genre_style.callbacks.metric_history import MetricHistory
     from genre_style.data.datamodule import GenreDataModule
-    from genre_style.tracking.history import MetricHistory
 
     cfg = compose([f"batch_size={batch_size}", f"trainer.max_epochs={epochs}", "trainer.enable_progress_bar=true",
                    f"trainer.accelerator={'gpu' if device == 'cuda' else 'cpu'}", "data.split=segment",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from numbers import Number
 from typing import Any
 
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from genre_style.errors import UserError
@@ -13,7 +15,8 @@ from genre_style.errors import UserError
 def _number(cfg: DictConfig, key: str) -> Any:
     value = OmegaConf.select(cfg, key)
     if value is not None and (isinstance(value, bool) or not isinstance(value, Number)):
-        raise UserError(f"{key} must be a number, got {value!r}", f"e.g. {key}=0.5")
+        name = _name(cfg, key)
+        raise UserError(f"{name} must be a number, got {value!r}", f"e.g. {name}=0.5")
     return value
 
 
@@ -24,13 +27,14 @@ def _check_range(cfg: DictConfig, key: str, low: float, high: float, high_inclus
     ok = low <= value <= high if high_inclusive else low <= value < high
     if not ok:
         bracket = "]" if high_inclusive else ")"
-        raise UserError(f"{key}={value} is outside [{low}, {high}{bracket}", hint)
+        raise UserError(f"{_name(cfg, key)}={value} is outside [{low}, {high}{bracket}", hint)
 
 
 def _check_positive_int(cfg: DictConfig, key: str) -> None:
     value = OmegaConf.select(cfg, key)
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise UserError(f"{key} must be a positive integer, got {value!r}", f"e.g. {key}=64")
+        name = _name(cfg, key)
+        raise UserError(f"{name} must be a positive integer, got {value!r}", f"e.g. {name}=64")
 
 
 def _check_sizes(cfg: DictConfig, key: str, allow_empty: bool) -> None:
@@ -45,22 +49,27 @@ def _check_sizes(cfg: DictConfig, key: str, allow_empty: bool) -> None:
         raise UserError(f"{key} must be a list of positive integers, got {sizes!r}", f"e.g. {key}=[256,128]")
 
 
-def validate_config(cfg: DictConfig) -> None:
-    """Raise a UserError naming the first bad setting and how to fix it."""
-    _check_range(cfg, "gamma", 0.0, 1.0, True, "gamma weighs reconstruction against cross-entropy: use a value in [0, 1], e.g. gamma=0.9")
-    _check_range(cfg, "model.gamma", 0.0, 1.0, True, "use a value in [0, 1], e.g. gamma=0.9")
-    _check_range(cfg, "dropout", 0.0, 1.0, False, "dropout is the share of units dropped: use [0, 1), e.g. dropout=0.1")
-    _check_range(cfg, "model.dropout", 0.0, 1.0, False, "use a value in [0, 1), e.g. dropout=0.1")
-    lr = _number(cfg, "lr")
+# The top-level knobs users type most, and what each sets: one name each on the command line.
+ALIASES = {"gamma": "model.gamma", "dropout": "model.dropout", "lr": "model.optimizer.lr", "batch_size": "data.batch_size"}
+
+
+def validate_config(cfg: DictConfig, overrides: list[str] | None = None) -> None:
+    """The one place settings are checked: raise a UserError naming the first bad setting and how to fix it.
+
+    Values are checked where they land (`model.gamma`, not the `gamma` alias that feeds it), each once;
+    `overrides` (the command line's, read from Hydra when not given) lets an alias the chosen model ignores
+    be refused instead of silently dropped.
+    """
+    _check_aliases_used(cfg, _command_line() if overrides is None else overrides)
+    _check_range(cfg, "model.gamma", 0.0, 1.0, True, "gamma weighs reconstruction against cross-entropy: use a value in [0, 1], e.g. gamma=0.9")
+    _check_range(cfg, "model.dropout", 0.0, 1.0, False, "dropout is the share of units dropped: use [0, 1), e.g. dropout=0.1")
+    _check_range(cfg, "model.encoder.dropout", 0.0, 1.0, False, "dropout is the share of units dropped: use [0, 1), e.g. dropout=0.1")
+    lr = _number(cfg, "model.optimizer.lr")
     if lr is not None and lr <= 0:
-        raise UserError(f"lr={lr} must be positive", "e.g. lr=1e-3")
-    for key in ("batch_size", "model.embedding_dim", "data.sample_rate", "data.segment_samples", "data.hop_samples",
+        raise UserError(f"{_name(cfg, 'model.optimizer.lr')}={lr} must be positive", "e.g. lr=1e-3")
+    for key in ("model.embedding_dim", "data.sample_rate", "data.segment_samples", "data.hop_samples",
                 "data.clips_per_track", "data.pool", "data.batch_size", "data.minibatches_per_step", "trainer.max_epochs"):
         _check_positive_int(cfg, key)
-    interval = _number(cfg, "callbacks.last_checkpoint.min_interval_s")
-    if interval is not None and interval < 0:
-        raise UserError(f"callbacks.last_checkpoint.min_interval_s={interval} must be >= 0",
-                        "seconds between resume checkpoints, e.g. 1.0; 0 saves after every epoch")
     _check_sizes(cfg, "model.encoder.channels", allow_empty=False)
     for key in ("model.encoder.hidden_sizes", "model.classifier_sizes", "model.decoder_sizes"):
         _check_sizes(cfg, key, allow_empty=True)
@@ -80,6 +89,12 @@ def validate_config(cfg: DictConfig) -> None:
                         "use data.split=track (honest), segment (the paper's) or fault_filtered (GTZAN's standard)")
     _check_distributed(cfg)
     _check_manual_optimisation(cfg)
+    check_environment(cfg)
+
+
+def check_environment(cfg: DictConfig) -> None:
+    """What the machine must offer before heavy imports: a writable output folder, a tracking server that
+    answers, the data root and genres."""
     check_output_root(cfg)
     _check_tracking_server(cfg)
     if OmegaConf.select(cfg, "data") is not None and OmegaConf.select(cfg, "data.synthetic") is None:
@@ -88,6 +103,49 @@ def validate_config(cfg: DictConfig) -> None:
         # Raises a UserError naming the path and how to get GTZAN, or the unknown genre and those found.
         genres: Any = OmegaConf.to_object(cfg.data.genres) if OmegaConf.is_list(cfg.data.genres) else cfg.data.genres
         resolve_genres(cfg.data.root, genres)
+
+
+def _name(cfg: DictConfig, key: str) -> str:
+    """The name the user knows a setting by: the alias that feeds `key` where there is one."""
+    node, _, leaf = key.rpartition(".")
+    parent = OmegaConf.select(cfg, node) if node else cfg
+    raw = OmegaConf.to_container(parent, resolve=False).get(leaf) if OmegaConf.is_dict(parent) else None  # type: ignore[union-attr]
+    return next((alias for alias in ALIASES if raw == "${" + alias + "}"), key)
+
+
+def _uses(cfg: DictConfig, alias: str) -> bool:
+    """Whether any setting other than the alias itself takes its value from `${alias}`."""
+    if alias == "gamma" and OmegaConf.select(cfg, "model.classifier") is False:
+        return False  # a variational model without its classifier has no gamma mix
+    reference = "${" + alias + "}"
+    tree = OmegaConf.to_container(cfg, resolve=False)
+
+    def walk(node: Any) -> bool:
+        if isinstance(node, dict):
+            return any(walk(v) for v in node.values())
+        if isinstance(node, list):
+            return any(walk(v) for v in node)
+        return isinstance(node, str) and reference in node
+
+    return any(walk(v) for k, v in tree.items() if k != alias)  # type: ignore[union-attr]
+
+
+def _check_aliases_used(cfg: DictConfig, overrides: list[str]) -> None:
+    typed = {o.split("=", 1)[0].lstrip("+~") for o in overrides if "=" in o}
+    for alias in ALIASES:
+        if alias in typed and not _uses(cfg, alias):
+            model = str(OmegaConf.select(cfg, "model._target_") or "?").rsplit(".", 1)[-1]
+            raise UserError(f"{alias}={OmegaConf.select(cfg, alias)} is not used by {model}: it would be ignored",
+                            f"drop {alias}=..., or choose a model that has it (gamma: model=dsae, or model=vae model.classifier=true)")
+
+
+def _command_line() -> list[str]:
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        return list(HydraConfig.get().overrides.task)
+    except ValueError:  # no Hydra job (tests, notebooks): nothing was typed
+        return []
 
 
 # Encoders that need a time axis, and the front-ends that give them one.
@@ -164,7 +222,7 @@ def in_multirun() -> bool:
 
 def _check_tracking_server(cfg: DictConfig) -> None:
     """A tracking server that does not answer stops the job here, in a second, before heavy imports."""
-    from genre_style.tracking.mlflow_logger import check_tracking_server, resolve_tracking_uri
+    from genre_style.tracking.store import check_tracking_server, resolve_tracking_uri
 
     if OmegaConf.select(cfg, "logger.mlflow") is None:
         return
@@ -195,3 +253,21 @@ def check_output_root(cfg: DictConfig) -> None:
     if free_mb < min_free_mb:
         raise UserError(f"only {free_mb:.0f} MB free under {root}; a run needs at least {min_free_mb} MB "
                         "(paths.min_free_mb)", fix)
+
+
+class OutputFolderCheck(Callback):
+    """A Hydra callback: an output folder that can't be written stops the command with one line, before Hydra's
+    own mkdir of the run folder fails with a traceback."""
+
+    def _check(self, config: DictConfig) -> None:
+        try:
+            check_output_root(config)
+        except UserError as exc:
+            print(f"genre-style: error: {exc}", file=sys.stderr)
+            sys.exit(2)
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config)

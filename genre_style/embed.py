@@ -96,13 +96,11 @@ def resolve_checkpoint(model: str, tracking_uri: str | None, workdir: Path) -> P
     if Path(model).exists():
         return Path(model)
     if len(model) == 32 and all(c in "0123456789abcdef" for c in model.lower()):
-        from mlflow.tracking import MlflowClient
-
-        from genre_style.tracking.mlflow_logger import default_tracking_uri
+        from genre_style.tracking.store import default_tracking_uri, open_client
 
         uri = tracking_uri or default_tracking_uri()
         try:
-            return Path(MlflowClient(tracking_uri=uri).download_artifacts(model, "checkpoints/best.ckpt", str(workdir)))
+            return Path(open_client(uri).download_artifacts(model, "checkpoints/best.ckpt", str(workdir)))
         except Exception as exc:
             raise UserError(f"cannot fetch checkpoints/best.ckpt of run {model} from {uri} ({str(exc).splitlines()[0]})",
                             "check the run id and --tracking-uri (or MLFLOW_TRACKING_URI)") from None

@@ -117,7 +117,7 @@ def format_summary(metric: str, summary: Any) -> str:
 
 def repeated_runs_section(runs: Sequence[Any]) -> Section | None:
     """Seed sweeps: per configuration, mean ± sd [95 % interval] (n) of each metric; then paired differences."""
-    from genre_style.stats import paired_difference, summarize
+    from genre_style.evaluation.stats import paired_difference, summarize
 
     configs: dict[tuple, dict[str, Any]] = {}
     for run in runs:  # newest first: a seed run twice counts once, the newest
@@ -255,16 +255,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: outputs/report)")
     args = parser.parse_args(argv)
     outputs = Path(os.environ.get("GENRE_STYLE_OUTPUTS") or "outputs")
-    from genre_style.tracking.mlflow_logger import default_tracking_uri
+    from genre_style.tracking.store import default_tracking_uri, open_client
 
     uri = args.tracking_uri or default_tracking_uri()
     out_dir = (args.out or outputs / "report").resolve()
     try:
         if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
             raise UserError(f"no MLflow store at {uri}", "train first (python -m genre_style.train ...) or pass --tracking-uri")
-        from mlflow.tracking import MlflowClient
-
-        client = MlflowClient(tracking_uri=uri)
+        client = open_client(uri)
         runs = select_runs(client, args.experiment, args.run_ids, args.filter)
         if not runs:
             raise UserError(f"no finished training runs match in experiment {args.experiment!r}", "train first, or loosen --filter")

@@ -8,7 +8,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from genre_style.data.audio import ClipSpec, clip_features
-from genre_style.embedding_metrics import embedding_scores, track_level
+from genre_style.evaluation.embedding_metrics import embedding_scores, track_level
 from tests.conftest import FAST_RUN, run_cli, write_wav
 
 

@@ -73,3 +73,35 @@ def test_every_experiment_composes_and_passes_the_config_check(experiment, tmp_p
 def test_an_encoder_that_cannot_read_the_front_end_is_refused(tmp_path):
     with pytest.raises(UserError, match="features=logmel"):
         validate_config(_compose(["encoder=logmel_cnn", "features=raw_pool"], tmp_path))
+
+
+# --- the one validation site: each value checked where it lands, named as the user typed it ------------------
+
+@pytest.mark.parametrize("overrides, message", [
+    (["gamma=-0.1"], "gamma=-0.1 is outside [0.0, 1.0]"),
+    (["model.gamma=1.5"], "gamma=1.5 is outside"),  # the node's value comes from the gamma alias no more: named as typed
+    (["dropout=1.0"], "dropout=1.0 is outside [0.0, 1.0)"),
+    (["model=two_layer", "dropout=1.0"], "dropout=1.0 is outside"),  # the two-layer net's dropout is its encoder's
+    (["lr=0"], "lr=0 must be positive"),
+    (["batch_size=0"], "batch_size must be a positive integer"),
+    (["model=beta_tcvae", "model.tc_weight=-1"], "model.tc_weight=-1 must be >= 0"),
+    (["model=vae", "model.beta=-1"], "model.beta=-1 must be >= 0"),
+    (["+model.augment.freq_mask_width=2"], "model.augment.freq_mask_width=2 is outside"),
+])
+def test_bad_values_are_refused_once_with_the_name_the_user_typed(overrides, message, tmp_path):
+    with pytest.raises(UserError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
+        validate_config(_compose(overrides, tmp_path), overrides)
+
+
+@pytest.mark.parametrize("overrides, alias", [(["model=two_layer", "gamma=0.5"], "gamma"),
+                                              (["model=vae", "gamma=0.5"], "gamma"),  # no classifier: no gamma mix
+                                              (["model=logreg", "lr=0.1"], "lr")])
+def test_an_alias_the_chosen_model_ignores_is_refused(overrides, alias, tmp_path):
+    with pytest.raises(UserError, match=f"{alias}=.* is not used by"):
+        validate_config(_compose(overrides, tmp_path), overrides)
+
+
+@pytest.mark.parametrize("overrides", [["gamma=0.5"], ["model=vae", "model.classifier=true", "gamma=0.5"],
+                                       ["model=two_layer", "dropout=0.2", "lr=1e-2", "batch_size=32"]])
+def test_aliases_the_model_uses_are_accepted(overrides, tmp_path):
+    validate_config(_compose(overrides, tmp_path), overrides)

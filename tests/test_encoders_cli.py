@@ -100,7 +100,7 @@ def test_a_seed_sweep_is_reported_with_intervals_and_paired_differences(tmp_path
     runs = client.search_runs([client.get_experiment_by_name("genre-style").experiment_id])
     logreg = sorted(r.data.metrics["test/acc"] for r in runs if "Logistic" in r.data.params["model._target_"])
     assert len(logreg) == 2
-    from genre_style.stats import summarize
+    from genre_style.evaluation.stats import summarize
 
     assert summarize(logreg).format() in text  # e.g. "62.5 ± 3.1 [34.4, 90.6] (n=2)"
     assert "Paired comparisons on shared seeds" in text and "(n=2)" in text

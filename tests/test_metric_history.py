@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from genre_style.tracking.history import MetricHistory
+from genre_style.callbacks.metric_history import MetricHistory
 
 
 def test_history_state_is_one_string_that_round_trips_exactly_and_older_checkpoints_still_load(tmp_path):

@@ -94,8 +94,6 @@ def test_loss_building_blocks():
     logits = torch.tensor([[10.0, 0.0]])
     assert classification_loss(logits, torch.tensor([0])).item() == pytest.approx(0.0, abs=1e-4)
     assert reconstruction_loss(x, x_hat, "mean").item() == pytest.approx((1 + 4 + 0 + 9) / 4)
-    with pytest.raises(ValueError, match="gamma"):
-        DeepSoftmaxAutoencoder(gamma=-0.1, **COMMON)
 
 
 # --- encoders x objectives: real inputs of each front-end's shape -------------------------------------------

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from genre_style.stats import paired_difference, summarize
+from genre_style.evaluation.stats import paired_difference, summarize
 
 
 def test_summary_of_known_values():

@@ -147,7 +147,7 @@ def test_a_summary_tag_written_by_two_workers_at_once_is_set_not_fatal(tmp_path)
     a unique-key violation (seen in tests/test_team_stack.py). The loser's second try updates the tag."""
     from mlflow.exceptions import MlflowException
 
-    from genre_style.sweeps.mlflow_parent import _set_tag
+    from genre_style.tracking.sweep_parent import _set_tag
 
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     run_id = client.create_run(client.create_experiment("race")).info.run_id

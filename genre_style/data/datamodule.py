@@ -7,7 +7,6 @@ small, and per-sample Python overhead would dominate an epoch.
 
 from __future__ import annotations
 
-import csv
 import logging
 from pathlib import Path
 from typing import Any, Sequence
@@ -225,25 +224,12 @@ class GenreDataModule(pl.LightningDataModule):
     def skipped_files(self) -> list[dict]:
         return list(self._load_table().skipped)
 
-    def write_split_tracks(self, path: str | Path) -> Path:
-        """CSV of every track and the split it is in (clip counts too: a segment split spreads a track)."""
+    def split_tracks(self) -> list[dict[str, Any]]:
+        """Every track and the split it is in, with its clip count (a segment split spreads a track)."""
         table = self._load_table()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["track_id", "genre", "split", "clips"])
-            for name in SPLIT_NAMES:
-                tracks, counts = np.unique(table.track_index[self.indices[name]], return_counts=True)
-                for t, c in zip(tracks, counts):
-                    writer.writerow([table.track_ids[t], table.genres[table.track_labels[t]], name, int(c)])
-        return path
-
-    def write_skipped_files(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=["path", "reason"])
-            writer.writeheader()
-            writer.writerows(self.skipped_files)
-        return path
+        rows = []
+        for name in SPLIT_NAMES:
+            tracks, counts = np.unique(table.track_index[self.indices[name]], return_counts=True)
+            rows += [{"track_id": table.track_ids[t], "genre": table.genres[table.track_labels[t]], "split": name,
+                      "clips": int(c)} for t, c in zip(tracks, counts)]
+        return rows

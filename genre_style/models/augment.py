@@ -32,14 +32,6 @@ class Augment(nn.Module):
     def __init__(self, features: str = "raw_pool", time_shift: bool = False, freq_masks: int = 0, freq_mask_width: float = 0.1, time_masks: int = 0,
                  time_mask_width: float = 0.1, gain_db: float = 0.0, mixup_alpha: float = 0.0) -> None:
         super().__init__()
-        for name, count in (("freq_masks", freq_masks), ("time_masks", time_masks)):
-            if count < 0:
-                raise ValueError(f"{name} must be >= 0, got {count}")
-        for name, value in (("freq_mask_width", freq_mask_width), ("time_mask_width", time_mask_width)):
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} is a share of the axis: use [0, 1], got {value}")
-        if gain_db < 0 or mixup_alpha < 0:
-            raise ValueError("gain_db and mixup_alpha must be >= 0")
         self.features = features
         self.time_shift, self.gain_db, self.mixup_alpha = time_shift, gain_db, mixup_alpha
         self.freq_masks, self.freq_mask_width = freq_masks, freq_mask_width

@@ -14,7 +14,6 @@ from torchmetrics.wrappers import ClasswiseWrapper
 from genre_style.models.augment import Augment, Mixed
 from genre_style.models.encoders import Encoder
 from genre_style.models.losses import reconstruction_errors
-from genre_style.models.plain_steps import plain_step, plain_steps_suffice
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (x [B, *input_shape] float32, y [B] int64, track index [B] int64)
 
@@ -80,7 +79,6 @@ class GenreModel(pl.LightningModule):
         self.optimizer_config = plain(optimizer) or {"_target_": "torch.optim.Adam", "lr": 1e-3}
         self.scheduler_config = plain(scheduler)
         self.gradient_clip_val = gradient_clip_val  # by norm; Trainer(gradient_clip_val) is for automatic optimisation
-        self._plain_steps = False  # decided when training starts (see plain_steps.py)
         self.embedding_dim = embedding_dim
         self.encoder: Encoder = build(encoder or {"_target_": "genre_style.models.encoders.MLPEncoder"},
                                       input_shape=self.input_shape, output_dim=embedding_dim * self.encoder_outputs_per_latent)
@@ -187,6 +185,9 @@ class GenreModel(pl.LightningModule):
         # The values are already global (torchmetrics syncs in compute()); sync_dist averages equal numbers
         # under DDP, which keeps Lightning from warning, and costs nothing in a single process.
         self.log_dict(logged, prog_bar=stage != "test", sync_dist=True)
+        # Lightning's documented x-axis override: every epoch metric at step = epoch (one axis for train, val and
+        # test, and no extra `epoch` metric), not at its count of batches.
+        self.log("step", float(self.current_epoch), sync_dist=True)
 
     def training_step(self, batch: Batch | Iterable[Batch], batch_idx: int) -> None:
         """One optimiser step per minibatch; a batch may hold several (`data.minibatches_per_step`), so
@@ -194,17 +195,11 @@ class GenreModel(pl.LightningModule):
         optimizer: Any = self.optimizers()  # one optimiser: a LightningOptimizer
         for minibatch in minibatches(batch):
             loss = self._step(minibatch, "train")
-            if self._plain_steps:
-                plain_step(optimizer, loss, self.gradient_clip_val)
-                continue
             optimizer.zero_grad()
             self.manual_backward(loss)
             if self.gradient_clip_val:
                 self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
             optimizer.step()
-
-    def on_train_start(self) -> None:
-        self._plain_steps = plain_steps_suffice(self.trainer, self)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._step(batch, "val")

@@ -21,8 +21,6 @@ class DeepSoftmaxAutoencoder(Autoencoder):
 
     def __init__(self, gamma: float = 0.9, classifier_sizes: Sequence[int] = (), activation: str = "relu",
                  dropout: float = 0.1, **kwargs: Any) -> None:
-        if not 0.0 <= gamma <= 1.0:
-            raise ValueError(f"gamma must be in [0, 1], got {gamma}")
         super().__init__(activation=activation, dropout=dropout, **kwargs)
         self.save_hyperparameters(logger=False)
         self.gamma = gamma

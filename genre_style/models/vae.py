@@ -30,10 +30,6 @@ class VariationalAutoencoder(Autoencoder):
     def __init__(self, beta: float = 1.0, classifier: bool = False, gamma: float = 0.9, classifier_sizes: Sequence[int] = (),
                  logvar_min: float = -10.0, logvar_max: float = 10.0, kl_warmup_epochs: int = 0, activation: str = "relu",
                  dropout: float = 0.0, **kwargs: Any) -> None:
-        if beta < 0:
-            raise ValueError(f"beta must be >= 0, got {beta}")
-        if not 0.0 <= gamma <= 1.0:
-            raise ValueError(f"gamma must be in [0, 1], got {gamma}")
         if logvar_min >= logvar_max:
             raise ValueError(f"logvar_min ({logvar_min}) must be below logvar_max ({logvar_max})")
         self.has_classifier = classifier  # before the base class builds the metrics it needs
@@ -87,9 +83,6 @@ class BetaTCVAE(VariationalAutoencoder):
     minibatch with minibatch-weighted sampling (Chen et al., 2018; the train split's size N is the data set size)."""
 
     def __init__(self, mi_weight: float = 1.0, tc_weight: float = 6.0, dimwise_kl_weight: float = 1.0, **kwargs: Any) -> None:
-        for name, value in (("mi_weight", mi_weight), ("tc_weight", tc_weight), ("dimwise_kl_weight", dimwise_kl_weight)):
-            if value < 0:
-                raise ValueError(f"{name} must be >= 0, got {value}")
         super().__init__(**kwargs)
         self.save_hyperparameters(logger=False)
         self.mi_weight, self.tc_weight, self.dimwise_kl_weight = mi_weight, tc_weight, dimwise_kl_weight

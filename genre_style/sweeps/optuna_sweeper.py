@@ -249,8 +249,8 @@ class OptunaSweeperImpl:
         settings = self._mlflow_settings()
         if settings is None:
             return None
-        from genre_style.sweeps.mlflow_parent import open_parent_run
-        from genre_style.tracking.mlflow_logger import prepare_store, resolve_tracking_uri
+        from genre_style.tracking.store import prepare_store, resolve_tracking_uri
+        from genre_style.tracking.sweep_parent import open_parent_run
 
         uri = resolve_tracking_uri(settings["tracking_uri"], settings["default_store_dir"])
         artifacts = prepare_store(uri, settings["default_store_dir"])
@@ -318,7 +318,7 @@ class OptunaSweeperImpl:
             log.info("best trial %d: %s = %.4f with %s", study.best_trial.number, metric_name, study.best_value,
                      study.best_params)
         if parent:
-            from genre_style.sweeps.mlflow_parent import log_study_summary
+            from genre_style.tracking.sweep_parent import log_study_summary
 
             client, run_id = parent
             if len(directions) == 1:

@@ -42,3 +42,17 @@ class OptunaReporting(pl.Callback):
             import optuna
 
             raise optuna.TrialPruned(f"pruned at epoch {trainer.current_epoch} ({self.metric}={value:.4f})")
+
+
+def trial_callbacks(cfg: Any) -> list[pl.Callback]:
+    """For a sweep's trial (`sweep_context` filled in by the sweeper): share the cores with the trials beside it,
+    and report to its Optuna trial. Nothing for a single run."""
+    sweep: Any = cfg.get("sweep_context") or {}
+    if sweep.get("study_name") is None:
+        return []
+    if sweep.get("torch_threads"):
+        import torch
+
+        torch.set_num_threads(int(sweep.torch_threads))  # parallel trials share the cores, not oversubscribe them
+    trial = load_trial(sweep.study_name, sweep.storage, int(sweep.trial_number))
+    return [OptunaReporting(trial, cfg.monitor.metric, prune=trial.study.user_attrs.get("pruner") is not None)]

@@ -1,1 +1,1 @@
-"""MLflow logging, run artifacts and plots."""
+"""Everything that talks to MLflow: the store (`store`), the training run's logger (`logger`), a sweep's parent run (`sweep_parent`)."""

@@ -1,6 +1,6 @@
-"""After training: score the best model on every split, write plots and reports, log them to MLflow.
+"""After training: score the best model on every split, write plots and reports to the run folder.
 
-Everything is written to the run folder first and uploaded from there, so a tracking failure never
+Everything is written to the run folder; MLflow gets a copy from there, so a tracking failure never
 loses a result.
 """
 
@@ -17,8 +17,8 @@ import torch
 
 from genre_style.data.datamodule import GenreDataModule
 from genre_style.data.splits import SPLIT_NAMES
+from genre_style.evaluation import plots
 from genre_style.models.base import GenreModel
-from genre_style.tracking import plots
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ def evaluate(
 
 def embedding_quality(outputs: dict, raw: dict, model: GenreModel, knn_k: int) -> dict[str, float]:
     """Silhouette, k-NN and linear-probe accuracy on val and test, for the raw input, the embedding and the logits."""
-    from genre_style.embedding_metrics import embedding_scores
+    from genre_style.evaluation.embedding_metrics import embedding_scores
 
     spaces = {"raw": {s: raw[s] for s in SPLIT_NAMES}, embedding_space_name(model): {s: outputs[s]["embedding"] for s in SPLIT_NAMES}}
     if model.has_classifier:
@@ -140,7 +140,7 @@ def embedding_quality(outputs: dict, raw: dict, model: GenreModel, knn_k: int) -
 def genre_disentanglement(model: GenreModel, outputs: dict, out_dir: Path, title: str, steps: int = 7) -> dict[str, float]:
     """MIG with respect to genre, per-dimension mutual information and active dimensions of the embedding (val and
     test), the mutual information plot, and a traversal of the most informative dimension for models with a decoder."""
-    from genre_style.disentanglement import disentanglement_scores, label_entropy, latent_genre_mi
+    from genre_style.evaluation.disentanglement import disentanglement_scores, label_entropy, latent_genre_mi
 
     scores = disentanglement_scores({s: (outputs[s]["embedding"], outputs[s]["y"]) for s in ("val", "test")})
     codes, labels = outputs["test"]["embedding"], outputs["test"]["y"]
@@ -166,7 +166,7 @@ def song_level(outputs: dict, genres: list[str], out_dir: Path, title: str) -> d
     """Whole-song accuracy (clip logits averaged per track) and the test split's song confusion matrix."""
     from sklearn.metrics import confusion_matrix
 
-    from genre_style.embedding_metrics import track_level
+    from genre_style.evaluation.embedding_metrics import track_level
 
     scores = {}
     for split in ("train", "val", "test"):
@@ -203,9 +203,16 @@ def interpolate(model: GenreModel, test: dict, genres: list[str], out_dir: Path,
                                     f"{title}: latent interpolation")
 
 
-def log_to_mlflow(logger: Any, metrics: dict[str, float], out_dir: Path, step: int) -> None:
-    """Upload final metrics and the whole artifact folder to the logger's run."""
-    if logger is None:
-        return
-    logger.log_metrics(metrics, step=step)
-    logger.experiment.log_artifacts(logger.run_id, str(out_dir))
+def evaluate_best(trainer: pl.Trainer, model: GenreModel, datamodule: GenreDataModule, history: list[dict[str, float]],
+                  out_dir: Path, settings: dict[str, Any]) -> dict[str, float] | None:
+    """`evaluate` the tested (best) model once. Under DDP, fit and test ran on every process; scoring every clip,
+    plots and reports are rank zero's alone, on one device: the other processes get None and end there."""
+    if trainer.world_size > 1:
+        import torch.distributed
+
+        torch.distributed.destroy_process_group()
+        if not trainer.is_global_zero:
+            return None
+        trainer = pl.Trainer(accelerator=trainer.accelerator, devices=1, logger=False, enable_checkpointing=False,
+                             enable_progress_bar=False, enable_model_summary=False)
+    return evaluate(trainer, model, datamodule, history, out_dir, type(model).__name__, **settings)

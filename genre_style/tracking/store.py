@@ -1,0 +1,66 @@
+"""Which MLflow store a command uses, and whether it can be used: light (no MLflow import) until a client is asked for."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from genre_style.errors import UserError
+
+SERVER_TIMEOUT_S = 5.0
+
+
+def resolve_tracking_uri(tracking_uri: str | None, store_dir: str | Path) -> str:
+    """The store every command uses: `tracking_uri`, else $MLFLOW_TRACKING_URI, else SQLite in `store_dir`."""
+    store = Path(store_dir).expanduser().resolve()
+    return tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{store / 'mlflow.db'}"
+
+
+def default_tracking_uri() -> str:
+    """What the commands read when given no store: $MLFLOW_TRACKING_URI, else the SQLite store under the outputs folder."""
+    return resolve_tracking_uri(None, os.environ.get("GENRE_STYLE_OUTPUTS") or "outputs")
+
+
+def prepare_store(uri: str, store_dir: str | Path) -> str | None:
+    """Get a store ready before a run is created; return the artifact location for a new experiment.
+
+    A server decides on its own artifact store (None) and should cost seconds, not the run, when lost
+    (it was checked to answer by `config_checks`); a local store gets its folder and keeps artifacts in
+    `<store_dir>/mlartifacts`, with absolute paths so runs started from any folder find them.
+    """
+    if uri.startswith(("http://", "https://")):
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")  # MLflow retries a dead server for minutes by default
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+        return None
+    store = Path(store_dir).expanduser().resolve()
+    try:
+        store.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the MLflow store folder {store} ({exc})", "set paths.output_root to a writable folder") from None
+    return (store / "mlartifacts").as_uri()
+
+
+def check_tracking_server(uri: str, timeout: float = SERVER_TIMEOUT_S) -> None:
+    """Raise a UserError within `timeout` seconds if an http(s) tracking server does not answer."""
+    import urllib.error
+    import urllib.request
+
+    url = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - user-chosen server
+            if response.status >= 400:
+                raise OSError(f"HTTP {response.status}")
+    except (OSError, urllib.error.URLError) as exc:
+        raise UserError(
+            f"MLflow tracking server {uri} does not answer ({getattr(exc, 'reason', exc)})",
+            "start the server, point logger.mlflow.tracking_uri (or MLFLOW_TRACKING_URI) at one that runs, "
+            "or unset MLFLOW_TRACKING_URI to log to the local store under outputs/ (logger=none logs nothing)",
+        ) from None
+
+
+def open_client(tracking_uri: str | None = None) -> Any:
+    """An `MlflowClient` on `tracking_uri` or the default store, for the commands that read runs (report, embed)."""
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri or default_tracking_uri())
