@@ -78,9 +78,11 @@ def find_resume(cfg: DictConfig) -> RunFolder | None:
         if not candidates:
             raise UserError(f"resume=last: no interrupted run with a checkpoint under {cfg.paths.output_root}/runs",
                             "pass the run folder itself: resume=outputs/runs/<timestamp>")
-        return max(candidates, key=lambda r: r.last_checkpoint.stat().st_mtime)
-    folder = RunFolder(Path(str(target)).expanduser())
+        folder = max(candidates, key=lambda r: r.last_checkpoint.stat().st_mtime)
+    else:
+        folder = RunFolder(Path(str(target)).expanduser())
     if not folder.last_checkpoint.exists():
         raise UserError(f"resume={target}: {folder.last_checkpoint} does not exist",
                         "pass a run folder of an interrupted run (outputs/runs/<timestamp>), or resume=last")
+    log.info("resuming %s from %s", folder.path, folder.last_checkpoint)
     return folder

@@ -130,7 +130,7 @@ def test_missing_data_root_is_one_clear_message(tmp_path):
                                              ("encoder=sample_cnn features=logmel", "features=waveform"),
                                              ("experiment=best model.augment.time_mask_width=2", "time_mask_width"),
                                              ("data.pool=30000", "data.pool=30000"),
-                                             ("callbacks.last_checkpoint.min_interval_s=-1", "min_interval_s=-1")])
+                                             ("model=two_layer gamma=0.5", "gamma=0.5 is not used by TwoLayerNet")])
 def test_bad_settings_are_rejected_before_training(tmp_path, override, needle):
     _assert_clean_error(run_cli(["data=synthetic", *override.split()], tmp_path), needle, "fix:")
 

@@ -19,6 +19,7 @@ def load_trial(study_name: str, storage: str, trial_number: int) -> Any:
     pruner_cfg = study.user_attrs.get("pruner")
     if pruner_cfg:
         study.pruner = instantiate(pruner_cfg)
+    # Optuna has no public way from a trial number to the id `Trial` needs; `_trial_id` is stable since Optuna 2.
     trial_id = next(t._trial_id for t in study.get_trials(deepcopy=False) if t.number == trial_number)
     return optuna.trial.Trial(study, trial_id)
 
