@@ -113,10 +113,11 @@ def block_timer(bare: BareLoop, block: int) -> Any:
 
 
 def project_blocks(batch_size: int, epochs: int, block: int, store: str, device: str,
-                   bare: BareLoop, encoder: str) -> list[tuple[list[float], list[float]]]:
+                   bare: BareLoop, encoder: str, overrides: list[str]) -> list[tuple[list[float], list[float]]]:
     """One training run of the project's path, its epochs timed in blocks, each followed by bare epochs."""
     from hydra.utils import instantiate
 
+    from genre_style.callbacks import instantiate_callbacks
     from genre_style.callbacks.metric_history import MetricHistory
     from genre_style.data.datamodule import GenreDataModule
 
@@ -125,7 +126,7 @@ def project_blocks(batch_size: int, epochs: int, block: int, store: str, device:
                    *ENCODERS[encoder]["overrides"], f"callbacks.model_checkpoint.dirpath={store}/ckpt",
                    f"callbacks.last_checkpoint.dirpath={store}/ckpt",
                    "callbacks.early_stopping.patience=1000",
-                   f"trainer.default_root_dir={store}"])
+                   f"trainer.default_root_dir={store}", *overrides])
     dm = GenreDataModule.from_table(encoder_table(encoder), **{k: v for k, v in cfg.data.items() if k in (
         "batch_size", "minibatches_per_step", "eval_batch_size", "split", "split_sizes", "seed", "balance", "standardize")})
     dm.setup("fit")
@@ -135,7 +136,7 @@ def project_blocks(batch_size: int, epochs: int, block: int, store: str, device:
         cfg.logger.mlflow.default_store_dir = store
         logger = instantiate(cfg.logger.mlflow)
     timer = block_timer(bare, block)
-    callbacks = [instantiate(c) for c in cfg.callbacks.values()] + [MetricHistory(), timer]
+    callbacks = [*instantiate_callbacks(cfg), MetricHistory(), timer]
     trainer = instantiate({k: v for k, v in cfg.trainer.items() if k != "default_root_dir"}, callbacks=callbacks,
                           logger=logger, default_root_dir=store)
     trainer.fit(model, datamodule=dm)
@@ -153,6 +154,8 @@ def main() -> None:
     parser.add_argument("--block", type=int, default=None, help="project epochs between bare blocks (default 4 for mlp, 2 for conv)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=None, help="default 64 256 for mlp, 64 for conv")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--overrides", nargs="*", default=[], help="extra Hydra overrides for the project's path, "
+                        "e.g. ~callbacks.last_checkpoint to see what resume checkpoints cost")
     args = parser.parse_args()
     mlp = args.encoder == "mlp"
     args.epochs = args.epochs or (13 if mlp else 5)
@@ -173,7 +176,7 @@ def measure(batch_size: int, args: argparse.Namespace, store: str) -> dict[str, 
     bare = BareLoop(batch_size, args.device, args.encoder)
     blocks = []
     for _ in range(args.rounds):
-        blocks += project_blocks(batch_size, args.epochs, args.block, store, args.device, bare, args.encoder)
+        blocks += project_blocks(batch_size, args.epochs, args.block, store, args.device, bare, args.encoder, args.overrides)
     ours, floor = [t for p, _ in blocks for t in p], [t for _, b in blocks for t in b]
     block_ratios = [sum(p) / sum(b) for p, b in blocks]
     return {"encoder": args.encoder, "device": args.device, "batch_size": batch_size, "project_s_per_epoch": median(ours),

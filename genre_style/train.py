@@ -28,6 +28,7 @@ def train(cfg: DictConfig) -> float:
     import lightning.pytorch as pl
     from hydra.utils import instantiate
 
+    from genre_style.callbacks import instantiate_callbacks
     from genre_style.callbacks.metric_history import MetricHistory
     from genre_style.evaluation.evaluate import evaluate_best
     from genre_style.run_folder import RunFolder, find_resume
@@ -44,7 +45,7 @@ def train(cfg: DictConfig) -> float:
         model = instantiate(cfg.model, input_shape=datamodule.input_shape, num_classes=datamodule.num_classes,
                             class_names=datamodule.class_names)
         history = MetricHistory()
-        callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + [history, *trial_callbacks(cfg)]
+        callbacks = [*instantiate_callbacks(cfg), history, *trial_callbacks(cfg)]
         trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=[tracker] if tracker else False)
         if trainer.is_global_zero:
             folder.record_inputs(cfg, datamodule)

@@ -67,11 +67,17 @@ class StepListener(pl.Callback):
         self.calls["on_before_optimizer_step"] += 1
 
 
-def test_callbacks_get_every_step_hook_once_per_optimiser_step():
+@pytest.mark.parametrize("clip", [None, 0.05])
+def test_plain_steps_match_lightnings_path_and_listeners_still_get_their_hooks(clip):
+    plain_trainer, plain, _ = _fit(4, epochs=2, gradient_clip_val=clip)
     listener = StepListener()
-    trainer, _, _ = _fit(4, epochs=2, callbacks=[listener])
-    assert trainer.global_step > 0
-    assert set(listener.calls.values()) == {trainer.global_step}  # every minibatch is a full Lightning step
+    hooked_trainer, hooked, _ = _fit(4, epochs=2, callbacks=[listener], gradient_clip_val=clip)
+    assert plain._plain_steps and not hooked._plain_steps
+    assert plain_trainer.global_step == hooked_trainer.global_step > 0
+    assert set(listener.calls.values()) == {hooked_trainer.global_step}  # every hook, once per optimiser step
+    for a, b in zip(plain.state_dict().values(), hooked.state_dict().values()):
+        assert torch.equal(a, b)
+    assert plain_trainer.callback_metrics["train/loss"] == hooked_trainer.callback_metrics["train/loss"]
 
 
 def test_gradient_clipping_is_applied_by_the_model():

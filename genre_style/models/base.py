@@ -14,6 +14,7 @@ from torchmetrics.wrappers import ClasswiseWrapper
 from genre_style.models.augment import Augment, Mixed
 from genre_style.models.encoders import Encoder
 from genre_style.models.losses import reconstruction_errors
+from genre_style.models.plain_steps import plain_step, plain_steps_suffice
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (x [B, *input_shape] float32, y [B] int64, track index [B] int64)
 
@@ -79,6 +80,7 @@ class GenreModel(pl.LightningModule):
         self.optimizer_config = plain(optimizer) or {"_target_": "torch.optim.Adam", "lr": 1e-3}
         self.scheduler_config = plain(scheduler)
         self.gradient_clip_val = gradient_clip_val  # by norm; Trainer(gradient_clip_val) is for automatic optimisation
+        self._plain_steps = False  # decided when training starts (see plain_steps.py)
         self.embedding_dim = embedding_dim
         self.encoder: Encoder = build(encoder or {"_target_": "genre_style.models.encoders.MLPEncoder"},
                                       input_shape=self.input_shape, output_dim=embedding_dim * self.encoder_outputs_per_latent)
@@ -195,11 +197,17 @@ class GenreModel(pl.LightningModule):
         optimizer: Any = self.optimizers()  # one optimiser: a LightningOptimizer
         for minibatch in minibatches(batch):
             loss = self._step(minibatch, "train")
+            if self._plain_steps:
+                plain_step(optimizer, loss, self.gradient_clip_val)
+                continue
             optimizer.zero_grad()
             self.manual_backward(loss)
             if self.gradient_clip_val:
                 self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
             optimizer.step()
+
+    def on_train_start(self) -> None:
+        self._plain_steps = plain_steps_suffice(self.trainer, self)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._step(batch, "val")

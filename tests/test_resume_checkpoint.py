@@ -1,13 +1,14 @@
-"""MLflow never ahead of the resume checkpoint, each epoch at step = epoch (real fits, a real MLflow store)."""
+"""last.ckpt at most once per interval, and MLflow never ahead of it, each epoch at step = epoch (real fits, a real
+MLflow store)."""
 
 from __future__ import annotations
 
 import lightning.pytorch as pl
 import pytest
-from lightning.pytorch.callbacks import ModelCheckpoint
 from mlflow.tracking import MlflowClient
 
 from genre_style.callbacks.metric_history import MetricHistory
+from genre_style.callbacks.resume_checkpoint import ResumeCheckpoint
 from genre_style.data.datamodule import GenreDataModule
 from genre_style.models.dsae import DeepSoftmaxAutoencoder
 from genre_style.models.encoders import mlp_encoder
@@ -36,15 +37,36 @@ class FailAt(pl.Callback):
             raise RuntimeError("boom")
 
 
-def _fit(tmp_path, epochs: int, logger, extra=(), full_state: bool = True):
+class SaveRecorder(pl.Callback):
+    """The epochs a full checkpoint was taken at (callbacks are asked for their state only then)."""
+
+    def __init__(self) -> None:
+        self.epochs: list[int] = []
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        self.epochs.append(trainer.current_epoch)
+
+
+def _fit(tmp_path, epochs: int, logger=False, extra=(), full_state: bool = True, min_interval_s: float = 0.0):
     pl.seed_everything(7, verbose=False)
     dm = GenreDataModule.from_table(_table(), batch_size=16, split="segment", seed=7)
     model = DeepSoftmaxAutoencoder(encoder=mlp_encoder([32]), embedding_dim=8, input_shape=(50,), num_classes=4, class_names=GENRES)
-    checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", filename="last", save_weights_only=not full_state)
+    checkpoint = ResumeCheckpoint(dirpath=tmp_path / "ckpt", filename="last", min_interval_s=min_interval_s)
+    if not full_state:
+        from lightning.pytorch.callbacks import ModelCheckpoint
+
+        checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", filename="best", save_weights_only=True)
     trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", logger=logger, enable_progress_bar=False,
                          enable_model_summary=False, num_sanity_val_steps=0, callbacks=[checkpoint, MetricHistory(), *extra])
     trainer.fit(model, datamodule=dm)
     return trainer
+
+
+def test_every_epoch_with_no_interval_and_only_the_last_within_a_long_one(tmp_path):
+    every, rare = SaveRecorder(), SaveRecorder()
+    _fit(tmp_path / "a", epochs=5, extra=[every], min_interval_s=0)
+    _fit(tmp_path / "b", epochs=5, extra=[rare], min_interval_s=3600)
+    assert every.epochs == [0, 1, 2, 3, 4] and rare.epochs == [4]
 
 
 def test_mlflow_gets_an_epoch_once_the_resume_checkpoint_holds_it(tmp_path):
