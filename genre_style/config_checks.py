@@ -10,6 +10,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from genre_style.errors import UserError
+from genre_style.urls import redact_url
 
 
 def _number(cfg: DictConfig, key: str) -> Any:
@@ -60,7 +61,7 @@ def validate_config(cfg: DictConfig, overrides: list[str] | None = None) -> None
     `overrides` (the command line's, read from Hydra when not given) lets an alias the chosen model ignores
     be refused instead of silently dropped.
     """
-    _check_aliases_used(cfg, _command_line() if overrides is None else overrides)
+    _check_aliases_used(cfg, command_line() if overrides is None else overrides)
     _check_range(cfg, "model.gamma", 0.0, 1.0, True, "gamma weighs reconstruction against cross-entropy: use a value in [0, 1], e.g. gamma=0.9")
     _check_range(cfg, "model.dropout", 0.0, 1.0, False, "dropout is the share of units dropped: use [0, 1), e.g. dropout=0.1")
     _check_range(cfg, "model.encoder.dropout", 0.0, 1.0, False, "dropout is the share of units dropped: use [0, 1), e.g. dropout=0.1")
@@ -139,7 +140,7 @@ def _check_aliases_used(cfg: DictConfig, overrides: list[str]) -> None:
                             f"drop {alias}=..., or choose a model that has it (gamma: model=dsae, or model=vae model.classifier=true)")
 
 
-def _command_line() -> list[str]:
+def command_line() -> list[str]:
     from hydra.core.hydra_config import HydraConfig
 
     try:
@@ -253,6 +254,21 @@ def check_output_root(cfg: DictConfig) -> None:
     if free_mb < min_free_mb:
         raise UserError(f"only {free_mb:.0f} MB free under {root}; a run needs at least {min_free_mb} MB "
                         "(paths.min_free_mb)", fix)
+
+
+def flatten_config(cfg: Any) -> dict[str, Any]:
+    """The resolved config as `a.b.c -> value`, for MLflow params (passwords in URLs redacted)."""
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict) and node:
+            for key, value in node.items():
+                walk(value, f"{prefix}{key}.")
+        else:
+            flat[prefix[:-1]] = redact_url(node) if isinstance(node, str) else node
+
+    walk(OmegaConf.to_container(cfg, resolve=True), "")
+    return flat
 
 
 class OutputFolderCheck(Callback):

@@ -55,26 +55,63 @@ class RunFolder:
         for skipped in datamodule.skipped_files:
             log.warning("skipped %s: %s", skipped["path"], skipped["reason"])
 
-    def finish(self, best_checkpoint: str, resumed: RunFolder | None) -> None:
-        """Keep the best checkpoint with the artifacts, drop the resume checkpoint, mark the run (and the one it
-        continued) finished."""
+    def finish(self, best_checkpoint: str) -> None:
+        """Keep the best checkpoint with the artifacts, drop the resume checkpoint, mark the run finished."""
         if best_checkpoint:
             (self.artifacts / "checkpoints").mkdir(parents=True, exist_ok=True)
             Path(best_checkpoint).replace(self.artifacts / "checkpoints" / "best.ckpt")
         self.last_checkpoint.unlink(missing_ok=True)
         self.update_info(status="finished")
-        if resumed is not None:
-            resumed.update_info(status=f"resumed and finished in {self.path}")
+
+    def interrupted(self, reason: BaseException) -> None:
+        """Record why the run stopped; a signal's `Preempted` learns where the run can be resumed from."""
+        if not self.path.exists():
+            return
+        if self.last_checkpoint.exists() and hasattr(reason, "resume_folder"):
+            reason.resume_folder = self.path
+        self.update_info(status=f"interrupted: {type(reason).__name__}: {str(reason)[:200]}")
+
+    @property
+    def resumable(self) -> bool:
+        return self.last_checkpoint.exists() and str(self.info.get("status", "")).startswith(("running", "interrupted"))
+
+
+# What a resume may change: the training budget and where things go, not what is learned.
+RESUME_MAY_CHANGE = ("trainer.max_epochs", "trainer.min_epochs", "trainer.max_time", "trainer.max_steps",
+                     "callbacks.early_stopping.patience", "callbacks.last_checkpoint.min_interval_s",
+                     "callbacks.progress_bar.", "trainer.enable_progress_bar", "trainer.accelerator", "trainer.devices",
+                     "evaluation.", "logger.", "paths.", "resume", "run_name", "tags.", "optimized_metric",
+                     "data.workers", "data.progress", "data.cache_dir", "data.eval_batch_size", "sweep_context.")
+
+
+def check_resume_settings(folder: RunFolder, cfg: DictConfig) -> None:
+    """Refuse a resume that changes what is learned (model, loss, data, features, split, seed, optimiser), one
+    line per key; the training budget may change (`RESUME_MAY_CHANGE`)."""
+    from genre_style.config_checks import flatten_config
+
+    saved = folder.artifacts / "config.yaml"
+    if not saved.exists():
+        return
+    before, now = flatten_config(OmegaConf.load(saved)), flatten_config(cfg)
+    here = str(cfg.paths.output_dir)  # the new job's folder: the resumed run goes on in its own
+    now = {k: v.replace(here, str(folder.path)) if isinstance(v, str) else v for k, v in now.items()}
+    changed = [key for key in sorted(set(before) | set(now))
+               if before.get(key) != now.get(key) and not key.startswith(RESUME_MAY_CHANGE)]
+    if changed:
+        lines = "\n".join(f"  {key}: {before.get(key)!r} when the run started, {now.get(key)!r} now" for key in changed)
+        raise UserError(f"resume={folder.path} would change what the run learns:\n{lines}",
+                        "resume with the run's own settings (a resume may change trainer.max_epochs, "
+                        "callbacks.early_stopping.patience, time limits), or start a new run without resume=")
 
 
 def find_resume(cfg: DictConfig) -> RunFolder | None:
-    """The run folder to continue (`resume=<run folder>` or `resume=last`), or None."""
+    """The run folder to continue (`resume=<run folder>` or `resume=last`), its settings checked, or None."""
     target = cfg.get("resume")
     if not target:
         return None
     if str(target) == "last":
         candidates = [RunFolder(p.parent) for p in Path(cfg.paths.output_root, "runs").glob("*/run_info.json")]
-        candidates = [r for r in candidates if r.last_checkpoint.exists() and r.info.get("status") == "running"]
+        candidates = [r for r in candidates if r.resumable]
         if not candidates:
             raise UserError(f"resume=last: no interrupted run with a checkpoint under {cfg.paths.output_root}/runs",
                             "pass the run folder itself: resume=outputs/runs/<timestamp>")
@@ -84,5 +121,6 @@ def find_resume(cfg: DictConfig) -> RunFolder | None:
     if not folder.last_checkpoint.exists():
         raise UserError(f"resume={target}: {folder.last_checkpoint} does not exist",
                         "pass a run folder of an interrupted run (outputs/runs/<timestamp>), or resume=last")
+    check_resume_settings(folder, cfg)
     log.info("resuming %s from %s", folder.path, folder.last_checkpoint)
     return folder

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
 
 import hydra
 from omegaconf import DictConfig
 
-from genre_style.config_checks import in_multirun, validate_config
+from genre_style.config_checks import command_line, in_multirun, validate_config
 from genre_style.errors import UserError
+from genre_style.preemption import Preempted, resume_advice, signals_stop_the_run
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 def train(cfg: DictConfig) -> float:
     """Train one model and return the number a sweep optimises (`objective_value`).
 
-    If anything fails after the MLflow run was created, the run is marked FAILED (not left RUNNING).
+    If anything fails after the MLflow run was created, the run is marked FAILED (KILLED after SIGTERM or SIGINT).
     """
     validate_config(cfg)
     import lightning.pytorch as pl
@@ -32,36 +32,41 @@ def train(cfg: DictConfig) -> float:
     from genre_style.callbacks.metric_history import MetricHistory
     from genre_style.evaluation.evaluate import evaluate_best
     from genre_style.run_folder import RunFolder, find_resume
-    from genre_style.sweeps.trial_context import trial_callbacks
+    from genre_style.sweeps.trial_context import objective_value, trial_callbacks
     from genre_style.tracking.logger import start_run
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    folder, resumed = RunFolder(cfg.paths.output_dir), find_resume(cfg)
+    resumed = find_resume(cfg)  # refuses a resume that would change what is learned
+    if resumed is not None:
+        cfg.paths.output_dir = str(resumed.path)  # a resumed run goes on in its own folder, checkpoints and all
+    folder = RunFolder(cfg.paths.output_dir)
     tracker = start_run(cfg, folder, resumed)  # first: a store that does not answer fails before preprocessing
     try:
-        datamodule = instantiate(cfg.data)
-        datamodule.prepare_data()
-        datamodule.setup("fit")
-        model = instantiate(cfg.model, input_shape=datamodule.input_shape, num_classes=datamodule.num_classes,
-                            class_names=datamodule.class_names)
-        history = MetricHistory()
-        callbacks = [*instantiate_callbacks(cfg), history, *trial_callbacks(cfg)]
-        trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=[tracker] if tracker else False)
-        if trainer.is_global_zero:
-            folder.record_inputs(cfg, datamodule)
-        trainer.fit(model, datamodule=datamodule, ckpt_path=resumed.last_checkpoint if resumed else None, weights_only=False)
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
-        metrics = evaluate_best(trainer, model, datamodule, history.history, folder.artifacts, dict(cfg.get("evaluation", {})))
-        if metrics is None:  # a DDP process other than rank zero: its part is done
-            return float("nan")
-        folder.finish(best, resumed)
+        with signals_stop_the_run():
+            datamodule = instantiate(cfg.data)
+            datamodule.prepare_data()
+            datamodule.setup("fit")
+            model = instantiate(cfg.model, input_shape=datamodule.input_shape, num_classes=datamodule.num_classes,
+                                class_names=datamodule.class_names)
+            history = MetricHistory()
+            callbacks = [*instantiate_callbacks(cfg), history, *trial_callbacks(cfg)]
+            trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=[tracker] if tracker else False)
+            if trainer.is_global_zero:
+                folder.record_inputs(cfg, datamodule)
+            trainer.fit(model, datamodule=datamodule, ckpt_path=resumed and resumed.last_checkpoint, weights_only=False)
+            best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+            trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
+            metrics = evaluate_best(trainer, model, datamodule, history.history, folder.artifacts, dict(cfg.evaluation))
+            if metrics is None:  # a DDP process other than rank zero: its part is done
+                return float("nan")
+            folder.finish(best)
+            if tracker is not None:
+                tracker.upload_results(metrics, folder.artifacts, step=trainer.current_epoch)
+                tracker.close("success")  # ends the run and flushes MLflow's queued metric writes
+    except BaseException as exc:
+        folder.interrupted(exc)
         if tracker is not None:
-            tracker.upload_results(metrics, folder.artifacts, step=trainer.current_epoch)
-            tracker.close("success")  # ends the run and flushes MLflow's queued metric writes
-    except BaseException:
-        if tracker is not None:
-            tracker.close("failed")
+            tracker.close("KILLED" if isinstance(exc, Preempted) else "failed")
         raise
     for split in ("train", "val", "test"):
         log.info("final %s: %s", split, {k: round(v, 4) for k, v in metrics.items() if k.startswith(split)})
@@ -72,28 +77,20 @@ def train(cfg: DictConfig) -> float:
     return objective_value(cfg, metrics, {k: float(v) for k, v in trainer.callback_metrics.items()}, best_score)
 
 
-def objective_value(cfg: DictConfig, final: dict[str, float], logged: dict[str, float], best: Any) -> float:
-    """`optimized_metric` if set (final best-checkpoint metrics win over the last logged value of the same
-    name), else the best `monitor.metric`."""
-    name = cfg.get("optimized_metric")
-    if not name or name in (cfg.monitor.metric, f"{cfg.monitor.metric}_best"):
-        best = best if best is not None else logged.get(cfg.monitor.metric)
-        return float(best) if best is not None else float("nan")
-    for source in (final, logged):
-        if name in source:
-            return float(source[name])
-    raise UserError(f"optimized_metric={name!r} was not measured in this run",
-                    f"choose one of {sorted(set(final) | set(logged))}")
-
-
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float:
     try:
         return train(cfg)
-    except UserError as exc:
-        print(f"genre-style: error: {exc}", file=sys.stderr)
-        if in_multirun() and not exc.whole_sweep:
-            raise  # a sweep records this trial as failed and goes on
+    except Preempted as stop:
+        print(f"genre-style: {resume_advice(stop, command_line())}", file=sys.stderr)
+        sys.exit(stop.exit_code)
+    except Exception as exc:
+        error = exc if isinstance(exc, UserError) else exc.__cause__  # Hydra's instantiate wraps what targets raise
+        if not isinstance(error, UserError):
+            raise
+        print(f"genre-style: error: {error}", file=sys.stderr)
+        if in_multirun() and not error.whole_sweep:
+            raise error from None  # a sweep records this trial as failed and goes on
         sys.exit(2)
 
 

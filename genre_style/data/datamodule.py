@@ -181,15 +181,19 @@ class GenreDataModule(pl.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         dataset = InMemoryClips(*self.tensors[split])
+        # Each DataLoader iterator draws a worker seed: from its own generator, not torch's global one, so the
+        # model's random numbers (dropout, augmentation) do not depend on when Lightning makes iterators, and a
+        # resumed fit draws what an uninterrupted one draws (see callbacks/exact_resume.py).
+        own_seed = torch.Generator().manual_seed(self.seed)
         if not shuffle:
             sampler = TensorBatches(len(dataset), self.eval_batch_size, shuffle=False)
             # batch_size=None: each index tensor from the sampler is one batch, sliced in one go.
-            return DataLoader(dataset, sampler=sampler, batch_size=None)
+            return DataLoader(dataset, sampler=sampler, batch_size=None, generator=own_seed)
         # One shuffled order cut into minibatches_per_step * batch_size clips, each cut into minibatches.
         group = self.minibatches_per_step
         sampler = TensorBatches(len(dataset), self.batch_size * group, shuffle=True, seed=self.seed)
         collate: Any = SplitIntoMinibatches(self.batch_size) if group > 1 else None
-        return DataLoader(dataset, sampler=sampler, batch_size=None, collate_fn=collate)
+        return DataLoader(dataset, sampler=sampler, batch_size=None, collate_fn=collate, generator=own_seed)
 
     def state_dict(self) -> dict[str, Any]:
         """Saved in checkpoints so a trained model can preprocess new audio the same way."""

@@ -7,6 +7,8 @@ from typing import Any
 
 import lightning.pytorch as pl
 
+from genre_style.errors import UserError
+
 
 def load_trial(study_name: str, storage: str, trial_number: int) -> Any:
     """The running trial, reopened from the shared storage, with the study's pruner."""
@@ -57,3 +59,17 @@ def trial_callbacks(cfg: Any) -> list[pl.Callback]:
         torch.set_num_threads(int(sweep.torch_threads))  # parallel trials share the cores, not oversubscribe them
     trial = load_trial(sweep.study_name, sweep.storage, int(sweep.trial_number))
     return [OptunaReporting(trial, cfg.monitor.metric, prune=trial.study.user_attrs.get("pruner") is not None)]
+
+
+def objective_value(cfg: Any, final: dict[str, float], logged: dict[str, float], best: Any) -> float:
+    """`optimized_metric` if set (final best-checkpoint metrics win over the last logged value of the same
+    name), else the best `monitor.metric`."""
+    name = cfg.get("optimized_metric")
+    if not name or name in (cfg.monitor.metric, f"{cfg.monitor.metric}_best"):
+        best = best if best is not None else logged.get(cfg.monitor.metric)
+        return float(best) if best is not None else float("nan")
+    for source in (final, logged):
+        if name in source:
+            return float(source[name])
+    raise UserError(f"optimized_metric={name!r} was not measured in this run",
+                    f"choose one of {sorted(set(final) | set(logged))}")

@@ -12,9 +12,11 @@ from typing import Any, Mapping
 
 from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from genre_style.tracking.store import prepare_store, resolve_tracking_uri
+from genre_style.config_checks import flatten_config
+from genre_style.errors import UserError
+from genre_style.tracking.store import first_use_lock, prepare_store, resolve_tracking_uri, store_error
 from genre_style.urls import redact_url
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,8 @@ class ResilientMLFlowLogger(MLFlowLogger):
         self.tracking_uri: str = kwargs.get("tracking_uri") or ""  # the resolved store, shown to the user (redacted)
         self.failures: list[str] = []
         self._held: list[tuple[dict, int | None]] | None = None  # None: not holding
+        self._checkpointed_step: int | None = None  # the newest step a full checkpoint holds
+        self._logged: set[tuple[str, int | None]] = set()  # (metric, step) pairs in MLflow: this process's and, on resume, the store's
 
     def _guard(self, what: str, call: Any) -> None:
         try:
@@ -49,7 +53,15 @@ class ResilientMLFlowLogger(MLFlowLogger):
         if self._held is not None:
             self._held.append((dict(metrics), step))
             return
-        self._guard("metric logging", lambda: MLFlowLogger.log_metrics(self, metrics, step))
+        self._write(metrics, step)
+
+    def _write(self, metrics: Mapping[str, float], step: int | None) -> None:
+        """The one place metrics reach MLflow, each (metric, step) once: the test loop's figures are not logged again
+        with the final ones, and a resumed run skips the pairs its store already holds."""
+        new = {k: v for k, v in metrics.items() if (k, step) not in self._logged}
+        if new:
+            self._logged.update((k, step) for k in new)
+            self._guard("metric logging", lambda: MLFlowLogger.log_metrics(self, new, step))
 
     def hold_metrics(self) -> None:
         if self._held is None:
@@ -60,16 +72,25 @@ class ResilientMLFlowLogger(MLFlowLogger):
         self._log_held()
         self._held = None
 
-    def _log_held(self) -> None:
-        held, self._held = self._held, ([] if self._held is not None else None)
-        for metrics, step in held or []:
-            self._guard("metric logging", lambda m=metrics, s=step: MLFlowLogger.log_metrics(self, m, s))
+    def _log_held(self, up_to_step: int | None = None) -> int | None:
+        """Log held metrics, except those of steps after `up_to_step` (a resume computes them again); return the
+        newest step logged."""
+        held, self._held = self._held or [], ([] if self._held is not None else None)
+        kept = [(m, s) for m, s in held if up_to_step is None or s is None or s <= up_to_step]
+        if len(kept) < len(held):
+            log.info("%d metric record(s) of epochs after the resume checkpoint not logged: a resume computes them again",
+                     len(held) - len(kept))
+        for metrics, step in kept:
+            self._write(metrics, step)
+        return max((s for _, s in kept if s is not None), default=None)
 
     @rank_zero_only
     def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
         MLFlowLogger.after_save_checkpoint(self, checkpoint_callback)
         if not checkpoint_callback.save_weights_only:  # a full state: what was logged so far is in it
-            self._log_held()
+            newest = self._log_held()
+            if newest is not None:
+                self._checkpointed_step = max(newest, self._checkpointed_step or 0)
 
     @rank_zero_only
     def finalize(self, status: str = "success") -> None:
@@ -80,35 +101,32 @@ class ResilientMLFlowLogger(MLFlowLogger):
 
     @rank_zero_only
     def close(self, status: str = "success") -> None:
-        """End the run once, flushing held and queued metric writes (nothing measured is dropped)."""
+        """End the run (FINISHED, FAILED or KILLED), flushing held and queued metric writes. After a failure or a
+        signal, held metrics of epochs the resume checkpoint lacks are dropped: MLflow then holds each step once,
+        whether or not the run is resumed (a resume logs them when it trains those epochs again)."""
+        if status != "success" and self._held is not None and self._checkpointed_step is not None:
+            self._log_held(up_to_step=self._checkpointed_step)
         self.release_metrics()
         self._guard("finishing the run", lambda: MLFlowLogger.finalize(self, status))
 
     # --- the run's record ---------------------------------------------------------------------------
 
     def start(self, cfg: DictConfig, resumed_from: Path | None) -> None:
-        """Create the run now (a broken store fails before training) with the config as params; a resumed
-        run (`resumed_from`: the folder of the run it continues) has its params already and gets a tag."""
-        if resumed_from is not None:
-            self.experiment.set_tag(self.run_id, "resumed_from", str(resumed_from))
-        else:
+        """Create the run now (a broken store fails before training) with the config as params. A resumed run
+        (`resumed_from`: its folder) has its params already; it notes which (metric, step) pairs the store holds,
+        so that whatever the interruption cut off is logged once and nothing is logged twice."""
+        if resumed_from is None:
             self.log_hyperparams(flatten_config(cfg))
+            return
+        self.experiment.set_tag(self.run_id, "resumed_from", str(resumed_from))
+        for key in self.experiment.get_run(self.run_id).data.metrics:
+            self._logged.update((key, m.step) for m in self.experiment.get_metric_history(self.run_id, key))
 
     def backfill(self, rows: list[dict[str, float]]) -> None:
-        """Log the metrics of checkpointed epochs the store lacks (held, or still queued for MLflow's
-        background writer, when the process was killed), each step once."""
-        keys = sorted({key for row in rows for key in row if "/" in key})
-        try:  # per metric: an epoch's val metrics can have reached MLflow without its train metrics
-            logged = {key: {m.step for m in self.experiment.get_metric_history(self.run_id, key)} for key in keys}
-        except Exception as exc:  # the store is unreachable: reported with the other failures at the end
-            log.warning("could not check MLflow for missing epochs: %s", exc)
-            return
-        missing_rows = [{k: v for k, v in row.items() if "/" in k and row["step"] not in logged[k]} for row in rows]
-        for row, missing in zip(rows, missing_rows):
-            if missing:
-                self.log_metrics(missing, step=int(row["step"]))
-        if any(missing_rows):
-            log.info("backfilled %d epoch(s) MLflow had not received before the interruption", sum(map(bool, missing_rows)))
+        """Log the checkpointed epochs' metrics: on resume, those the store lacks (held, or still queued for
+        MLflow's background writer, when the process was killed); the rest are skipped by `_write`."""
+        for row in rows:
+            self.log_metrics({k: v for k, v in row.items() if "/" in k}, step=int(row["step"]))
 
     def upload_results(self, metrics: dict[str, float], folder: Path, step: int) -> None:
         """The final metrics and the whole artifact folder (already on disk: a failure here loses nothing)."""
@@ -123,21 +141,6 @@ class ResilientMLFlowLogger(MLFlowLogger):
             log.warning("MLflow at %s failed %d time(s) during this run (first: %s). Nothing is lost: metrics, plots, "
                         "reports and the checkpoint are in %s (report/final_metrics.json, report/history.json).",
                         redact_url(self.tracking_uri), len(self.failures), self.failures[0][:200], folder)
-
-
-def flatten_config(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved config as `a.b.c -> value`, for MLflow params (passwords in URLs redacted)."""
-    flat: dict[str, Any] = {}
-
-    def walk(node: Any, prefix: str) -> None:
-        if isinstance(node, dict) and node:
-            for key, value in node.items():
-                walk(value, f"{prefix}{key}.")
-        else:
-            flat[prefix[:-1]] = redact_url(node) if isinstance(node, str) else node
-
-    walk(OmegaConf.to_container(cfg, resolve=True), "")
-    return flat
 
 
 def run_identity(cfg: DictConfig) -> tuple[str, dict[str, str]]:
@@ -167,7 +170,10 @@ def start_run(cfg: DictConfig, folder: Any, resumed: Any) -> ResilientMLFlowLogg
     run_id = resumed.info.get("mlflow_run_id") if resumed else None
     name, tags = run_identity(cfg)
     tracker = instantiate(node, run_name=name, tags=tags, run_id=run_id)
-    tracker.start(cfg, resumed_from=resumed.path if run_id else None)
+    try:
+        tracker.start(cfg, resumed_from=resumed.path if run_id else None)
+    except Exception as exc:
+        raise store_error(tracker.tracking_uri, exc) from None
     if getattr(rank_zero_only, "rank", 0) == 0:  # not in the extra processes Lightning's DDP launcher starts
         uri = redact_url(tracker.tracking_uri)
         log.info("MLflow run %s in %s", tracker.run_id, uri)
@@ -195,14 +201,21 @@ def mlflow_logger(
     if not synchronous and write_every_s:
         os.environ.setdefault("MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS", str(int(write_every_s)))
     uri = resolve_tracking_uri(tracking_uri, default_store_dir)
-    logger = ResilientMLFlowLogger(
-        experiment_name=experiment_name,
-        run_id=run_id,
-        tracking_uri=uri,
-        run_name=run_name,
-        tags={k: str(v) for k, v in (tags or {}).items()},
-        artifact_location=prepare_store(uri, default_store_dir),
-        log_model=False,
-        synchronous=synchronous,
-    )
+    try:
+        with first_use_lock(uri):  # the store's schema and the experiment, created by one process at a time
+            logger = ResilientMLFlowLogger(
+                experiment_name=experiment_name,
+                run_id=run_id,
+                tracking_uri=uri,
+                run_name=run_name,
+                tags={k: str(v) for k, v in (tags or {}).items()},
+                artifact_location=prepare_store(uri, default_store_dir),
+                log_model=False,
+                synchronous=synchronous,
+            )
+            logger.experiment_id  # noqa: B018 - opens the store and creates the experiment now, under the lock
+    except UserError:
+        raise
+    except Exception as exc:
+        raise store_error(uri, exc) from None
     return logger

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from genre_style.errors import UserError
 
@@ -39,6 +40,29 @@ def prepare_store(uri: str, store_dir: str | Path) -> str | None:
     except OSError as exc:
         raise UserError(f"cannot create the MLflow store folder {store} ({exc})", "set paths.output_root to a writable folder") from None
     return (store / "mlartifacts").as_uri()
+
+
+@contextmanager
+def first_use_lock(uri: str) -> Iterator[None]:
+    """Creating or upgrading a SQLite store (its schema migrations) and the experiment races when several runs
+    start together on a new outputs folder ("duplicate column name"): one process at a time does it. Servers
+    and other databases handle concurrency themselves."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    from filelock import FileLock
+
+    with FileLock(uri.removeprefix("sqlite:///") + ".lock", timeout=300):
+        yield
+
+
+def store_error(uri: str, exc: BaseException) -> UserError:
+    """A store that fails at the start of a run, as one line naming the store and the fix."""
+    from genre_style.urls import redact_url
+
+    return UserError(f"the MLflow store {redact_url(uri)} failed: {str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__}",
+                     "check the store (a SQLite file from a newer MLflow, a full disk, a server's database), point "
+                     "MLFLOW_TRACKING_URI or logger.mlflow.tracking_uri at a working one, or use logger=none")
 
 
 def check_tracking_server(uri: str, timeout: float = SERVER_TIMEOUT_S) -> None:

@@ -1,0 +1,50 @@
+"""What a resume needs beyond Lightning's checkpoint to end where an uninterrupted run ends, and what it may change.
+
+Lightning's checkpoint holds the weights, the optimiser, the loops and the callbacks' states, but not the
+random generators (dropout masks, augmentation, DataLoader seeds), so a resumed run draws different numbers
+from the first epoch on. The shuffling order is the sampler's own (`TensorBatches.set_epoch`).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import EarlyStopping
+
+
+class RandomState(pl.Callback):
+    """Saves torch's, numpy's and Python's random states in each full checkpoint; a resumed fit gets them back at
+    its first epoch's start (after the sanity check, whose DataLoader draws a seed too, as it does only once in an
+    uninterrupted run)."""
+
+    def __init__(self) -> None:
+        self._restored: dict[str, Any] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._restored = state_dict
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        state, self._restored = self._restored, None
+        if state is None:
+            return
+        torch.set_rng_state(state["torch"])
+        np.random.set_state(state["numpy"])
+        random.setstate(state["python"])
+        if state["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class ResumableEarlyStopping(EarlyStopping):
+    """Lightning's EarlyStopping, except that a resume keeps the patience given now, not the checkpoint's: patience
+    is a training budget, which a resume may change (`callbacks.early_stopping.patience=...`)."""
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict({**state_dict, "patience": self.patience})
