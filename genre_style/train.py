@@ -82,7 +82,7 @@ def main(cfg: DictConfig) -> float:
     try:
         return train(cfg)
     except Preempted as stop:
-        print(f"genre-style: {resume_advice(stop, command_line())}", file=sys.stderr)
+        print(f"genre-style: {resume_advice(stop, command_line(), sweep=in_multirun())}", file=sys.stderr)
         sys.exit(stop.exit_code)
     except Exception as exc:
         error = exc if isinstance(exc, UserError) else exc.__cause__  # Hydra's instantiate wraps what targets raise

@@ -14,26 +14,19 @@ class TensorBatches(Sampler):
     (A Lightning batch of several minibatches is one index tensor of their joint size: see `Minibatches`.)"""
 
     def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int = 0) -> None:
-        self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
-        self.epoch = 0
+        self.n, self.batch_size, self.shuffle = n, batch_size, shuffle
+        self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
         return (self.n + self.batch_size - 1) // self.batch_size
-
-    def set_epoch(self, epoch: int) -> None:
-        """Lightning calls this before each epoch. An epoch's order depends on (seed, epoch) alone, so a resumed
-        fit shuffles epoch e as an uninterrupted one does (exact resume)."""
-        self.epoch = epoch
 
     def __iter__(self) -> Iterator[torch.Tensor | slice]:
         if not self.shuffle:  # in order: slices, so a batch is a view of the stored tensors, not a copy
             yield from (slice(start, min(start + self.batch_size, self.n)) for start in range(0, self.n, self.batch_size))
             return
-        # Drawn at the first batch, not when the iterator is made: Lightning makes the first epoch's iterator
-        # before it calls set_epoch, which on resume is not epoch 0.
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        self.epoch += 1  # the next epoch's order, where nobody calls set_epoch (plain PyTorch loops)
-        yield from torch.randperm(self.n, generator=generator).split(self.batch_size)
+        # Drawn at the first batch, not when the iterator is made: Lightning makes a fit's first iterator before
+        # it restores a checkpoint's state into this generator (see GenreDataModule.load_state_dict).
+        yield from torch.randperm(self.n, generator=self.generator).split(self.batch_size)
 
 
 class InMemoryClips(TensorDataset):

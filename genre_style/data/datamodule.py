@@ -94,6 +94,8 @@ class GenreDataModule(pl.LightningDataModule):
         self.progress = progress
         self.table: ClipTable | None = None
         self._feature_shape: tuple[int, ...] | None = None
+        self._train_sampler: TensorBatches | None = None  # the training order, saved in resume checkpoints
+        self._train_order: torch.Tensor | None = None  # a checkpoint's training order, for the next train loader
         self.cache_hit: bool | None = None
         self.indices: dict[str, np.ndarray] = {}
         self.tensors: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
@@ -181,30 +183,36 @@ class GenreDataModule(pl.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         dataset = InMemoryClips(*self.tensors[split])
-        # Each DataLoader iterator draws a worker seed: from its own generator, not torch's global one, so the
-        # model's random numbers (dropout, augmentation) do not depend on when Lightning makes iterators, and a
-        # resumed fit draws what an uninterrupted one draws (see callbacks/exact_resume.py).
-        own_seed = torch.Generator().manual_seed(self.seed)
         if not shuffle:
             sampler = TensorBatches(len(dataset), self.eval_batch_size, shuffle=False)
             # batch_size=None: each index tensor from the sampler is one batch, sliced in one go.
-            return DataLoader(dataset, sampler=sampler, batch_size=None, generator=own_seed)
+            return DataLoader(dataset, sampler=sampler, batch_size=None)
         # One shuffled order cut into minibatches_per_step * batch_size clips, each cut into minibatches.
         group = self.minibatches_per_step
         sampler = TensorBatches(len(dataset), self.batch_size * group, shuffle=True, seed=self.seed)
+        if self._train_order is not None:  # a resumed fit: the shuffling goes on where the checkpoint left it
+            sampler.generator.set_state(self._train_order)
+        self._train_sampler = sampler
         collate: Any = SplitIntoMinibatches(self.batch_size) if group > 1 else None
-        return DataLoader(dataset, sampler=sampler, batch_size=None, collate_fn=collate, generator=own_seed)
+        return DataLoader(dataset, sampler=sampler, batch_size=None, collate_fn=collate)
 
     def state_dict(self) -> dict[str, Any]:
-        """Saved in checkpoints so a trained model can preprocess new audio the same way."""
-        return {
+        """Saved in checkpoints so a trained model can preprocess new audio the same way, and a resumed fit shuffles
+        as an uninterrupted one would (the training order's generator, in full checkpoints)."""
+        state = {
             "genres": self.class_names,
             "spec": self.spec.as_dict(),
             "standardize_mean": None if self.mean is None else self.mean.tolist(),
             "standardize_std": None if self.std is None else self.std.tolist(),
         }
+        if self._train_sampler is not None:
+            state["train_order"] = self._train_sampler.generator.get_state()
+        return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._train_order = state_dict.get("train_order")
+        if self._train_order is not None and self._train_sampler is not None:
+            self._train_sampler.generator.set_state(self._train_order)
         if state_dict.get("standardize_mean") is not None:
             self.mean = np.asarray(state_dict["standardize_mean"], dtype=np.float32)
             self.std = np.asarray(state_dict["standardize_std"], dtype=np.float32)
