@@ -114,7 +114,7 @@ def _name(cfg: DictConfig, key: str) -> str:
     return next((alias for alias in ALIASES if raw == "${" + alias + "}"), key)
 
 
-def _uses(cfg: DictConfig, alias: str) -> bool:
+def uses_alias(cfg: DictConfig, alias: str) -> bool:
     """Whether any setting other than the alias itself takes its value from `${alias}`."""
     if alias == "gamma" and OmegaConf.select(cfg, "model.classifier") is False:
         return False  # a variational model without its classifier has no gamma mix
@@ -134,7 +134,7 @@ def _uses(cfg: DictConfig, alias: str) -> bool:
 def _check_aliases_used(cfg: DictConfig, overrides: list[str]) -> None:
     typed = {o.split("=", 1)[0].lstrip("+~") for o in overrides if "=" in o}
     for alias in ALIASES:
-        if alias in typed and not _uses(cfg, alias):
+        if alias in typed and not uses_alias(cfg, alias):
             model = str(OmegaConf.select(cfg, "model._target_") or "?").rsplit(".", 1)[-1]
             raise UserError(f"{alias}={OmegaConf.select(cfg, alias)} is not used by {model}: it would be ignored",
                             f"drop {alias}=..., or choose a model that has it (gamma: model=dsae, or model=vae model.classifier=true)")

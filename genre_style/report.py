@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from genre_style.errors import UserError
+from genre_style.tracking.run_record import data_name
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one line of output, not a bar per file
 
@@ -54,13 +55,27 @@ def _num(value: float | None, digits: int = 3) -> str:
 
 def select_runs(client: Any, experiment: str, run_ids: Sequence[str] | None, filter_string: str) -> list[Any]:
     if run_ids:
-        return [client.get_run(r) for r in run_ids]
+        return [normalized(client.get_run(r)) for r in run_ids]
     found = client.get_experiment_by_name(experiment)
     if found is None:
         raise UserError(f"no MLflow experiment {experiment!r} in this store", "train something first, or pass --experiment / --tracking-uri")
     query = "attributes.status = 'FINISHED'" + (f" and {filter_string}" if filter_string else "")
     runs = client.search_runs([found.experiment_id], filter_string=query, order_by=["attributes.start_time DESC"], max_results=5000)
-    return [r for r in runs if "model._target_" in r.data.params]
+    return [normalized(r) for r in runs if "model" in r.data.params or "model._target_" in r.data.params]
+
+
+def normalized(run: Any) -> Any:
+    """One shape for runs old and new: the best checkpoint's `final/<name>` values stand for `<name>` (runs from
+    before logged them as late points of the curves), `model`/`encoder` params are class names (older runs had
+    `model._target_` paths), and the `experiment` tag is read as `tags.experiment`."""
+    metrics, params = run.data.metrics, run.data.params  # MLflow's own dicts: updated in place
+    metrics.update({k.removeprefix("final/"): v for k, v in list(metrics.items()) if k.startswith("final/")})
+    for key, old in (("model", "model._target_"), ("encoder", "model.encoder._target_")):
+        if key not in params and old in params:
+            params[key] = params[old].rsplit(".", 1)[-1]
+    if "experiment" in run.data.tags:
+        params.setdefault("tags.experiment", run.data.tags["experiment"])
+    return run
 
 
 def group_runs(runs: Sequence[Any]) -> dict[tuple[str, str, str], dict[str, Any]]:
@@ -69,8 +84,7 @@ def group_runs(runs: Sequence[Any]) -> dict[tuple[str, str, str], dict[str, Any]
     for run in runs:  # newest first
         p = run.data.params
         key = (p.get("data.split", "?"), p.get("data.features", "raw_pool"), data_name(p.get("data.root", "?")))
-        model = p["model._target_"].rsplit(".", 1)[-1]
-        encoder = p.get("model.encoder._target_", "").rsplit(".", 1)[-1]
+        model, encoder = p["model"], p.get("encoder", "")
         if encoder and encoder != "MLPEncoder" and model in MODEL_NAMES:
             model = f"{model} + {encoder}"
         groups.setdefault(key, {}).setdefault(model, run)
@@ -78,17 +92,11 @@ def group_runs(runs: Sequence[Any]) -> dict[tuple[str, str, str], dict[str, Any]
 
 
 # Params that do not change what is learned, or are the seed itself: runs differing only in these repeat one configuration.
-NOT_CONFIGURATION = ("seed", "data.seed", "run_name", "resume", "tags.", "paths.", "sweep_context.", "logger.", "callbacks.progress_bar.",
+NOT_CONFIGURATION = ("seed", "data.seed", "run_name", "model._target_", "model.encoder._target_", "resume", "tags.", "paths.", "sweep_context.", "logger.", "callbacks.progress_bar.",
                      "callbacks.model_checkpoint.dirpath", "callbacks.last_checkpoint.", "trainer.default_root_dir",
                      "trainer.enable_progress_bar", "data.progress", "data.workers", "data.cache_dir", "hydra")
 REPEATED_METRICS = ("test/acc", "test/track_acc", "test/probe_acc_bottleneck", "test/knn_acc_bottleneck", "test/probe_acc_hidden",
                     "test/knn_acc_hidden", "test/silhouette_bottleneck", "test/mig_genre", "test/active_dims", "val/acc")
-
-
-def data_name(root: str) -> str:
-    """The data folder's name; for GTZAN's own `genres/` folder, the name of the folder holding it."""
-    path = Path(root)
-    return path.parent.name if path.name == "genres" and path.parent.name else path.name
 
 
 def configuration_key(params: dict[str, str]) -> tuple[tuple[str, str], ...]:
@@ -96,10 +104,10 @@ def configuration_key(params: dict[str, str]) -> tuple[tuple[str, str], ...]:
 
 
 def short_label(params: dict[str, str]) -> str:
-    model = MODEL_NAMES.get(params.get("model._target_", "?").rsplit(".", 1)[-1], params.get("model._target_", "?").rsplit(".", 1)[-1])
-    encoder = params.get("model.encoder._target_", "").rsplit(".", 1)[-1]
+    model = MODEL_NAMES.get(params.get("model", "?"), params.get("model", "?"))
+    encoder = params.get("encoder", "")
     label = f"{model} · {params.get('data.features', 'raw_pool')}"
-    if encoder and encoder != "MLPEncoder" and "LogisticRegression" not in params.get("model._target_", ""):
+    if encoder and encoder != "MLPEncoder" and "LogisticRegression" not in params.get("model", ""):
         label += f" · {encoder}"
     if params.get("model.classifier") == "True":
         label += " + classifier"

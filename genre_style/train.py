@@ -53,6 +53,8 @@ def train(cfg: DictConfig) -> float:
             trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=[tracker] if tracker else False)
             if trainer.is_global_zero:
                 folder.record_inputs(cfg, datamodule)
+                if tracker is not None:
+                    tracker.log_datasets(datamodule, str(cfg.data.root))
             trainer.fit(model, datamodule=datamodule, ckpt_path=resumed and resumed.last_checkpoint, weights_only=False)
             best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
             trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
@@ -61,8 +63,7 @@ def train(cfg: DictConfig) -> float:
                 return float("nan")
             folder.finish(best)
             if tracker is not None:
-                tracker.upload_results(metrics, folder.artifacts, step=trainer.current_epoch)
-                tracker.close("success")  # ends the run and flushes MLflow's queued metric writes
+                tracker.finish(cfg, metrics, history.history, folder.artifacts)
     except BaseException as exc:
         folder.interrupted(exc)
         if tracker is not None:
@@ -72,7 +73,7 @@ def train(cfg: DictConfig) -> float:
         log.info("final %s: %s", split, {k: round(v, 4) for k, v in metrics.items() if k.startswith(split)})
     log.info("run folder: %s", folder.path)
     if tracker is not None:
-        tracker.report_failures(folder.artifacts)
+        tracker.report(folder.artifacts)
     best_score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
     return objective_value(cfg, metrics, {k: float(v) for k, v in trainer.callback_metrics.items()}, best_score)
 

@@ -84,12 +84,12 @@ def paper_runs(tmp_path_factory):
 def test_paper_experiment_trains_the_three_models_on_the_papers_protocol(paper_runs):
     client = MlflowClient(tracking_uri=f"sqlite:///{paper_runs / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("genre-style").experiment_id], "tags.experiment = 'paper'")
-    assert sorted(r.data.params["model._target_"].rsplit(".", 1)[1] for r in runs) == [
+    assert sorted(r.data.params["model"] for r in runs) == [
         "Autoencoder", "DeepSoftmaxAutoencoder", "TwoLayerNet"]
     for run in runs:
         p = run.data.params
         assert (p["data.split"], p["data.pool"], p["data.clips_per_track"], p["gamma"], p["dropout"]) == ("segment", "40", "20", "0.9", "0.1")
-    dsae = next(r for r in runs if r.data.params["model._target_"].endswith("DeepSoftmaxAutoencoder"))
+    dsae = next(r for r in runs if r.data.params["model"] == "DeepSoftmaxAutoencoder")
     metrics = dsae.data.metrics
     for key in ("test/track_acc", "test/silhouette_bottleneck", "test/knn_acc_bottleneck", "test/probe_acc_bottleneck",
                 "test/knn_acc_raw", "test/probe_acc_logits", "val/knn_acc_bottleneck"):

@@ -47,7 +47,7 @@ def test_dsae_run_is_logged_with_the_papers_metrics_and_plots(dsae_run):
     assert len(runs) == 1
     run = runs[0]
     assert run.info.status == "FINISHED"
-    assert run.data.params["gamma"] == "0.9" and run.data.params["model.gamma"] == "0.9"
+    assert run.data.params["gamma"] == "0.9" and "model.gamma" not in run.data.params  # each setting once
     assert run.data.params["data.split"] == "track"
     metrics = run.data.metrics
     for key in ["train/acc", "val/acc", "test/acc", "test/f1_macro", "train/loss", "val/loss", "train/recon", "val/recon"]:
@@ -55,13 +55,48 @@ def test_dsae_run_is_logged_with_the_papers_metrics_and_plots(dsae_run):
     for genre in GENRES:
         for kind in ("precision", "recall", "f1"):
             assert 0.0 <= metrics[f"test/{kind}_{genre}"] <= 1.0
-    assert len(client.get_metric_history(run.info.run_id, "val/acc")) >= 3  # one per epoch, then the final one
+    assert len(client.get_metric_history(run.info.run_id, "val/acc")) == 3  # one per epoch; the final value has its own name
     artifacts = set(_artifacts(client, run.info.run_id))
     for expected in ["plots/confusion_matrix.png", "plots/confusion_matrix.csv", "plots/pca_raw.png",
                      "plots/pca_bottleneck.png", "plots/pca_logits.png", "plots/learning_curves.png",
                      "report/classification_report.json", "config.yaml", "data/split_tracks.csv",
                      "data/skipped_files.csv", "checkpoints/best.ckpt"]:
         assert expected in artifacts, expected
+
+
+def test_the_run_reads_well_in_mlflow(dsae_run):
+    """Name, tags, params, description, datasets and charts as a user of MLflow's UI reads them."""
+    out, result = dsae_run
+    client, (run,) = _runs(out)
+    assert run.info.run_name == "dsae · synthetic · track · s42"
+    assert {k: run.data.tags[k] for k in ("model", "encoder", "features", "data", "split", "seed")} == {
+        "model": "dsae", "encoder": "mlp", "features": "raw_pool", "data": "synthetic", "split": "track", "seed": "42"}
+    note = run.data.tags["mlflow.note.content"]
+    assert "**dsae**" in note and "Best epoch" in note and "test/acc" in note
+    params = run.data.params
+    assert params["model"] == "DeepSoftmaxAutoencoder" and params["encoder"] == "MLPEncoder"
+    assert not any(v == "None" for v in params.values()) and not any("_target_" in k for k in params)
+    assert not any(k.startswith(("paths.", "logger.", "sweep_context.", "tags.")) for k in params)
+    assert {"model.gamma", "data.batch_size", "data.seed", "model.optimizer.lr"}.isdisjoint(params)  # aliases once
+    for key in run.data.metrics:  # one step axis (the epoch), each step once, increasing
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
+        assert steps == sorted(set(steps)), (key, steps)
+    assert "epoch" not in run.data.metrics
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val/acc")] == [0, 1, 2]
+    assert {"final/val/acc", "final/train/acc", "final/test/acc", "final/test/track_acc"} <= set(run.data.metrics)
+    contexts = {next(t.value for t in d.tags if t.key == "mlflow.data.context"): d.dataset for d in run.inputs.dataset_inputs}
+    assert set(contexts) == {"train", "val", "test"} and contexts["train"].name == "synthetic-train"
+    assert "songs" in contexts["train"].schema
+    assert f"/runs/{run.info.run_id}?workflowType=machine_learning" in result.stderr + result.stdout
+
+
+def test_two_runs_on_the_same_clips_share_their_datasets(dsae_run):
+    out, _ = dsae_run
+    other = run_cli([*FAST_RUN, "model=two_layer"], out)
+    assert other.returncode == 0, other.stderr[-3000:]
+    _, runs = _runs(out)
+    digests = [{d.dataset.name: d.dataset.digest for d in r.inputs.dataset_inputs} for r in runs]
+    assert len(runs) == 2 and digests[0] == digests[1] and len(set(digests[0].values())) == 3
 
 
 def test_final_metrics_agree_with_the_classification_report(dsae_run):

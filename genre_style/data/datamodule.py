@@ -97,6 +97,7 @@ class GenreDataModule(pl.LightningDataModule):
         self._train_sampler: TensorBatches | None = None  # the training order, saved in resume checkpoints
         self._train_order: torch.Tensor | None = None  # a checkpoint's training order, for the next train loader
         self.cache_hit: bool | None = None
+        self.cache_key = "in-memory"  # the clip cache's file name: the same audio, front-end and genres share it
         self.indices: dict[str, np.ndarray] = {}
         self.tensors: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         self.mean: np.ndarray | None = None
@@ -164,6 +165,7 @@ class GenreDataModule(pl.LightningDataModule):
             self.table, cache_path, self.cache_hit = load_or_build(
                 tracks, genres, self.spec, self.cache_dir, self.workers, self.progress
             )
+            self.cache_key = Path(cache_path).stem if cache_path else "no-cache"
             log.info("clip table: %d clips from %d tracks (%s)", len(self.table), len(self.table.track_ids),
                      f"cache hit {cache_path}" if self.cache_hit else f"built, cached at {cache_path}")
         return self.table
@@ -235,6 +237,13 @@ class GenreDataModule(pl.LightningDataModule):
     @property
     def skipped_files(self) -> list[dict]:
         return list(self._load_table().skipped)
+
+    def split_profile(self, split: str) -> list[dict[str, Any]]:
+        """Clips and songs per genre in a split (the MLflow dataset's table)."""
+        table = self._load_table()
+        labels, tracks = table.labels[self.indices[split]], table.track_index[self.indices[split]]
+        return [{"genre": genre, "clips": int((labels == g).sum()), "songs": len(np.unique(tracks[labels == g]))}
+                for g, genre in enumerate(table.genres)]
 
     def split_tracks(self) -> list[dict[str, Any]]:
         """Every track and the split it is in, with its clip count (a segment split spreads a track)."""

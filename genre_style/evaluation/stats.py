@@ -48,3 +48,13 @@ def paired_difference(a: Mapping[object, float], b: Mapping[object, float], conf
     if not shared:
         return None
     return summarize([a[k] - b[k] for k in shared], confidence)
+
+
+def best_epoch(history: list[dict[str, float]], metric: str, mode: str) -> int | None:
+    """The epoch with the best value of `metric` in per-epoch rows (`mode` min or max: the first such epoch, as
+    Lightning's checkpointing keeps it); None if the metric was never logged."""
+    rows = [row for row in history if metric in row and row[metric] == row[metric]]  # NaN is never the best
+    if not rows:
+        return None
+    pick = min if mode == "min" else max
+    return int(pick(rows, key=lambda row: row[metric])["epoch"])

@@ -14,8 +14,8 @@ from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
-from genre_style.config_checks import flatten_config
 from genre_style.errors import UserError
+from genre_style.tracking.run_record import data_name, description, readable_params, run_name, run_tags
 from genre_style.tracking.store import first_use_lock, prepare_store, resolve_tracking_uri, store_error
 from genre_style.urls import redact_url
 
@@ -116,7 +116,7 @@ class ResilientMLFlowLogger(MLFlowLogger):
         (`resumed_from`: its folder) has its params already; it notes which (metric, step) pairs the store holds,
         so that whatever the interruption cut off is logged once and nothing is logged twice."""
         if resumed_from is None:
-            self.log_hyperparams(flatten_config(cfg))
+            self.log_hyperparams(readable_params(cfg))
             return
         self.experiment.set_tag(self.run_id, "resumed_from", str(resumed_from))
         for key in self.experiment.get_run(self.run_id).data.metrics:
@@ -128,15 +128,47 @@ class ResilientMLFlowLogger(MLFlowLogger):
         for row in rows:
             self.log_metrics({k: v for k, v in row.items() if "/" in k}, step=int(row["step"]))
 
-    def upload_results(self, metrics: dict[str, float], folder: Path, step: int) -> None:
-        """The final metrics and the whole artifact folder (already on disk: a failure here loses nothing)."""
+    def log_datasets(self, datamodule: Any, data_root: str) -> None:
+        """train/val/test as MLflow datasets: name, source (the data root), a digest from the clip cache and the split
+        (two runs on the same clips share it), and a table of clips and songs per genre."""
+        import hashlib
+
+        import pandas as pd
+        from mlflow.data.pandas_dataset import from_pandas
+        from mlflow.entities import DatasetInput, InputTag
+
+        inputs = []
+        for split in ("train", "val", "test"):
+            rows = datamodule.split_profile(split)
+            digest = hashlib.sha256(f"{datamodule.cache_key}|{split}|{rows}".encode()).hexdigest()[:16]
+            dataset = from_pandas(pd.DataFrame(rows), source=data_root, digest=digest,
+                                              name=f"{data_name(data_root)}-{split}")
+            entity = dataset._to_mlflow_entity()  # what mlflow.log_input sends; the client API takes entities
+            inputs.append(DatasetInput(entity, tags=[InputTag("mlflow.data.context", split)]))
+        self._guard("dataset logging", lambda: self.experiment.log_inputs(self.run_id, datasets=inputs))
+
+    def finish(self, cfg: DictConfig, metrics: dict[str, float], history: list[dict[str, float]], folder: Path) -> None:
+        """The final (best-checkpoint) metrics under `final/`, not as a late point on the per-epoch curves; the
+        run's description; the artifact folder (already on disk: a failure here loses nothing); then end the run,
+        flushing MLflow's queued metric writes."""
         def upload() -> None:
-            self.log_metrics(metrics, step=step)
+            self._write({f"final/{k}": v for k, v in metrics.items()}, step=None)
+            self.experiment.set_tag(self.run_id, "mlflow.note.content", description(cfg, metrics, history))
             self.experiment.log_artifacts(self.run_id, str(folder))
 
         self._guard("final upload", upload)
+        self.close("success")
 
-    def report_failures(self, folder: Path) -> None:
+    def ui_link(self) -> str:
+        """This run in MLflow's UI, in its machine-learning view (MLflow 3 opens experiments on its GenAI overview);
+        for a local store, the address `make ui` serves."""
+        base = self.tracking_uri if self.tracking_uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+        return (f"{redact_url(base).rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
+                "?workflowType=machine_learning")
+
+    def report(self, folder: Path) -> None:
+        """The run's UI link, and how often the store failed (and that nothing is lost)."""
+        log.info("in MLflow: %s", self.ui_link())
         if self.failures:
             log.warning("MLflow at %s failed %d time(s) during this run (first: %s). Nothing is lost: metrics, plots, "
                         "reports and the checkpoint are in %s (report/final_metrics.json, report/history.json).",
@@ -144,14 +176,12 @@ class ResilientMLFlowLogger(MLFlowLogger):
 
 
 def run_identity(cfg: DictConfig) -> tuple[str, dict[str, str]]:
-    """The run's name and tags, from the config: `run_name`/`tags` where set, else the model and data; a
-    sweep's trial is named after its study and nested under the sweep's parent run."""
-    model = str(cfg.model._target_).rsplit(".", 1)[-1]
-    name = cfg.get("run_name") or f"{model} on {Path(str(cfg.data.root)).name} ({cfg.data.split} split)"
-    tags = {str(k): str(v) for k, v in (cfg.get("tags") or {}).items()}
+    """The run's name (`run_name` where set) and tags, from the config; a sweep's trial is named after its study
+    (the sweep renames it with its settings and score at the end) and nested under the sweep's parent run."""
+    name, tags = cfg.get("run_name") or run_name(cfg), run_tags(cfg)
     sweep: Any = cfg.get("sweep_context") or {}
     if sweep.get("study_name") is not None:
-        name = f"trial {sweep.trial_number} of {sweep.study_name}"
+        name = f"trial {sweep.trial_number} · {sweep.study_name}"
         tags.update({"optuna.study": str(sweep.study_name), "optuna.trial": str(sweep.trial_number)})
         if sweep.get("parent_run_id"):
             tags["mlflow.parentRunId"] = str(sweep.parent_run_id)  # nests the trial under the sweep's run

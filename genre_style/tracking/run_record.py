@@ -1,0 +1,112 @@
+"""What an MLflow run says about itself, made from the config and the results: name, tags, params, description.
+
+Readable first: the full resolved config is the run's `config.yaml` artifact; params hold the settings that change
+what is learned, once each, without None, class paths or machine paths (the data root excepted).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from genre_style.urls import redact_url
+
+# Not params: where things go, how they are shown, bookkeeping (the config.yaml artifact has them all).
+NOT_PARAMS = ("paths.", "logger.", "sweep_context.", "hydra.", "resume", "run_name", "tags.", "callbacks.model_checkpoint.",
+              "callbacks.last_checkpoint.", "callbacks.progress_bar.", "callbacks.random_state.", "trainer.default_root_dir",
+              "trainer.enable_progress_bar", "trainer.enable_model_summary", "data.progress", "data.workers", "data.cache_dir",
+              "task_name")
+
+
+NAMED_PARTS = {"model": "model", "model.encoder": "encoder", "model.optimizer": "model.optimizer", "model.scheduler": "model.scheduler"}
+
+
+def choices(cfg: DictConfig) -> dict[str, str]:
+    """The config groups the run was composed from (`model=dsae`, `encoder=mlp`, ...); class names outside Hydra."""
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        picked = {k: str(v) for k, v in HydraConfig.get().runtime.choices.items() if v is not None}
+    except ValueError:  # no Hydra job (tests, notebooks)
+        picked = {}
+    picked.setdefault("model", str(cfg.model._target_).rsplit(".", 1)[-1])
+    picked.setdefault("encoder", str(OmegaConf.select(cfg, "model.encoder._target_") or "none").rsplit(".", 1)[-1])
+    picked.setdefault("data", "synthetic" if OmegaConf.select(cfg, "data.synthetic") else "gtzan")
+    return picked
+
+
+def data_name(root: str) -> str:
+    """The data folder's name; for GTZAN's own `genres/` folder, the name of the folder holding it."""
+    path = Path(root)
+    return path.parent.name if path.name == "genres" and path.parent.name else path.name
+
+
+def run_name(cfg: DictConfig) -> str:
+    """Short enough for MLflow's runs table: `dsae · gtzan · track · s42` (the encoder where it is not the model's own)."""
+    picked = choices(cfg)
+    model = picked["model"] if picked.get("encoder") in (None, "mlp", "mlp_tanh", "MLPEncoder") else f"{picked['model']}+{picked['encoder']}"
+    return f"{model} · {data_name(str(cfg.data.root))} · {cfg.data.split} · s{cfg.seed}"
+
+
+def run_tags(cfg: DictConfig) -> dict[str, str]:
+    """What runs are filtered by: model, encoder, features, data, split, seed, and the user's `tags.*`."""
+    picked = choices(cfg)
+    tags = {"model": picked["model"], "encoder": picked["encoder"], "features": str(cfg.data.features),
+            "data": data_name(str(cfg.data.root)), "split": str(cfg.data.split), "seed": str(cfg.seed)}
+    tags.update({str(k): str(v) for k, v in (cfg.get("tags") or {}).items()})
+    return tags
+
+
+def readable_params(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved settings that change what is learned, each once: a `_target_` becomes its class's name under its
+    node's key (`model`, `encoder`, `model.optimizer`); a setting that only repeats another (`model.gamma: ${gamma}`)
+    is left out; no None."""
+    from genre_style.config_checks import ALIASES, uses_alias
+
+    unused = {alias for alias in ALIASES if not uses_alias(cfg, alias)}  # e.g. gamma for the two-layer net
+    raw = OmegaConf.to_container(cfg, resolve=False)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    params: dict[str, Any] = {}
+
+    def walk(raw_node: Any, node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(raw_node.get(key) if isinstance(raw_node, dict) else None, value, f"{prefix}{key}.")
+            return
+        key = prefix[:-1]
+        if node is None or key in unused or key.startswith(NOT_PARAMS) or key.endswith("._recursive_"):
+            return
+        if isinstance(raw_node, str) and raw_node.startswith("${") and raw_node.endswith("}") and ":" not in raw_node:
+            return  # an interpolation of another setting, which is logged under its own name
+        if key.endswith("._target_"):  # the model's parts by class name; the data module, trainer, callbacks go unsaid
+            key, node = key.removesuffix("._target_"), str(node).rsplit(".", 1)[-1]
+            if key not in NAMED_PARTS:
+                return
+            key = NAMED_PARTS[key]
+        params[key] = redact_url(node) if isinstance(node, str) else node
+
+    walk(raw, resolved, "")
+    return params
+
+
+def description(cfg: DictConfig, metrics: dict[str, float], history: list[dict[str, float]]) -> str:
+    """The run's Markdown note (`mlflow.note.content`): what was trained on what, the best epoch, the test figures."""
+    from genre_style.evaluation.stats import best_epoch as find_best
+
+    picked, epochs = choices(cfg), len(history)
+    best_epoch = find_best(history, str(cfg.monitor.metric), str(cfg.monitor.mode))
+    lines = [f"**{picked['model']}** (encoder `{picked['encoder']}`, features `{cfg.data.features}`) on "
+             f"`{data_name(str(cfg.data.root))}` ({', '.join(map(str, cfg.data.genres)) if OmegaConf.is_list(cfg.data.genres) else cfg.data.genres}), "
+             f"{cfg.data.split} split, seed {cfg.seed}.", ""]
+    if best_epoch is not None:
+        lines.append(f"Best epoch {best_epoch} of {epochs} by `{cfg.monitor.metric}`; the final figures are the best checkpoint's.")
+    shown = [(k, v) for k, v in metrics.items() if k.startswith("test/") and k.count("/") == 1
+             and any(w in k for w in ("acc", "recon", "f1_macro", "mig"))]
+    if shown:
+        lines += ["", "| test | value |", "|---|---|"] + [f"| {k} | {v:.4f} |" for k, v in sorted(shown)]
+    lines += ["", "Plots: `plots/` (confusion matrices, PCA of input, embedding and logits, learning curves); "
+              "the full config: `config.yaml`; the model: `model/` (an MLflow pyfunc: audio in, genre probabilities and "
+              "embedding out)."]
+    return "\n".join(lines)
