@@ -1,6 +1,7 @@
 """`python -m genre_style.embed MODEL INPUT...`: embeddings and genre probabilities for your own audio.
 
-MODEL is a checkpoint (`best.ckpt` of a run) or an MLflow run id; INPUT are audio files or folders
+MODEL is a checkpoint (`best.ckpt` of a run), an MLflow run id, or an MLflow model URI (`models:/<name>/<version>`,
+`runs:/<run id>/model`); INPUT are audio files or folders
 (anything librosa decodes: wav, flac, mp3, ogg, au). Each file is decoded to the model's sample rate
 (resampled, stereo mixed down), cut into the clips the model was trained on, turned into features with
 the preprocessing saved in the checkpoint (front-end and standardisation), and embedded. Writes one row
@@ -58,9 +59,18 @@ class Embedder:
 
     def features(self, path: Path, max_clips: int | None) -> tuple[np.ndarray, int]:
         """Clip features of one file; a file shorter than one clip is zero-padded to one (with a warning)."""
-        signal = load_mono(path, self.spec.sample_rate)
+        return self.signal_features(load_mono(path, self.spec.sample_rate), max_clips, str(path))
+
+    def signal_features(self, signal: np.ndarray, max_clips: int | None = None, name: str = "the audio",
+                        sample_rate: int | None = None) -> tuple[np.ndarray, int]:
+        """Clip features of a mono waveform (resampled from `sample_rate` to the model's where they differ)."""
+        signal = np.asarray(signal, dtype=np.float32)
+        if sample_rate and sample_rate != self.spec.sample_rate:
+            import librosa
+
+            signal = librosa.resample(signal, orig_sr=sample_rate, target_sr=self.spec.sample_rate)
         if len(signal) < self.spec.segment_samples:
-            log.warning("%s is shorter than one clip (%.2f s): padded with silence", path, len(signal) / self.spec.sample_rate)
+            log.warning("%s is shorter than one clip (%.2f s): padded with silence", name, len(signal) / self.spec.sample_rate)
             signal = np.pad(signal, (0, self.spec.segment_samples - len(signal)))
         clips = segment(signal, self.spec.segment_samples, self.spec.hop_samples, max_clips or sys.maxsize)
         x = clip_features(clips, self.spec).reshape(len(clips), *self.spec.feature_shape)
@@ -89,6 +99,15 @@ def audio_files(inputs: Sequence[str | Path]) -> list[Path]:
     if not files:
         raise UserError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) in {[str(i) for i in inputs]}", "pass audio files or folders")
     return files
+
+
+def load_embedder(model: str, tracking_uri: str | None, workdir: Path) -> Embedder:
+    """An Embedder from a checkpoint, an MLflow run id, or a logged model (`models:/<name>/<version>`, `runs:/<id>/model`)."""
+    if model.startswith(("models:/", "runs:/")):
+        from genre_style.tracking.pyfunc_model import load_embedder as from_mlflow
+
+        return from_mlflow(model, tracking_uri)
+    return Embedder(resolve_checkpoint(model, tracking_uri, workdir))
 
 
 def resolve_checkpoint(model: str, tracking_uri: str | None, workdir: Path) -> Path:
@@ -150,7 +169,7 @@ def write_table(frame: Any, path: Path) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m genre_style.embed", description=__doc__.splitlines()[0])
-    parser.add_argument("model", help="a checkpoint (.ckpt) or an MLflow run id")
+    parser.add_argument("model", help="a checkpoint (.ckpt), an MLflow run id, or a logged model: models:/<name>/<version>, runs:/<run id>/model")
     parser.add_argument("inputs", nargs="+", help="audio files or folders")
     parser.add_argument("--out", type=Path, default=Path("embeddings.parquet"),
                         help="clip-level table (.parquet or .csv); the per-file table goes beside it as *_tracks.*")
@@ -161,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         files = audio_files(args.inputs)
         with tempfile.TemporaryDirectory() as tmp:
-            embedder = Embedder(resolve_checkpoint(args.model, args.tracking_uri, Path(tmp)))
+            embedder = load_embedder(args.model, args.tracking_uri, Path(tmp))
         clips, tracks, skipped = embed_files(embedder, files, args.max_clips)
         if clips.empty:
             raise UserError(f"none of the {len(files)} file(s) could be decoded (first: {skipped[0]['reason']})", "check the files")

@@ -20,21 +20,21 @@ log = logging.getLogger(__name__)
 
 
 def train(cfg: DictConfig) -> float:
-    """Train one model and return the number a sweep optimises (`objective_value`).
-
-    If anything fails after the MLflow run was created, the run is marked FAILED (KILLED after SIGTERM or SIGINT).
-    """
+    """Train one model and return the number a sweep optimises (`objective_value`). If anything fails after the
+    MLflow run was created, the run is marked FAILED (KILLED after SIGTERM or SIGINT)."""
     validate_config(cfg)
     import lightning.pytorch as pl
     from hydra.utils import instantiate
 
     from genre_style.callbacks import instantiate_callbacks
     from genre_style.callbacks.metric_history import MetricHistory
+    from genre_style.console import quiet_console
     from genre_style.evaluation.evaluate import evaluate_best
     from genre_style.run_folder import RunFolder, find_resume
     from genre_style.sweeps.trial_context import objective_value, trial_callbacks
     from genre_style.tracking.logger import start_run
 
+    quiet_console()
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     resumed = find_resume(cfg)  # refuses a resume that would change what is learned
     if resumed is not None:
@@ -57,7 +57,7 @@ def train(cfg: DictConfig) -> float:
                     tracker.log_datasets(datamodule, str(cfg.data.root))
             trainer.fit(model, datamodule=datamodule, ckpt_path=resumed and resumed.last_checkpoint, weights_only=False)
             best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-            trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
+            trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=False, verbose=False)
             metrics = evaluate_best(trainer, model, datamodule, history.history, folder.artifacts, dict(cfg.evaluation))
             if metrics is None:  # a DDP process other than rank zero: its part is done
                 return float("nan")

@@ -37,6 +37,7 @@ class ResilientMLFlowLogger(MLFlowLogger):
         self.failures: list[str] = []
         self._held: list[tuple[dict, int | None]] | None = None  # None: not holding
         self._checkpointed_step: int | None = None  # the newest step a full checkpoint holds
+        self.model_logging = True  # the best checkpoint as an MLflow model at the end (`mlflow_logger(log_model=...)`)
         self._logged: set[tuple[str, int | None]] = set()  # (metric, step) pairs in MLflow: this process's and, on resume, the store's
 
     def _guard(self, what: str, call: Any) -> None:
@@ -157,6 +158,13 @@ class ResilientMLFlowLogger(MLFlowLogger):
             self.experiment.log_artifacts(self.run_id, str(folder))
 
         self._guard("final upload", upload)
+        best = folder / "checkpoints" / "best.ckpt"
+        if self.model_logging and best.exists():
+            from genre_style.tracking.pyfunc_model import log_model
+
+            in_sweep = (cfg.get("sweep_context") or {}).get("study_name") is not None  # the sweep registers its best
+            register = None if in_sweep else cfg.get("register_as")
+            self._guard("model logging", lambda: log_model(best, self.tracking_uri, str(self.run_id), register))
         self.close("success")
 
     def ui_link(self) -> str:
@@ -220,6 +228,7 @@ def mlflow_logger(
     synchronous: bool = False,
     write_every_s: int | None = 5,
     run_id: str | None = None,
+    log_model: bool = True,
 ) -> ResilientMLFlowLogger:
     """A logger on `tracking_uri`, else $MLFLOW_TRACKING_URI, else a SQLite store in `default_store_dir`.
 
@@ -227,6 +236,7 @@ def mlflow_logger(
     otherwise costs tens of milliseconds, a sizeable share of a small model's epoch); finishing the run
     flushes the queue. `write_every_s` has that thread write what queued up every so many seconds, as one
     batch (MLflow's MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS, which wins where set). `run_id` continues a run.
+    `log_model` logs the best checkpoint as an MLflow model (`tracking/pyfunc_model.py`) when the run ends.
     """
     if not synchronous and write_every_s:
         os.environ.setdefault("MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS", str(int(write_every_s)))
@@ -244,6 +254,7 @@ def mlflow_logger(
                 synchronous=synchronous,
             )
             logger.experiment_id  # noqa: B018 - opens the store and creates the experiment now, under the lock
+            logger.model_logging = log_model
     except UserError:
         raise
     except Exception as exc:
