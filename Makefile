@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.bench_gpu
 
 ui: $(STAMP)
+	@$(PY) -c "from genre_style.tracking.store import ui_url; print('Open the runs: ' + ui_url('$(STORE)', 'http://$(HOST):$(PORT)'))"
 	$(VENV)/bin/mlflow ui --host $(HOST) --port $(PORT) --workers 1 \
 		--backend-store-uri $(STORE) --default-artifact-root $(ARTIFACTS)
 

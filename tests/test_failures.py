@@ -16,7 +16,6 @@ import numpy as np
 import optuna
 import pytest
 import soundfile as sf
-from mlflow.tracking import MlflowClient
 
 from genre_style.data.audio import ClipSpec
 from genre_style.data.gtzan import discover_tracks
@@ -52,34 +51,7 @@ def _kill(proc):
     proc.wait()
 
 
-def test_killed_training_resumes_into_the_same_mlflow_run(tmp_path):
-    args = [*LONG, "trainer.max_epochs=150"]
-    proc = _start(args, tmp_path)
-    _wait_for(lambda: list(tmp_path.glob("runs/*/checkpoints/last.ckpt")), proc=proc)
-    time.sleep(0.5)  # a few more epochs: the kill lands mid-epoch
-    _kill(proc)
-    resumed = run_cli([*args, "resume=last"], tmp_path)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "resuming" in resumed.stdout + resumed.stderr
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
-    runs = client.search_runs([client.get_experiment_by_name("genre-style").experiment_id])
-    assert len(runs) == 1 and runs[0].info.status == "FINISHED"  # the same run, finished
-    steps = [m.step for m in client.get_metric_history(runs[0].info.run_id, "train/loss")]
-    assert len(steps) == len(set(steps)) == 150  # every epoch once: no duplicated step
-    assert "test/acc" in runs[0].data.metrics
-
-
-def test_a_kill_right_after_a_checkpoint_loses_no_epoch(tmp_path):
-    """The epoch a checkpoint closes is in it, so a resume from it backfills what MLflow never got."""
-    args = [*LONG, "trainer.max_epochs=40"]
-    proc = _start(args, tmp_path)
-    _wait_for(lambda: list(tmp_path.glob("runs/*/checkpoints/last.ckpt")), proc=proc)
-    _kill(proc)
-    resumed = run_cli([*args, "resume=last"], tmp_path)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
-    (run,) = client.search_runs([client.get_experiment_by_name("genre-style").experiment_id])
-    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "train/loss")) == list(range(40))
+# Kills, SIGTERM and SIGINT during training, and exact resume: tests/test_preemption.py.
 
 
 def test_resume_without_an_interrupted_run_says_so(tmp_path):

@@ -30,7 +30,7 @@ def _mlflow_runs(out):
 
 
 def test_a_sweep_runs_its_trials_tracks_them_and_resumes_to_the_total(tmp_path):
-    first = run_cli([*SWEEP, "hydra.sweeper.n_trials=4"], tmp_path)
+    first = run_cli([*SWEEP, "hydra.sweeper.n_trials=4", "register_as=sweep-best"], tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     study = _study(tmp_path, "dsae_optuna")
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 4
@@ -45,9 +45,20 @@ def test_a_sweep_runs_its_trials_tracks_them_and_resumes_to_the_total(tmp_path):
     assert {"optuna/optimization_history.png", "optuna/param_importances.png", "optuna/parallel_coordinate.png",
             "optuna/trials.csv"} <= artifacts
     # every trial's value is the val/acc its run logged for the best checkpoint
-    by_number = {int(c.data.tags["optuna.trial"]): c.data.metrics["val/acc"] for c in children}
+    by_number = {int(c.data.tags["optuna.trial"]): c.data.metrics["final/val/acc"] for c in children}
     for trial in study.trials:
         assert trial.value == pytest.approx(by_number[trial.number], abs=1e-6)
+    # readable: trial names carry settings and score; the parent has the search space and links the best trial's run
+    for child in children:
+        assert child.info.run_name.startswith(f"trial {child.data.tags['optuna.trial']} · ") and " · val/acc=" in child.info.run_name
+        assert "gamma=" in child.info.run_name
+    assert parent.data.params["sampler"] == "TPESampler" and "search.gamma" in parent.data.params
+    best_run = parent.data.tags["best_run_id"]
+    assert best_run == study.best_trial.user_attrs["mlflow_run_id"] and best_run in parent.data.tags["mlflow.note.content"]
+    trials_csv = client.download_artifacts(parent.info.run_id, "optuna/trials.csv", str(tmp_path))
+    assert "mlflow_run_id" in open(trials_csv).readline()
+    (version,) = client.search_model_versions("name='sweep-best'")  # the best trial's model, registered
+    assert version.run_id == best_run
 
     again = run_cli([*SWEEP, "hydra.sweeper.n_trials=6"], tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]

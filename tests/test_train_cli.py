@@ -36,7 +36,7 @@ def _artifacts(client, run_id, path=""):
 def dsae_run(tmp_path_factory):
     """One real DSAE training job on the synthetic corpus, logged to a fresh MLflow store."""
     out = tmp_path_factory.mktemp("dsae-run")
-    result = run_cli([*FAST_RUN, "model=dsae", "gamma=0.9"], out)
+    result = run_cli([*FAST_RUN, "model=dsae", "gamma=0.9", "register_as=demo-genres"], out)
     assert result.returncode == 0, result.stderr[-3000:]
     return out, result
 
@@ -88,6 +88,30 @@ def test_the_run_reads_well_in_mlflow(dsae_run):
     assert set(contexts) == {"train", "val", "test"} and contexts["train"].name == "synthetic-train"
     assert "songs" in contexts["train"].schema
     assert f"/runs/{run.info.run_id}?workflowType=machine_learning" in result.stderr + result.stdout
+
+
+def test_the_run_logs_a_model_that_takes_audio_and_is_registered(dsae_run, small_corpus, tmp_path):
+    import mlflow
+    import pandas as pd
+
+    out, _ = dsae_run
+    client, (run,) = _runs(out)[0], _runs(out)[1][:1]
+    (version,) = client.search_model_versions("name='demo-genres'")
+    assert version.run_id == run.info.run_id
+    mlflow.set_tracking_uri(f"sqlite:///{out / 'mlflow.db'}")
+    model = mlflow.pyfunc.load_model("models:/demo-genres/1")
+    wav = sorted((small_corpus / "jazz").glob("*.wav"))[0]
+    tone = (0.1 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)).tolist()  # a waveform at another rate
+    predicted = model.predict(pd.DataFrame({"path": [str(wav), None], "audio": [None, tone], "sample_rate": [None, 16000]}))
+    assert list(predicted["predicted_genre"].map(type)) == [str, str] and set(predicted["predicted_genre"]) <= set(GENRES)
+    probs = predicted[[f"prob_{g}" for g in GENRES]].to_numpy()
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5) and len(predicted["embedding"][0]) == 64
+    embedded = run_cli(["models:/demo-genres/1", str(wav), "--out", str(tmp_path / "e.csv"),
+                        "--tracking-uri", f"sqlite:///{out / 'mlflow.db'}"], tmp_path, module="genre_style.embed")
+    assert embedded.returncode == 0, embedded.stderr[-3000:]
+    said = run_cli([f"runs:/{run.info.run_id}/model", str(wav), "--tracking-uri", f"sqlite:///{out / 'mlflow.db'}"], tmp_path,
+                   module="genre_style.predict")
+    assert said.returncode == 0 and said.stdout.split("\t")[1] == predicted["predicted_genre"][0], said.stderr[-2000:]
 
 
 def test_two_runs_on_the_same_clips_share_their_datasets(dsae_run):

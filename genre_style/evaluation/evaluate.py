@@ -57,6 +57,7 @@ def write_reports(
     history: list[dict[str, float]],
     out_dir: Path,
     title: str,
+    best_epoch: int | None = None,
 ) -> list[Path]:
     """Confusion matrix (PNG + CSV), classification report, PCA plots and learning curves under `out_dir`."""
     from sklearn.metrics import classification_report, confusion_matrix
@@ -82,7 +83,8 @@ def write_reports(
         report_path.write_text(json.dumps(report, indent=2))
         written.append(report_path)
     if history:
-        written.append(plots.learning_curves_plot(history, out_dir / "plots/learning_curves.png", f"{title}: learning curves"))
+        written.append(plots.learning_curves_plot(history, out_dir / "plots/learning_curves.png", f"{title}: learning curves",
+                                                  best_epoch))
     return written
 
 
@@ -102,13 +104,14 @@ def evaluate(
     knn_k: int = 10,
     interpolation_steps: int = 8,
     disentanglement: bool = True,
+    best_epoch: int | None = None,
 ) -> dict[str, float]:
     """Score every split, write the reports under `out_dir`, return the final metrics."""
     outputs = {split: predict_split(trainer, model, datamodule, split) for split in SPLIT_NAMES}
     metrics = final_metrics(outputs, model.has_classifier)
     raw = {split: datamodule.tensors[split][0].flatten(1).numpy() for split in SPLIT_NAMES}  # maps as vectors
     genres = datamodule.class_names
-    write_reports(outputs, raw["test"], model, genres, history, out_dir, title)
+    write_reports(outputs, raw["test"], model, genres, history, out_dir, title, best_epoch)
     if model.has_classifier:
         metrics.update(song_level(outputs, genres, out_dir, title))
     if embedding_metrics:
@@ -205,8 +208,13 @@ def interpolate(model: GenreModel, test: dict, genres: list[str], out_dir: Path,
 
 def evaluate_best(trainer: pl.Trainer, model: GenreModel, datamodule: GenreDataModule, history: list[dict[str, float]],
                   out_dir: Path, settings: dict[str, Any]) -> dict[str, float] | None:
-    """`evaluate` the tested (best) model once. Under DDP, fit and test ran on every process; scoring every clip,
-    plots and reports are rank zero's alone, on one device: the other processes get None and end there."""
+    """`evaluate` the tested (best) model once, its epoch marked on the learning curves. Under DDP, fit and test ran
+    on every process; scoring every clip, plots and reports are rank zero's alone, on one device: the other
+    processes get None and end there."""
+    from genre_style.evaluation.stats import best_epoch
+
+    checkpoint: Any = trainer.checkpoint_callback  # a ModelCheckpoint: the best model's metric and direction
+    best = best_epoch(history, str(checkpoint.monitor), checkpoint.mode) if checkpoint and checkpoint.monitor else None
     if trainer.world_size > 1:
         import torch.distributed
 
@@ -215,4 +223,4 @@ def evaluate_best(trainer: pl.Trainer, model: GenreModel, datamodule: GenreDataM
             return None
         trainer = pl.Trainer(accelerator=trainer.accelerator, devices=1, logger=False, enable_checkpointing=False,
                              enable_progress_bar=False, enable_model_summary=False)
-    return evaluate(trainer, model, datamodule, history, out_dir, type(model).__name__, **settings)
+    return evaluate(trainer, model, datamodule, history, out_dir, type(model).__name__, **settings, best_epoch=best)

@@ -1,6 +1,7 @@
 """Figures a person reads: confusion matrix, PCA of an embedding space, learning curves.
 
-Every genre keeps one colour across all plots and runs (GTZAN's ten genres map to tab10).
+Every genre keeps one colour across all plots and runs, from a palette colour-blind readers can tell apart:
+Okabe and Ito's eight colours and two of Paul Tol's (wine, teal) for GTZAN's ten genres.
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ matplotlib.use("Agg")  # headless: plots are files
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from genre_style.data.gtzan import GTZAN_GENRES  # noqa: E402
+# The paper's genres (classical, jazz, pop, metal) and the dev set's (classical, jazz, rock) get the most distinct.
+GENRE_COLORS = {"blues": "#56B4E9", "classical": "#0072B2", "country": "#F0E442", "disco": "#882255", "hiphop": "#44AA99",
+                "jazz": "#E69F00", "metal": "#000000", "pop": "#CC79A7", "reggae": "#D55E00", "rock": "#009E73"}
+OTHER_COLORS = ("#332288", "#999933", "#AA4499", "#117733", "#88CCEE", "#DDCC77", "#CC6677", "#999999")  # Tol's muted
 
 
-def genre_colors(genres: Sequence[str]) -> dict[str, tuple]:
-    palette = plt.get_cmap("tab10").colors  # type: ignore[attr-defined]  # a ListedColormap
-    others = iter(plt.get_cmap("Dark2").colors * 4)  # type: ignore[attr-defined]
-    return {g: palette[GTZAN_GENRES.index(g)] if g in GTZAN_GENRES else next(others) for g in genres}
+def genre_colors(genres: Sequence[str]) -> dict[str, str]:
+    """Each genre's colour: GTZAN's own always the same; other names get the rest in order (repeating past eight)."""
+    others = iter(OTHER_COLORS * (1 + len(genres) // len(OTHER_COLORS)))
+    return {g: GENRE_COLORS[g] if g in GENRE_COLORS else next(others) for g in genres}
 
 
 def _save(fig: plt.Figure, path: str | Path) -> Path:
@@ -73,8 +77,8 @@ def pca_plot(points: np.ndarray, labels: np.ndarray, genres: Sequence[str], path
     return _save(fig, path)
 
 
-def learning_curves_plot(history: list[dict[str, float]], path: str | Path, title: str) -> Path:
-    """Loss and accuracy per epoch, train against val."""
+def learning_curves_plot(history: list[dict[str, float]], path: str | Path, title: str, best_epoch: int | None = None) -> Path:
+    """Loss and accuracy per epoch, train against val; a line at the best epoch (the checkpoint evaluated)."""
     panels = [p for p in ("loss", "acc", "recon") if any(f"train/{p}" in h or f"val/{p}" in h for h in history)]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.8), squeeze=False)
     epochs = [h["epoch"] for h in history]
@@ -82,6 +86,8 @@ def learning_curves_plot(history: list[dict[str, float]], path: str | Path, titl
         for stage, style in (("train", "-"), ("val", "--")):
             values = [h.get(f"{stage}/{panel}", np.nan) for h in history]
             ax.plot(epochs, values, style, marker=".", label=stage)
+        if best_epoch is not None:
+            ax.axvline(best_epoch, color="#D55E00", lw=1, ls=":", label=f"best epoch ({best_epoch})")
         ax.set_xlabel("epoch")
         ax.set_ylabel({"loss": "loss", "acc": "accuracy", "recon": "reconstruction ||x - x̂||²"}[panel])
         ax.set_title(panel)
@@ -98,20 +104,26 @@ def interpolation_plot(reconstructions: np.ndarray, path_2d: np.ndarray, backgro
     steps = len(reconstructions)
     fig = plt.figure(figsize=(12, 5.5))
     grid = fig.add_gridspec(steps, 2, width_ratios=[1.3, 1])
-    for i, recon in enumerate(reconstructions):
+    if reconstructions.ndim == 2:  # decoded feature vectors: one row each, top to bottom (a row of line plots said nothing)
+        ax = fig.add_subplot(grid[:, 0])
+        image = ax.imshow(reconstructions, aspect="auto", cmap="magma", interpolation="nearest",
+                          extent=(0, reconstructions.shape[1], steps - 0.5, -0.5))
+        ax.set_yticks(range(steps), [f"{i / (steps - 1):.2f}" for i in range(steps)])
+        ax.set_ylabel(f"{endpoints[0]} (0) -> {endpoints[1]} (1)")
+        ax.set_xlabel("input feature (pooled samples)")
+        ax.set_title("decoded clips along the path", fontsize=10)
+        fig.colorbar(image, ax=ax, fraction=0.04, label="decoded value")
+    for i, recon in enumerate(reconstructions if reconstructions.ndim == 3 else []):  # decoded (bands, frames) maps
         ax = fig.add_subplot(grid[i, 0])
-        if recon.ndim == 2:  # a decoded (bands, frames) map
-            ax.imshow(recon, aspect="auto", origin="lower", cmap="magma")
-        else:
-            ax.plot(recon, lw=0.7, color=plt.get_cmap("viridis")(i / max(1, steps - 1)))
-            ax.set_xlim(0, len(recon) - 1)
+        ax.imshow(recon, aspect="auto", origin="lower", cmap="magma")
         ax.set_yticks([])
         if i < steps - 1:
             ax.set_xticks([])
         ax.set_ylabel(f"{i / (steps - 1):.2f}", rotation=0, labelpad=18, fontsize=8)
         if i == 0:
             ax.set_title(f"decoded clips, {endpoints[0]} (0) -> {endpoints[1]} (1)", fontsize=10)
-    ax.set_xlabel("frame (mel bands upwards)" if reconstructions.ndim == 3 else "input feature")
+        if i == steps - 1:
+            ax.set_xlabel("frame (mel bands upwards)")
     ax = fig.add_subplot(grid[:, 1])
     for i, genre in enumerate(genres):
         mask = background_labels == i

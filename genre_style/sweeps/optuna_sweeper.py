@@ -322,7 +322,7 @@ class OptunaSweeperImpl:
 
             client, run_id = parent
             if len(directions) == 1:
-                log_study_summary(client, run_id, study, metric_name)
+                log_study_summary(client, run_id, study, metric_name, self.config.get("register_as"))
             client.set_terminated(run_id, status="FINISHED")
 
 

@@ -27,12 +27,18 @@ def load_trial(study_name: str, storage: str, trial_number: int) -> Any:
 
 
 class OptunaReporting(pl.Callback):
-    """Report `metric` to the trial after every validation; raise TrialPruned when the pruner says so."""
+    """Report `metric` to the trial after every validation; raise TrialPruned when the pruner says so. The trial
+    records its MLflow run id, so the sweep can name the run after its settings and score, and link the best."""
 
     def __init__(self, trial: Any, metric: str, prune: bool) -> None:
         self.trial = trial
         self.metric = metric
         self.prune = prune
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        run_id = getattr(trainer.logger, "run_id", None)
+        if run_id:
+            self.trial.set_user_attr("mlflow_run_id", run_id)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or self.metric not in trainer.callback_metrics:

@@ -58,7 +58,7 @@ def signature(genres: list[str], has_classifier: bool) -> Any:
     from mlflow.types.schema import Array, ColSpec, Schema
 
     inputs = Schema([ColSpec("string", "path", required=False), ColSpec(Array("double"), "audio", required=False),
-                     ColSpec("long", "sample_rate", required=False)])
+                     ColSpec("double", "sample_rate", required=False)])
     outputs: list[Any] = [ColSpec(Array("double"), "embedding")]
     if has_classifier:
         outputs = [ColSpec("string", "predicted_genre"), *(ColSpec("double", f"prob_{g}") for g in genres), *outputs]
@@ -83,7 +83,7 @@ def log_model(checkpoint: Path, tracking_uri: str, run_id: str, registered_name:
         except importlib.metadata.PackageNotFoundError:
             versions.append(package)
     seconds = np.arange(sample_rate, dtype=np.float32) / sample_rate  # one second of a 440 Hz tone
-    example = pd.DataFrame({"audio": [(0.1 * np.sin(2 * np.pi * 440 * seconds)).tolist()], "sample_rate": [sample_rate]})
+    example = pd.DataFrame({"audio": [(0.1 * np.sin(2 * np.pi * 440 * seconds)).tolist()], "sample_rate": [float(sample_rate)]})
     mlflow.set_tracking_uri(tracking_uri)
     with mlflow.start_run(run_id=run_id, log_system_metrics=False):  # the training run (the logger ends it)
         return mlflow.pyfunc.log_model(

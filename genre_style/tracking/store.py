@@ -88,3 +88,12 @@ def open_client(tracking_uri: str | None = None) -> Any:
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=tracking_uri or default_tracking_uri())
+
+
+def ui_url(tracking_uri: str, server: str, experiment: str = "genre-style") -> str:
+    """Where a new user should land in the MLflow UI: the experiment's runs table in the machine-learning view
+    (MLflow 3 opens experiments on its GenAI overview otherwise)."""
+    found = open_client(tracking_uri).get_experiment_by_name(experiment) if not tracking_uri.startswith("sqlite:///") or \
+        Path(tracking_uri.removeprefix("sqlite:///")).exists() else None
+    where = f"experiments/{found.experiment_id}/runs" if found else "experiments"
+    return f"{server.rstrip('/')}/#/{where}?workflowType=machine_learning"

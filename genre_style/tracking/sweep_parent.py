@@ -94,8 +94,18 @@ def _set_tag(client: Any, run_id: str, key: str, value: str) -> None:
         client.set_tag(run_id, key, value)
 
 
-def log_study_summary(client: Any, run_id: str, study: Any, metric_name: str) -> None:
-    """Best value and params, Optuna's plots and a CSV of every trial, on the parent run."""
+def trial_name(trial: Any, metric_name: str) -> str:
+    """`trial 3 · gamma=0.19 lr=0.00052 · val/acc=0.6125`: what the trial tried and what it scored, in the runs table."""
+    settings = " ".join(f"{k.rsplit('.', 1)[-1]}={v:.3g}" if isinstance(v, float) else f"{k.rsplit('.', 1)[-1]}={v}"
+                        for k, v in trial.params.items())
+    score = f" · {metric_name}={trial.value:.4f}" if trial.value is not None else f" · {trial.state.name.lower()}"
+    return f"trial {trial.number} · {settings}{score}"
+
+
+def log_study_summary(client: Any, run_id: str, study: Any, metric_name: str, register_as: str | None = None) -> None:
+    """On the parent run: the search space and sampler as params, the best value, a description linking the best
+    trial's run, Optuna's plots (labelled with the metric), a CSV of every trial with its run id. Each trial's run
+    is renamed after its settings and score; with `register_as`, the best trial's model is registered."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -103,19 +113,37 @@ def log_study_summary(client: Any, run_id: str, study: Any, metric_name: str) ->
     import optuna
     from optuna.visualization import matplotlib as ovm
 
-    complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+    trials = study.get_trials(deepcopy=False)
+    for trial in trials:
+        if trial.user_attrs.get("mlflow_run_id") and trial.state != optuna.trial.TrialState.RUNNING:
+            _try(lambda t=trial: client.set_tag(t.user_attrs["mlflow_run_id"], "mlflow.runName", trial_name(t, metric_name)))
+    space = {f"search.{name}": str(dist) for t in trials for name, dist in t.distributions.items()}
+    for key, value in {**space, "sampler": type(study.sampler).__name__, "optimized_metric": metric_name,
+                       "direction": study.direction.name.lower()}.items():
+        _try(lambda k=key, v=value: client.log_param(run_id, k, v))  # a resumed sweep logs the same values again
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     with tempfile.TemporaryDirectory() as tmp:
         trials_csv = Path(tmp) / "trials.csv"
-        study.trials_dataframe().to_csv(trials_csv, index=False)
+        study.trials_dataframe().rename(columns={"user_attrs_mlflow_run_id": "mlflow_run_id"}).to_csv(trials_csv, index=False)
         client.log_artifact(run_id, str(trials_csv), "optuna")
         if complete:
             best = study.best_trial
+            best_run = best.user_attrs.get("mlflow_run_id")
             client.log_metric(run_id, "best_value", best.value)
             client.log_metric(run_id, "n_complete_trials", len(complete))
             _set_tag(client, run_id, "best_trial", str(best.number))
             _set_tag(client, run_id, "optimized_metric", metric_name)
             for key, value in best.params.items():
                 _set_tag(client, run_id, f"best.{key}", str(value))  # tags, not params: a resumed study's best changes
+            if best_run:
+                experiment = client.get_run(run_id).info.experiment_id
+                _set_tag(client, run_id, "best_run_id", best_run)
+                _set_tag(client, run_id, "mlflow.note.content",
+                         f"Optuna study **{study.study_name}**: {len(complete)} complete trial(s) of {len(trials)}, "
+                         f"{study.direction.name.lower()}imising `{metric_name}`.\n\nBest: [{trial_name(best, metric_name)}]"
+                         f"(#/experiments/{experiment}/runs/{best_run}).")
+                if register_as:
+                    _register(client, best_run, register_as)
             plots = {"optimization_history": ovm.plot_optimization_history, "parallel_coordinate": ovm.plot_parallel_coordinate}
             if len(complete) >= 2 and len(best.params) >= 1:
                 plots["param_importances"] = ovm.plot_param_importances
@@ -123,7 +151,7 @@ def log_study_summary(client: Any, run_id: str, study: Any, metric_name: str) ->
                 try:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                        axes = plot(study)  # type: ignore[operator]  # optuna.visualization.matplotlib's functions
+                        axes = plot(study, target_name=metric_name)  # type: ignore[operator]  # optuna's matplotlib plots
                     figure = (axes.flat[0] if hasattr(axes, "flat") else axes).get_figure()
                     figure.set_size_inches(9, 5.5)
                     figure.tight_layout()
@@ -131,3 +159,22 @@ def log_study_summary(client: Any, run_id: str, study: Any, metric_name: str) ->
                     plt.close(figure)
                 except Exception as exc:  # a plot Optuna can't draw for this study must not hide the others
                     log.warning("could not draw optuna/%s.png: %s", name, exc)
+
+
+def _register(client: Any, run_id: str, name: str) -> None:
+    """The best trial's logged model into the Model Registry under `name` (a new version)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(client.tracking_uri)
+    try:
+        version = mlflow.register_model(f"runs:/{run_id}/model", name)
+        log.info("registered the best trial's model as %s version %s", name, version.version)
+    except Exception as exc:
+        log.warning("could not register the best trial's model as %s: %s", name, str(exc).splitlines()[0][:200])
+
+
+def _try(call: Any) -> None:
+    try:
+        call()
+    except Exception as exc:  # noqa: BLE001 - a param already logged with another value (a resumed, changed sweep)
+        log.debug("not logged: %s", exc)
