@@ -135,6 +135,7 @@ def project_blocks(batch_size: int, epochs: int, block: int, store: str, device:
     if "mlflow" in (cfg.get("logger") or {}):
         cfg.logger.mlflow.default_store_dir = store
         logger = instantiate(cfg.logger.mlflow)
+        logger.start(cfg, resumed_from=None)  # as train does: params, and system metrics where switched on
     timer = block_timer(bare, block)
     callbacks = [*instantiate_callbacks(cfg), MetricHistory(), timer]
     trainer = instantiate({k: v for k, v in cfg.trainer.items() if k != "default_root_dir"}, callbacks=callbacks,

@@ -38,6 +38,8 @@ class ResilientMLFlowLogger(MLFlowLogger):
         self._held: list[tuple[dict, int | None]] | None = None  # None: not holding
         self._checkpointed_step: int | None = None  # the newest step a full checkpoint holds
         self.model_logging = True  # the best checkpoint as an MLflow model at the end (`mlflow_logger(log_model=...)`)
+        self.system_metrics_every_s = 0.0  # MLflow's system metrics, sampled this often (0: off)
+        self._system_metrics: Any = None
         self._logged: set[tuple[str, int | None]] = set()  # (metric, step) pairs in MLflow: this process's and, on resume, the store's
 
     def _guard(self, what: str, call: Any) -> None:
@@ -105,6 +107,9 @@ class ResilientMLFlowLogger(MLFlowLogger):
         """End the run (FINISHED, FAILED or KILLED), flushing held and queued metric writes. After a failure or a
         signal, held metrics of epochs the resume checkpoint lacks are dropped: MLflow then holds each step once,
         whether or not the run is resumed (a resume logs them when it trains those epochs again)."""
+        if self._system_metrics is not None:
+            self._guard("system metrics", self._system_metrics.finish)
+            self._system_metrics = None
         if status != "success" and self._held is not None and self._checkpointed_step is not None:
             self._log_held(up_to_step=self._checkpointed_step)
         self.release_metrics()
@@ -116,12 +121,26 @@ class ResilientMLFlowLogger(MLFlowLogger):
         """Create the run now (a broken store fails before training) with the config as params. A resumed run
         (`resumed_from`: its folder) has its params already; it notes which (metric, step) pairs the store holds,
         so that whatever the interruption cut off is logged once and nothing is logged twice."""
+        if self.system_metrics_every_s:
+            self._start_system_metrics(resumed=resumed_from is not None)
         if resumed_from is None:
             self.log_hyperparams(readable_params(cfg))
             return
         self.experiment.set_tag(self.run_id, "resumed_from", str(resumed_from))
         for key in self.experiment.get_run(self.run_id).data.metrics:
             self._logged.update((key, m.step) for m in self.experiment.get_metric_history(self.run_id, key))
+
+    def _start_system_metrics(self, resumed: bool) -> None:
+        """MLflow's system metrics (CPU, memory, disk, network; GPU where pynvml is installed), sampled on a thread of
+        their own every `system_metrics_every_s` seconds."""
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        def start() -> None:
+            self._system_metrics = SystemMetricsMonitor(str(self.run_id), sampling_interval=self.system_metrics_every_s,
+                                                        resume_logging=resumed, tracking_uri=self.tracking_uri)
+            self._system_metrics.start()
+
+        self._guard("system metrics", start)
 
     def backfill(self, rows: list[dict[str, float]]) -> None:
         """Log the checkpointed epochs' metrics: on resume, those the store lacks (held, or still queued for
@@ -219,6 +238,16 @@ def start_run(cfg: DictConfig, folder: Any, resumed: Any) -> ResilientMLFlowLogg
     return tracker
 
 
+def quiet_mlflow() -> None:
+    """MLflow's INFO chatter (creating the database tables, validating the model's input example) and its notice that
+    the model is serialised with cloudpickle (a choice made on purpose) off the console; its warnings stay. After
+    `import mlflow`, which configures its loggers."""
+    import mlflow  # noqa: F401
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("mlflow.pyfunc").addFilter(lambda record: "cloudpickle" not in record.getMessage().lower())
+
+
 def mlflow_logger(
     experiment_name: str = "genre-style",
     tracking_uri: str | None = None,
@@ -229,6 +258,7 @@ def mlflow_logger(
     write_every_s: int | None = 5,
     run_id: str | None = None,
     log_model: bool = True,
+    system_metrics_every_s: float = 10.0,
 ) -> ResilientMLFlowLogger:
     """A logger on `tracking_uri`, else $MLFLOW_TRACKING_URI, else a SQLite store in `default_store_dir`.
 
@@ -236,11 +266,13 @@ def mlflow_logger(
     otherwise costs tens of milliseconds, a sizeable share of a small model's epoch); finishing the run
     flushes the queue. `write_every_s` has that thread write what queued up every so many seconds, as one
     batch (MLflow's MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS, which wins where set). `run_id` continues a run.
-    `log_model` logs the best checkpoint as an MLflow model (`tracking/pyfunc_model.py`) when the run ends.
+    `log_model` logs the best checkpoint as an MLflow model (`tracking/pyfunc_model.py`) when the run ends;
+    `system_metrics_every_s` samples MLflow's system metrics on a thread (0 switches them off).
     """
     if not synchronous and write_every_s:
         os.environ.setdefault("MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS", str(int(write_every_s)))
     uri = resolve_tracking_uri(tracking_uri, default_store_dir)
+    quiet_mlflow()
     try:
         with first_use_lock(uri):  # the store's schema and the experiment, created by one process at a time
             logger = ResilientMLFlowLogger(
@@ -255,6 +287,7 @@ def mlflow_logger(
             )
             logger.experiment_id  # noqa: B018 - opens the store and creates the experiment now, under the lock
             logger.model_logging = log_model
+            logger.system_metrics_every_s = float(system_metrics_every_s)
     except UserError:
         raise
     except Exception as exc:
