@@ -74,7 +74,7 @@ def test_every_trial_is_one_mlflow_run_with_its_metrics_under_one_parent(team):
     for run in trials:
         assert run.info.status == "FINISHED"
         assert run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
-        assert run.data.metrics["val/acc"] == pytest.approx(values[int(run.data.tags["optuna.trial"])], abs=1e-6)
+        assert run.data.metrics["final/val/acc"] == pytest.approx(values[int(run.data.tags["optuna.trial"])], abs=1e-6)
         assert {"test/acc", "train/loss", "test/f1_macro"} <= set(run.data.metrics)
         assert all(PG_PASSWORD not in str(v) for v in run.data.params.values())
     # artifacts went through the server (--serve-artifacts), not to a path only one machine sees
