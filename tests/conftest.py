@@ -24,6 +24,7 @@ FAST_RUN = [
     "data.progress=false",
     "trainer.max_epochs=3",
     "trainer.enable_progress_bar=false",
+    "logger.mlflow.log_model=false",  # ~3 s a run; the tests of the logged model switch it back on
 ]
 
 

@@ -30,7 +30,7 @@ def _mlflow_runs(out):
 
 
 def test_a_sweep_runs_its_trials_tracks_them_and_resumes_to_the_total(tmp_path):
-    first = run_cli([*SWEEP, "hydra.sweeper.n_trials=4", "register_as=sweep-best"], tmp_path)
+    first = run_cli([*SWEEP, "hydra.sweeper.n_trials=4", "register_as=sweep-best", "logger.mlflow.log_model=true"], tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     study = _study(tmp_path, "dsae_optuna")
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 4
