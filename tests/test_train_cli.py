@@ -114,6 +114,18 @@ def test_the_run_logs_a_model_that_takes_audio_and_is_registered(dsae_run, small
     assert said.returncode == 0 and said.stdout.split("\t")[1] == predicted["predicted_genre"][0], said.stderr[-2000:]
 
 
+def test_the_console_says_each_thing_once(dsae_run):
+    """No line twice (Lightning's own handler and Hydra's printed every Lightning line twice), no framework tips."""
+    import re
+
+    _, result = dsae_run
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    messages = [re.sub(r"^(\[[^]]*\])+ - |^INFO: |^WARNING: ", "", line) for line in lines if "\r" not in line]
+    repeated = {m for m in messages if messages.count(m) > 1 and not m.startswith(("Sanity", "Testing", "Training"))}
+    assert not repeated, repeated
+    assert "Tip:" not in result.stdout + result.stderr and "Creating initial MLflow database" not in result.stderr
+
+
 def test_two_runs_on_the_same_clips_share_their_datasets(dsae_run):
     out, _ = dsae_run
     other = run_cli([*FAST_RUN, "model=two_layer"], out)
