@@ -106,13 +106,15 @@ def interpolation_plot(reconstructions: np.ndarray, path_2d: np.ndarray, backgro
     grid = fig.add_gridspec(steps, 2, width_ratios=[1.3, 1])
     if reconstructions.ndim == 2:  # decoded feature vectors: one row each, top to bottom (a row of line plots said nothing)
         ax = fig.add_subplot(grid[:, 0])
-        image = ax.imshow(reconstructions, aspect="auto", cmap="magma", interpolation="nearest",
+        change = reconstructions - reconstructions.mean(axis=0, keepdims=True)  # what moves along the path, not the clip
+        limit = float(np.abs(change).max()) or 1.0
+        image = ax.imshow(change, aspect="auto", cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest",
                           extent=(0, reconstructions.shape[1], steps - 0.5, -0.5))
         ax.set_yticks(range(steps), [f"{i / (steps - 1):.2f}" for i in range(steps)])
         ax.set_ylabel(f"{endpoints[0]} (0) -> {endpoints[1]} (1)")
         ax.set_xlabel("input feature (pooled samples)")
-        ax.set_title("decoded clips along the path", fontsize=10)
-        fig.colorbar(image, ax=ax, fraction=0.04, label="decoded value")
+        ax.set_title("decoded clips along the path, minus their mean: what the path changes", fontsize=10)
+        fig.colorbar(image, ax=ax, fraction=0.04, label="decoded value - mean over the path")
     for i, recon in enumerate(reconstructions if reconstructions.ndim == 3 else []):  # decoded (bands, frames) maps
         ax = fig.add_subplot(grid[i, 0])
         ax.imshow(recon, aspect="auto", origin="lower", cmap="magma")

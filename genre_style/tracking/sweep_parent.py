@@ -140,7 +140,7 @@ def log_study_summary(client: Any, run_id: str, study: Any, metric_name: str, re
                 _set_tag(client, run_id, "best_run_id", best_run)
                 _set_tag(client, run_id, "mlflow.note.content",
                          f"Optuna study **{study.study_name}**: {len(complete)} complete trial(s) of {len(trials)}, "
-                         f"{study.direction.name.lower()}imising `{metric_name}`.\n\nBest: [{trial_name(best, metric_name)}]"
+                         f"direction {study.direction.name.lower()} `{metric_name}`.\n\nBest: [{trial_name(best, metric_name)}]"
                          f"(#/experiments/{experiment}/runs/{best_run}).")
                 if register_as:
                     _register(client, best_run, register_as)
