@@ -66,7 +66,10 @@ def test_killed_sweep_continues_and_marks_the_interrupted_trial_failed(tmp_path)
     def second_trial_running():
         if not journal.exists():
             return False
-        trials = optuna.load_study(study_name="dsae_optuna", storage=open_storage(str(journal))).trials
+        try:
+            trials = optuna.load_study(study_name="dsae_optuna", storage=open_storage(str(journal))).trials
+        except KeyError:  # the journal file exists, the study's record is not written yet
+            return False
         # trial 1 is running and its sweeper has recorded itself as the owner (right after asking for it)
         return (len(trials) == 2 and trials[0].state == optuna.trial.TrialState.COMPLETE
                 and "sweeper" in trials[1].user_attrs)
