@@ -1,7 +1,7 @@
 """A run's folder (`outputs/runs/<timestamp>`): what the run used, its status, its results, and where a resume continues.
 
 Everything a run produces is written here first; MLflow gets a copy. `run_info.json` says whether the run is
-running, finished, or was resumed elsewhere, and which MLflow run it is.
+running, interrupted (and why) or finished, and which MLflow run it is; a resumed run goes on in the same folder.
 """
 
 from __future__ import annotations

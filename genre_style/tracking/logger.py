@@ -161,8 +161,7 @@ class ResilientMLFlowLogger(MLFlowLogger):
         for split in ("train", "val", "test"):
             rows = datamodule.split_profile(split)
             digest = hashlib.sha256(f"{datamodule.cache_key}|{split}|{rows}".encode()).hexdigest()[:16]
-            dataset = from_pandas(pd.DataFrame(rows), source=data_root, digest=digest,
-                                              name=f"{data_name(data_root)}-{split}")
+            dataset = from_pandas(pd.DataFrame(rows), source=data_root, digest=digest, name=f"{data_name(data_root)}-{split}")
             entity = dataset._to_mlflow_entity()  # what mlflow.log_input sends; the client API takes entities
             inputs.append(DatasetInput(entity, tags=[InputTag("mlflow.data.context", split)]))
         self._guard("dataset logging", lambda: self.experiment.log_inputs(self.run_id, datasets=inputs))
