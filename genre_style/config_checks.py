@@ -90,6 +90,7 @@ def validate_config(cfg: DictConfig, overrides: list[str] | None = None) -> None
                         "use data.split=track (honest), segment (the paper's) or fault_filtered (GTZAN's standard)")
     _check_distributed(cfg)
     _check_manual_optimisation(cfg)
+    _check_registration(cfg)
     check_environment(cfg)
 
 
@@ -187,6 +188,14 @@ def _check_variational(cfg: DictConfig) -> None:
         if OmegaConf.select(cfg, "model.gamma") == 1.0:
             raise UserError("model.classifier=true with gamma=1 gives the classifier no weight in the loss: it learns nothing",
                             "lower gamma (e.g. gamma=0.9), or model.classifier=false")
+
+
+def _check_registration(cfg: DictConfig) -> None:
+    """`register_as` needs a model logged to MLflow: say so instead of registering nothing."""
+    name = OmegaConf.select(cfg, "register_as")
+    if name and (OmegaConf.select(cfg, "logger.mlflow") is None or OmegaConf.select(cfg, "logger.mlflow.log_model") is False):
+        raise UserError(f"register_as={name} needs the run's model in MLflow, but this run logs none",
+                        "drop logger=none and logger.mlflow.log_model=false, or drop register_as")
 
 
 def _check_manual_optimisation(cfg: DictConfig) -> None:

@@ -105,3 +105,9 @@ def test_an_alias_the_chosen_model_ignores_is_refused(overrides, alias, tmp_path
                                        ["model=two_layer", "dropout=0.2", "lr=1e-2", "batch_size=32"]])
 def test_aliases_the_model_uses_are_accepted(overrides, tmp_path):
     validate_config(_compose(overrides, tmp_path), overrides)
+
+
+@pytest.mark.parametrize("overrides", [["register_as=genres"], ["register_as=genres", "logger=mlflow", "logger.mlflow.log_model=false"]])
+def test_registering_without_a_logged_model_is_refused(overrides, tmp_path):
+    with pytest.raises(UserError, match="register_as=genres needs the run's model in MLflow"):
+        validate_config(_compose(overrides, tmp_path), overrides)  # _compose uses logger=none
