@@ -80,3 +80,41 @@ def test_augmentation_is_off_at_eval_time():
     plain.train()
     assert torch.equal(plain._step(batch, "train"), plain._step(batch, "train"))
     assert not torch.equal(train_loss, plain._step(batch, "train"))  # training steps do see it
+
+
+def crop_table(n_tracks: int = 8, clips: int = 4, frames: int = 10) -> ClipTable:
+    """Clips whose every frame holds its time within the track (track * 1000 + frame): a crop shows where it came from."""
+    time = np.arange(clips * frames, dtype=np.float32).reshape(clips, frames)
+    features = np.stack([np.broadcast_to(t * 1000 + time[:, None, :], (clips, 3, frames)) for t in range(n_tracks)])
+    labels = np.repeat(np.arange(2), n_tracks // 2 * clips)
+    return ClipTable(features=features.reshape(-1, 3, frames).copy(), labels=labels,
+                     track_index=np.repeat(np.arange(n_tracks), clips), genres=["a", "b"],
+                     track_ids=[f"t{i}" for i in range(n_tracks)], track_labels=np.repeat(np.arange(2), n_tracks // 2))
+
+
+def test_random_crops_are_windows_of_one_track_and_off_at_eval_time():
+    dm = GenreDataModule.from_table(crop_table(), split="track", split_sizes=[4, 2, 2], batch_size=4,
+                                    minibatches_per_step=1, seed=0, random_crop=True)
+    dm.setup("fit")
+    offsets = set()
+    for _ in range(5):
+        for x, _, track in dm.train_dataloader():
+            assert x.shape[1:] == (3, 10)
+            for clip, t in zip(x, track):
+                start = clip[0, 0].item() - t.item() * 1000  # every band the same window, of the clip's own track
+                assert torch.equal(clip, clip[:1].expand(3, -1))
+                assert 0 <= start <= 30 and torch.equal(clip[0], t * 1000 + start + torch.arange(10.0))
+                offsets.add(int(start) % 10)
+    assert len(offsets) > 5  # windows start anywhere, not only at the stored clips' starts
+    for split in ("val", "test"):  # evaluation sees the stored clips, in order
+        batches = list(dm.eval_dataloader(split))
+        assert torch.equal(torch.cat([b[0] for b in batches]), dm.tensors[split][0])
+
+
+def test_random_crops_need_a_time_axis():
+    import pytest
+
+    from genre_style.errors import UserError
+
+    with pytest.raises(UserError, match="random_crop"):
+        GenreDataModule(root="x", features="stats", random_crop=True)

@@ -121,20 +121,16 @@ def clip_features(clips: np.ndarray, spec: ClipSpec) -> np.ndarray:
         return np.array(clips, dtype=np.float32)
     if spec.features not in FRONT_ENDS:
         raise ValueError(f"unknown front-end {spec.features!r}; choose from {FRONT_ENDS}")
-    import librosa  # lazy: only the spectral front-ends need it
+    from genre_style.data import spectral
 
-    clips = np.ascontiguousarray(clips)
-    if spec.features == "mfcc":
-        maps = librosa.feature.mfcc(y=clips, sr=spec.sample_rate, n_mfcc=spec.n_mfcc, n_fft=spec.n_fft,
-                                    hop_length=spec.frame_hop, n_mels=max(spec.n_mels, spec.n_mfcc))
-        return maps.reshape(len(clips), -1).astype(np.float32)
-    mel = librosa.feature.melspectrogram(y=clips, sr=spec.sample_rate, n_fft=spec.n_fft, hop_length=spec.frame_hop,
-                                         n_mels=spec.n_mels)
-    logmel = librosa.power_to_db(mel, ref=1.0, top_db=None)  # [n, n_mels, frames]
+    if spec.features == "mfcc":  # librosa.feature.mfcc(y=...): its dB map clipped 80 dB below the loudest value
+        bands = spectral.log_mel(clips, spec.sample_rate, spec.n_fft, spec.frame_hop, max(spec.n_mels, spec.n_mfcc),
+                                 top_db=80.0)
+        return spectral.mfcc(bands, spec.n_mfcc).reshape(len(clips), -1)
+    logmel = spectral.log_mel(clips, spec.sample_rate, spec.n_fft, spec.frame_hop, spec.n_mels)  # [n, mels, frames]
     if spec.features == "logmel":
-        return logmel.reshape(len(clips), -1).astype(np.float32)
-    mfcc = librosa.feature.mfcc(S=logmel, n_mfcc=spec.n_mfcc)  # stats: the classical features
-    both = np.concatenate([mfcc, logmel], axis=1)
+        return logmel.reshape(len(clips), -1)
+    both = np.concatenate([spectral.mfcc(logmel, spec.n_mfcc), logmel], axis=1)  # stats: the classical features
     return np.concatenate([both.mean(axis=2), both.std(axis=2)], axis=1).astype(np.float32)
 
 

@@ -67,3 +67,40 @@ class SplitIntoMinibatches:
 
     def __call__(self, batch: tuple[torch.Tensor, ...]) -> Minibatches:
         return Minibatches(batch, self.batch_size)
+
+
+def neighbour_pairs(track: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For clips stored in track order, `(first, second)` indices of two consecutive clips of the same track
+    that hold clip i: (i, the next clip), or (the previous clip, i) for a track's last clip (i alone if the
+    track has one clip)."""
+    n = len(track)
+    index = torch.arange(n)
+    same_next = torch.zeros(n, dtype=torch.bool)
+    same_next[:-1] = track[1:] == track[:-1]
+    same_prev = torch.zeros(n, dtype=torch.bool)
+    same_prev[1:] = same_next[:-1]
+    first = torch.where(same_next, index, torch.where(same_prev, index - 1, index))
+    second = torch.where(same_next, index + 1, index)
+    return first, second
+
+
+class RandomCrops(InMemoryClips):
+    """Training clips as random windows of their track: clip i and its neighbour joined along time, cut at a
+    random offset. The model meets the music at any phase, not at 20 fixed starts, with real audio on both
+    sides of every cut (a circular shift joins a clip's end to its own start). Time is the last axis of the
+    features (waveform, pooled waveform, (bands, frames) map); clips must be stored in track order."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, track: torch.Tensor, seed: int = 0) -> None:
+        super().__init__(x, y, track)
+        self.first, self.second = neighbour_pairs(track)
+        self.generator = torch.Generator().manual_seed(seed + 1)  # saved with the training order on resume
+
+    def __getitem__(self, index: Any) -> tuple[torch.Tensor, ...]:
+        x, y, track = self.tensors
+        index = torch.as_tensor(index).reshape(-1) if not isinstance(index, slice) else torch.arange(len(x))[index]
+        frames = x.shape[-1]
+        joined = torch.cat([x.index_select(0, self.first[index]), x.index_select(0, self.second[index])], dim=-1)
+        offsets = torch.randint(0, frames + 1, (len(index),), generator=self.generator)
+        window = (offsets[:, None] + torch.arange(frames)).view(len(index), *([1] * (x.dim() - 2)), frames)
+        crops = joined.gather(-1, window.expand(*joined.shape[:-1], frames))
+        return crops, y.index_select(0, index), track.index_select(0, index)

@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from genre_style.data.audio import ClipSpec
-from genre_style.data.batching import InMemoryClips, SplitIntoMinibatches, TensorBatches
+from genre_style.data.batching import InMemoryClips, RandomCrops, SplitIntoMinibatches, TensorBatches
 from genre_style.data.clip_table import ClipTable
 from genre_style.data.gtzan import discover_tracks, resolve_genres
 from genre_style.data.preprocess import load_or_build
@@ -58,6 +58,7 @@ class GenreDataModule(pl.LightningDataModule):
         n_mfcc: int = 20,
         standardize: bool = False,
         balance: bool = True,
+        random_crop: bool = False,
         split: str = "track",
         split_sizes: Sequence[float] = (0.75, 0.125, 0.125),
         batch_size: int = 64,
@@ -80,8 +81,12 @@ class GenreDataModule(pl.LightningDataModule):
             raise UserError(f"unknown front-end features={features!r}", f"use one of {list(FRONT_ENDS)}")
         self.spec = ClipSpec(sample_rate, segment_samples, hop_samples, clips_per_track, pool, features, n_fft,
                              frame_hop, n_mels, n_mfcc)
+        if random_crop and features == "stats":
+            raise UserError("data.random_crop=true needs features with a time axis; features=stats has none",
+                            "use features=logmel|mfcc|waveform|raw_pool, or data.random_crop=false")
         self.standardize = standardize
         self.balance = balance
+        self.random_crop = random_crop
         self.split = split
         self.split_sizes = list(split_sizes)
         self.batch_size = batch_size
@@ -96,6 +101,8 @@ class GenreDataModule(pl.LightningDataModule):
         self._feature_shape: tuple[int, ...] | None = None
         self._train_sampler: TensorBatches | None = None  # the training order, saved in resume checkpoints
         self._train_order: torch.Tensor | None = None  # a checkpoint's training order, for the next train loader
+        self._train_crops: RandomCrops | None = None  # its crop offsets' generator, saved beside the order
+        self._crop_state: torch.Tensor | None = None
         self.cache_hit: bool | None = None
         self.cache_key = "in-memory"  # the clip cache's file name: the same audio, front-end and genres share it
         self.indices: dict[str, np.ndarray] = {}
@@ -144,6 +151,8 @@ class GenreDataModule(pl.LightningDataModule):
             local = listed_split(table.track_ids, table.track_index, table.track_labels, table.genres,
                                  fault_filtered_split(), unusable)
         self.indices = {name: keep[idx] for name, idx in local.items()}
+        if self.random_crop:  # crops join a clip to its neighbour: keep the training clips in track order
+            self.indices["train"] = np.sort(self.indices["train"])
         features = table.features.reshape(len(table), *self.input_shape)
         if self.standardize:  # statistics from the train split only: nothing leaks from val/test
             self.mean, self.std = standardizer(features[self.indices["train"]])
@@ -185,6 +194,10 @@ class GenreDataModule(pl.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         dataset = InMemoryClips(*self.tensors[split])
+        if shuffle and self.random_crop:  # training only: evaluation always sees the stored clips
+            dataset = self._train_crops = RandomCrops(*self.tensors[split], seed=self.seed)
+            if self._crop_state is not None:
+                dataset.generator.set_state(self._crop_state)
         if not shuffle:
             sampler = TensorBatches(len(dataset), self.eval_batch_size, shuffle=False)
             # batch_size=None: each index tensor from the sampler is one batch, sliced in one go.
@@ -209,12 +222,17 @@ class GenreDataModule(pl.LightningDataModule):
         }
         if self._train_sampler is not None:
             state["train_order"] = self._train_sampler.generator.get_state()
+        if self._train_crops is not None:
+            state["train_crops"] = self._train_crops.generator.get_state()
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._train_order = state_dict.get("train_order")
         if self._train_order is not None and self._train_sampler is not None:
             self._train_sampler.generator.set_state(self._train_order)
+        self._crop_state = state_dict.get("train_crops")
+        if self._crop_state is not None and self._train_crops is not None:
+            self._train_crops.generator.set_state(self._crop_state)
         if state_dict.get("standardize_mean") is not None:
             self.mean = np.asarray(state_dict["standardize_mean"], dtype=np.float32)
             self.std = np.asarray(state_dict["standardize_std"], dtype=np.float32)

@@ -18,7 +18,7 @@ from genre_style.data.gtzan import Track
 from genre_style.errors import AudioError, UserError
 
 log = logging.getLogger(__name__)
-CACHE_FORMAT = 1  # bump when the meaning of cached arrays changes
+CACHE_FORMAT = 2  # bump when cached arrays change (2: spectral front-ends by data/spectral.py, not librosa)
 
 
 def cache_key(tracks: Sequence[Track], genres: Sequence[str], spec: ClipSpec) -> str:
