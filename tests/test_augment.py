@@ -111,6 +111,17 @@ def test_random_crops_are_windows_of_one_track_and_off_at_eval_time():
         assert torch.equal(torch.cat([b[0] for b in batches]), dm.tensors[split][0])
 
 
+def test_a_track_of_one_clip_is_cropped_to_itself():
+    from genre_style.data.batching import RandomCrops
+
+    x = torch.arange(4 * 5, dtype=torch.float32).view(4, 1, 5)
+    crops = RandomCrops(x, torch.zeros(4, dtype=torch.long), torch.tensor([0, 0, 1, 2]))
+    for _ in range(20):
+        windows, _, _ = crops[torch.arange(4)]
+        assert torch.equal(windows[2:], x[2:])  # tracks 1 and 2 hold one clip each: nothing else to cut from
+        assert windows[0, 0, 0] in x[0:2].flatten()
+
+
 def test_random_crops_need_a_time_axis():
     import pytest
 

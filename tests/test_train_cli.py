@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -60,8 +61,13 @@ def test_dsae_run_is_logged_with_the_papers_metrics_and_plots(dsae_run):
     for expected in ["plots/confusion_matrix.png", "plots/confusion_matrix.csv", "plots/pca_raw.png",
                      "plots/pca_bottleneck.png", "plots/pca_logits.png", "plots/learning_curves.png",
                      "report/classification_report.json", "config.yaml", "data/split_tracks.csv",
-                     "data/skipped_files.csv", "checkpoints/best.ckpt"]:
+                     "data/skipped_files.csv", "checkpoints/best.ckpt", "report/song_predictions.csv"]:
         assert expected in artifacts, expected
+    songs = list(csv.DictReader(open(client.download_artifacts(run.info.run_id, "report/song_predictions.csv"))))
+    test_songs = [row for row in songs if row["split"] == "test"]
+    assert {row["genre"] for row in test_songs} == set(GENRES)  # every test song once, with its verdict
+    assert np.mean([row["correct"] == "True" for row in test_songs]) == pytest.approx(metrics["final/test/track_acc"])
+    assert all(row["predicted"] == max(GENRES, key=lambda g: float(row[f"prob_{g}"])) for row in songs)
 
 
 def test_the_run_reads_well_in_mlflow(dsae_run):

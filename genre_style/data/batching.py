@@ -88,19 +88,24 @@ class RandomCrops(InMemoryClips):
     """Training clips as random windows of their track: clip i and its neighbour joined along time, cut at a
     random offset. The model meets the music at any phase, not at 20 fixed starts, with real audio on both
     sides of every cut (a circular shift joins a clip's end to its own start). Time is the last axis of the
-    features (waveform, pooled waveform, (bands, frames) map); clips must be stored in track order."""
+    features (waveform, pooled waveform, (bands, frames) map); clips must be stored in track order.
+
+    The clips are laid end to end once (`timeline`), so a batch of windows is one indexing of its unfolded view:
+    as fast as fetching the stored clips, where joining pairs per batch took 4x longer."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, track: torch.Tensor, seed: int = 0) -> None:
         super().__init__(x, y, track)
-        self.first, self.second = neighbour_pairs(track)
+        self.first, second = neighbour_pairs(track)
+        self.alone = self.first == second  # a track of one clip: that clip as it is
+        self.frames = x.shape[-1]
+        self.timeline = x.movedim(0, -2).reshape(*x.shape[1:-1], len(x) * self.frames)  # [..., clips * frames]
         self.generator = torch.Generator().manual_seed(seed + 1)  # saved with the training order on resume
 
     def __getitem__(self, index: Any) -> tuple[torch.Tensor, ...]:
-        x, y, track = self.tensors
-        index = torch.as_tensor(index).reshape(-1) if not isinstance(index, slice) else torch.arange(len(x))[index]
-        frames = x.shape[-1]
-        joined = torch.cat([x.index_select(0, self.first[index]), x.index_select(0, self.second[index])], dim=-1)
-        offsets = torch.randint(0, frames + 1, (len(index),), generator=self.generator)
-        window = (offsets[:, None] + torch.arange(frames)).view(len(index), *([1] * (x.dim() - 2)), frames)
-        crops = joined.gather(-1, window.expand(*joined.shape[:-1], frames))
-        return crops, y.index_select(0, index), track.index_select(0, index)
+        _, y, track = self.tensors
+        index = torch.arange(len(y))[index] if isinstance(index, slice) else torch.as_tensor(index).reshape(-1)
+        offsets = torch.randint(0, self.frames + 1, (len(index),), generator=self.generator)
+        offsets[self.alone[index]] = 0
+        starts = self.first[index] * self.frames + offsets
+        windows = self.timeline.unfold(-1, self.frames, 1)[..., starts, :].movedim(-2, 0).contiguous()
+        return windows, y.index_select(0, index), track.index_select(0, index)

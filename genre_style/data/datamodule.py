@@ -253,6 +253,11 @@ class GenreDataModule(pl.LightningDataModule):
         return list(self._load_table().genres)
 
     @property
+    def track_ids(self) -> list[str]:
+        """Track names by track index (the `track` of each batch)."""
+        return list(self._load_table().track_ids)
+
+    @property
     def skipped_files(self) -> list[dict]:
         return list(self._load_table().skipped)
 

@@ -113,7 +113,7 @@ def evaluate(
     genres = datamodule.class_names
     write_reports(outputs, raw["test"], model, genres, history, out_dir, title, best_epoch)
     if model.has_classifier:
-        metrics.update(song_level(outputs, genres, out_dir, title))
+        metrics.update(song_level(outputs, genres, out_dir, title, datamodule.track_ids))
     if embedding_metrics:
         metrics.update(embedding_quality(outputs, raw, model, knn_k))
     if disentanglement:
@@ -165,20 +165,36 @@ def genre_disentanglement(model: GenreModel, outputs: dict, out_dir: Path, title
     return scores
 
 
-def song_level(outputs: dict, genres: list[str], out_dir: Path, title: str) -> dict[str, float]:
-    """Whole-song accuracy (clip logits averaged per track) and the test split's song confusion matrix."""
+def song_level(outputs: dict, genres: list[str], out_dir: Path, title: str, track_ids: list[str]) -> dict[str, float]:
+    """Whole-song accuracy (clip logits averaged per track), the test split's song confusion matrix, and every
+    song's verdict in `report/song_predictions.csv` (which songs a model gets wrong, and how sure it was)."""
+    import csv
+
     from sklearn.metrics import confusion_matrix
 
     from genre_style.evaluation.embedding_metrics import track_level
 
-    scores = {}
+    scores, rows = {}, []
     for split in ("train", "val", "test"):
-        true, predicted = track_level(outputs[split]["logits"], outputs[split]["y"], outputs[split]["track"])
+        logits, labels, tracks = outputs[split]["logits"], outputs[split]["y"], outputs[split]["track"]
+        true, predicted = track_level(logits, labels, tracks)
         scores[f"{split}/track_acc"] = float((true == predicted).mean())
+        for track, genre, guess in zip(np.unique(tracks), true, predicted):
+            mean_logits = torch.as_tensor(logits[tracks == track].mean(axis=0))
+            probs = torch.softmax(mean_logits, dim=0).tolist()
+            rows.append({"split": split, "track_id": track_ids[track], "genre": genres[genre], "predicted": genres[guess],
+                         "correct": bool(genre == guess), "clips": int((tracks == track).sum()),
+                         **{f"prob_{g}": round(p, 4) for g, p in zip(genres, probs)}})
         if split == "test":
             counts = confusion_matrix(true, predicted, labels=range(len(genres)))
             write_confusion_matrix(counts, genres, out_dir / "plots/confusion_matrix_tracks",
                                    f"{title}: test confusion matrix by song ({len(true)} songs)")
+    path = out_dir / "report/song_predictions.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
     return scores
 
 
