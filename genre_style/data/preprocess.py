@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import logging
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from genre_style.data.audio import ClipSpec, track_clips
 from genre_style.data.clip_table import ClipTable
@@ -39,6 +41,26 @@ def _extract(job: tuple[str, ClipSpec]) -> tuple[np.ndarray | None, str | None]:
         return None, str(exc)
 
 
+def _worker_setup() -> None:
+    """Start-up of a preprocessing process. One BLAS thread: the mel projection is a small matrix product per
+    track, two workers each running BLAS's default thread per core made the log-mel front-end 2.6x slower than
+    one worker, and the product's last bits depend on the thread count (one thread: the same cache on every
+    machine). And keep freed arrays on the heap: glibc maps each array above its adaptive threshold fresh and
+    returns it when freed, so every track page-faulted its ~10 MB of spectral temporaries in again (2x slower)."""
+    threadpool_limits(1)
+    _keep_freed_memory()
+
+
+def _keep_freed_memory() -> None:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (macOS, musl): its allocator's defaults stay
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's mallopt parameters
+    libc.mallopt(m_mmap_threshold, 32 << 20)  # arrays up to 32 MB from the heap (glibc's largest allowed)
+    libc.mallopt(m_trim_threshold, 256 << 20)  # and up to 256 MB of freed heap kept for the next track
+
+
 def resolve_workers(workers: int | None) -> int:
     """0 or None means every core."""
     if not workers:
@@ -56,9 +78,11 @@ def build_clip_table(
     jobs = [(str(t.path), spec) for t in tracks]
     bar = dict(total=len(jobs), desc="preprocessing audio", unit="track", disable=not progress)
     if workers == 1:
-        results = [_extract(job) for job in tqdm(jobs, **bar)]
+        _keep_freed_memory()
+        with threadpool_limits(1):
+            results = [_extract(job) for job in tqdm(jobs, **bar)]
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with ProcessPoolExecutor(max_workers=workers, initializer=_worker_setup) as pool:
             results = list(tqdm(pool.map(_extract, jobs, chunksize=4), **bar))
 
     genre_index = {g: i for i, g in enumerate(genres)}

