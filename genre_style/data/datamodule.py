@@ -167,7 +167,7 @@ class GenreDataModule(pl.LightningDataModule):
         for name in SPLIT_NAMES:
             idx = self.indices[name]
             x = features[idx]  # a copy: standardised in place, no temporaries of the split's size
-            if self.standardize:
+            if self.mean is not None and self.std is not None:  # set above when standardising
                 np.subtract(x, self.mean, out=x)
                 np.divide(x, self.std, out=x)
             self.tensors[name] = (
