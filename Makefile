@@ -8,7 +8,7 @@ PORT ?= 5000
 STORE ?= sqlite:///$(CURDIR)/outputs/mlflow.db
 ARTIFACTS ?= $(CURDIR)/outputs/mlartifacts
 
-.PHONY: install demo test test-fast lint ui data bench clean
+.PHONY: install demo test test-fast lint format ui data bench clean
 
 install: $(STAMP)
 
@@ -30,10 +30,15 @@ test: $(STAMP) lint
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow" $(ARGS)
 
-# ruff (lint) on all the code, mypy (types) on the package: both run before the tests.
+# ruff (lint and format) on all the code, mypy (types) on the package: all run before the tests.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check genre_style tests benchmarks hydra_plugins
+	$(VENV)/bin/ruff format --check genre_style tests benchmarks hydra_plugins
 	$(VENV)/bin/mypy
+
+# Rewrite the code in ruff's format (what `make lint` checks).
+format: $(STAMP)
+	$(VENV)/bin/ruff format genre_style tests benchmarks hydra_plugins
 
 # GTZAN into outputs/data/gtzan (or $$GTZAN_ROOT); ARGS="--archive genres.tar.gz" uses a file you have.
 data: $(STAMP)

@@ -35,12 +35,28 @@ def main() -> None:
         print(f"best: skipped, no data at {args.data_root} (pass --data-root /path/to/gtzan-layout-folder)")
         return
     with tempfile.TemporaryDirectory(prefix="bench-best-") as out:
-        command = [sys.executable, "-m", "genre_style.train", "experiment=best", f"data.root={args.data_root}",
-                   f"data.genres=[{args.genres}]", f"seed={args.seed}", "logger=none", "trainer.enable_progress_bar=false",
-                   "data.progress=false", f"trainer={'default' if args.device == 'auto' else args.device}"]
+        command = [
+            sys.executable,
+            "-m",
+            "genre_style.train",
+            "experiment=best",
+            f"data.root={args.data_root}",
+            f"data.genres=[{args.genres}]",
+            f"seed={args.seed}",
+            "logger=none",
+            "trainer.enable_progress_bar=false",
+            "data.progress=false",
+            f"trainer={'default' if args.device == 'auto' else args.device}",
+        ]
         started = time.time()
-        subprocess.run(command, cwd=REPO, env={**os.environ, "GENRE_STYLE_OUTPUTS": out}, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            command,
+            cwd=REPO,
+            env={**os.environ, "GENRE_STYLE_OUTPUTS": out},
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         finished = time.time()
         run = next(Path(out, "runs").iterdir())
         artifacts = run / "artifacts"
@@ -49,9 +65,18 @@ def main() -> None:
         history = json.loads((artifacts / "report" / "history.json").read_text())
         metrics = json.loads((artifacts / "report" / "final_metrics.json").read_text())
     best_epoch = max(history, key=lambda row: row.get("val/acc", 0.0))["epoch"]
-    rows = [{"device": args.device, "epochs": len(history), "best_epoch": best_epoch,
-             "setup_s": fit_start - started, "to_best_epoch_s": best_end - fit_start,
-             "fit_and_eval_s": finished - fit_start, "val_acc": metrics["val/acc"], "goal": "to_best_epoch_s <= 300"}]
+    rows = [
+        {
+            "device": args.device,
+            "epochs": len(history),
+            "best_epoch": best_epoch,
+            "setup_s": fit_start - started,
+            "to_best_epoch_s": best_end - fit_start,
+            "fit_and_eval_s": finished - fit_start,
+            "val_acc": metrics["val/acc"],
+            "goal": "to_best_epoch_s <= 300",
+        }
+    ]
     report("best", rows, ["device", "epochs", "best_epoch", "setup_s", "to_best_epoch_s", "fit_and_eval_s", "val_acc", "goal"])
 
 

@@ -72,27 +72,65 @@ def main() -> None:
     cores = os.cpu_count() or 1
     read_once(args.corpus)
     floor = _run(FLOOR, str(args.corpus))
-    with tempfile.TemporaryDirectory() as one, tempfile.TemporaryDirectory() as many, tempfile.TemporaryDirectory() as mel, \
-            tempfile.TemporaryDirectory() as mel_n:
+    with (
+        tempfile.TemporaryDirectory() as one,
+        tempfile.TemporaryDirectory() as many,
+        tempfile.TemporaryDirectory() as mel,
+        tempfile.TemporaryDirectory() as mel_n,
+    ):
         cold_1 = _run(OURS, str(args.corpus), one, "1", "raw_pool")
         cold_n = _run(OURS, str(args.corpus), many, str(cores), "raw_pool")
         warm = _run(OURS, str(args.corpus), many, str(cores), "raw_pool")
         logmel = _run(OURS, str(args.corpus), mel, "1", "logmel")
         logmel_n = _run(OURS, str(args.corpus), mel_n, str(cores), "logmel")
     rows = [
-        {"case": "floor (soundfile + numpy, 1 process)", "seconds": floor["seconds"], "peak_mb": floor["peak_mb"], "clips": floor["clips"]},
-        {"case": "cold, 1 worker", "seconds": cold_1["seconds"], "peak_mb": cold_1["peak_mb"], "clips": cold_1["clips"],
-         "vs_floor": cold_1["seconds"] / floor["seconds"], "goal": "<= 1.5x floor, < 1024 MB"},
-        {"case": f"cold, {cores} workers", "seconds": cold_n["seconds"], "peak_mb": cold_n["peak_mb"], "clips": cold_n["clips"],
-         "vs_floor": cold_n["seconds"] / floor["seconds"], "goal": "< 1024 MB"},
-        {"case": "warm (cache hit)", "seconds": warm["seconds"], "peak_mb": warm["peak_mb"], "clips": warm["clips"],
-         "goal": "<= 0.5 s"},
-        {"case": "log-mel maps, cold, 1 worker", "seconds": logmel["seconds"], "peak_mb": logmel["peak_mb"], "clips": logmel["clips"],
-         "vs_floor": logmel["seconds"] / floor["seconds"], "vs_raw_cold": logmel["seconds"] / cold_1["seconds"],
-         "goal": "<= 2x raw cold, < 2048 MB"},
-        {"case": f"log-mel maps, cold, {cores} workers", "seconds": logmel_n["seconds"], "peak_mb": logmel_n["peak_mb"],
-         "clips": logmel_n["clips"], "vs_floor": logmel_n["seconds"] / floor["seconds"],
-         "vs_raw_cold": logmel_n["seconds"] / cold_n["seconds"], "goal": f"<= 2x raw cold ({cores} workers), < 2048 MB"},
+        {
+            "case": "floor (soundfile + numpy, 1 process)",
+            "seconds": floor["seconds"],
+            "peak_mb": floor["peak_mb"],
+            "clips": floor["clips"],
+        },
+        {
+            "case": "cold, 1 worker",
+            "seconds": cold_1["seconds"],
+            "peak_mb": cold_1["peak_mb"],
+            "clips": cold_1["clips"],
+            "vs_floor": cold_1["seconds"] / floor["seconds"],
+            "goal": "<= 1.5x floor, < 1024 MB",
+        },
+        {
+            "case": f"cold, {cores} workers",
+            "seconds": cold_n["seconds"],
+            "peak_mb": cold_n["peak_mb"],
+            "clips": cold_n["clips"],
+            "vs_floor": cold_n["seconds"] / floor["seconds"],
+            "goal": "< 1024 MB",
+        },
+        {
+            "case": "warm (cache hit)",
+            "seconds": warm["seconds"],
+            "peak_mb": warm["peak_mb"],
+            "clips": warm["clips"],
+            "goal": "<= 0.5 s",
+        },
+        {
+            "case": "log-mel maps, cold, 1 worker",
+            "seconds": logmel["seconds"],
+            "peak_mb": logmel["peak_mb"],
+            "clips": logmel["clips"],
+            "vs_floor": logmel["seconds"] / floor["seconds"],
+            "vs_raw_cold": logmel["seconds"] / cold_1["seconds"],
+            "goal": "<= 2x raw cold, < 2048 MB",
+        },
+        {
+            "case": f"log-mel maps, cold, {cores} workers",
+            "seconds": logmel_n["seconds"],
+            "peak_mb": logmel_n["peak_mb"],
+            "clips": logmel_n["clips"],
+            "vs_floor": logmel_n["seconds"] / floor["seconds"],
+            "vs_raw_cold": logmel_n["seconds"] / cold_n["seconds"],
+            "goal": f"<= 2x raw cold ({cores} workers), < 2048 MB",
+        },
     ]
     report("preprocess", rows, ["case", "seconds", "vs_floor", "vs_raw_cold", "peak_mb", "clips", "goal"])
 

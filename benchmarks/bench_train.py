@@ -28,10 +28,16 @@ from benchmarks.common import clip_table, compose, median, report
 # data (3200 clips) of the shape their front-end gives.
 ENCODERS: dict[str, dict[str, Any]] = {
     "mlp": {"overrides": ["data.split_sizes=[6000,1000,1000]"], "clips": 8000, "shape": (500,)},
-    "logmel_cnn": {"overrides": ["encoder=logmel_cnn", "features=logmel", "data.split_sizes=[2400,400,400]",
-                                 "model.recon_reduction=mean"], "clips": 3200, "shape": (64, 79)},
-    "sample_cnn": {"overrides": ["encoder=sample_cnn", "features=waveform", "data.split_sizes=[2400,400,400]",
-                                 "model.recon_reduction=mean"], "clips": 3200, "shape": (20000,)},
+    "logmel_cnn": {
+        "overrides": ["encoder=logmel_cnn", "features=logmel", "data.split_sizes=[2400,400,400]", "model.recon_reduction=mean"],
+        "clips": 3200,
+        "shape": (64, 79),
+    },
+    "sample_cnn": {
+        "overrides": ["encoder=sample_cnn", "features=waveform", "data.split_sizes=[2400,400,400]", "model.recon_reduction=mean"],
+        "clips": 3200,
+        "shape": (20000,),
+    },
 }
 
 
@@ -50,11 +56,13 @@ class BareLoop:
         from genre_style.data.datamodule import GenreDataModule
 
         cfg = compose([f"batch_size={batch_size}", "data.split=segment", *ENCODERS[encoder]["overrides"]])
-        dm = GenreDataModule.from_table(encoder_table(encoder), batch_size=batch_size, split="segment",
-                                        split_sizes=cfg.data.split_sizes, seed=cfg.seed)
+        dm = GenreDataModule.from_table(
+            encoder_table(encoder), batch_size=batch_size, split="segment", split_sizes=cfg.data.split_sizes, seed=cfg.seed
+        )
         dm.setup("fit")
-        self.model = instantiate(cfg.model, input_shape=dm.input_shape, num_classes=dm.num_classes,
-                                 class_names=dm.class_names).to(device)
+        self.model = instantiate(
+            cfg.model, input_shape=dm.input_shape, num_classes=dm.num_classes, class_names=dm.class_names
+        ).to(device)
         self.optimizer = instantiate(cfg.model.optimizer, params=self.model.parameters())  # the models' own
         self.x_train, self.y_train, _ = (t.to(device) for t in dm.tensors["train"])
         self.x_val, self.y_val, _ = (t.to(device) for t in dm.tensors["val"])
@@ -112,8 +120,9 @@ def block_timer(bare: BareLoop, block: int) -> Any:
     return BlockTimer()
 
 
-def project_blocks(batch_size: int, epochs: int, block: int, store: str, device: str,
-                   bare: BareLoop, encoder: str, overrides: list[str]) -> list[tuple[list[float], list[float]]]:
+def project_blocks(
+    batch_size: int, epochs: int, block: int, store: str, device: str, bare: BareLoop, encoder: str, overrides: list[str]
+) -> list[tuple[list[float], list[float]]]:
     """One training run of the project's path, its epochs timed in blocks, each followed by bare epochs."""
     from hydra.utils import instantiate
 
@@ -121,14 +130,30 @@ def project_blocks(batch_size: int, epochs: int, block: int, store: str, device:
     from genre_style.callbacks.metric_history import MetricHistory
     from genre_style.data.datamodule import GenreDataModule
 
-    cfg = compose([f"batch_size={batch_size}", f"trainer.max_epochs={epochs}", "trainer.enable_progress_bar=true",
-                   f"trainer.accelerator={'gpu' if device == 'cuda' else 'cpu'}", "data.split=segment",
-                   *ENCODERS[encoder]["overrides"], f"callbacks.model_checkpoint.dirpath={store}/ckpt",
-                   f"callbacks.last_checkpoint.dirpath={store}/ckpt",
-                   "callbacks.early_stopping.patience=1000",
-                   f"trainer.default_root_dir={store}", *overrides])
-    dm = GenreDataModule.from_table(encoder_table(encoder), **{k: v for k, v in cfg.data.items() if k in (
-        "batch_size", "minibatches_per_step", "eval_batch_size", "split", "split_sizes", "seed", "balance", "standardize")})
+    cfg = compose(
+        [
+            f"batch_size={batch_size}",
+            f"trainer.max_epochs={epochs}",
+            "trainer.enable_progress_bar=true",
+            f"trainer.accelerator={'gpu' if device == 'cuda' else 'cpu'}",
+            "data.split=segment",
+            *ENCODERS[encoder]["overrides"],
+            f"callbacks.model_checkpoint.dirpath={store}/ckpt",
+            f"callbacks.last_checkpoint.dirpath={store}/ckpt",
+            "callbacks.early_stopping.patience=1000",
+            f"trainer.default_root_dir={store}",
+            *overrides,
+        ]
+    )
+    dm = GenreDataModule.from_table(
+        encoder_table(encoder),
+        **{
+            k: v
+            for k, v in cfg.data.items()
+            if k
+            in ("batch_size", "minibatches_per_step", "eval_batch_size", "split", "split_sizes", "seed", "balance", "standardize")
+        },
+    )
     dm.setup("fit")
     model = instantiate(cfg.model, input_shape=dm.input_shape, num_classes=dm.num_classes, class_names=dm.class_names)
     logger = False  # logger=none composes to {}
@@ -138,8 +163,12 @@ def project_blocks(batch_size: int, epochs: int, block: int, store: str, device:
         logger.start(cfg, resumed_from=None)  # as train does: params, and system metrics where switched on
     timer = block_timer(bare, block)
     callbacks = [*instantiate_callbacks(cfg), MetricHistory(), timer]
-    trainer = instantiate({k: v for k, v in cfg.trainer.items() if k != "default_root_dir"}, callbacks=callbacks,
-                          logger=logger, default_root_dir=store)
+    trainer = instantiate(
+        {k: v for k, v in cfg.trainer.items() if k != "default_root_dir"},
+        callbacks=callbacks,
+        logger=logger,
+        default_root_dir=store,
+    )
     trainer.fit(model, datamodule=dm)
     if logger:
         logger.close("success")  # as train does: ends the run and flushes MLflow's queued writes
@@ -149,14 +178,24 @@ def project_blocks(batch_size: int, epochs: int, block: int, store: str, device:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--encoder", default="mlp", choices=sorted(ENCODERS))
-    parser.add_argument("--epochs", type=int, default=None, help="epochs per round; the first of each round is warm-up "
-                        "(default 13 for mlp, 5 for the conv encoders)")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="epochs per round; the first of each round is warm-up (default 13 for mlp, 5 for the conv encoders)",
+    )
     parser.add_argument("--rounds", type=int, default=None, help="training runs per batch size (default 5 for mlp, 1 for conv)")
-    parser.add_argument("--block", type=int, default=None, help="project epochs between bare blocks (default 4 for mlp, 2 for conv)")
+    parser.add_argument(
+        "--block", type=int, default=None, help="project epochs between bare blocks (default 4 for mlp, 2 for conv)"
+    )
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=None, help="default 64 256 for mlp, 64 for conv")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--overrides", nargs="*", default=[], help="extra Hydra overrides for the project's path, "
-                        "e.g. ~callbacks.last_checkpoint to see what resume checkpoints cost")
+    parser.add_argument(
+        "--overrides",
+        nargs="*",
+        default=[],
+        help="extra Hydra overrides for the project's path, e.g. ~callbacks.last_checkpoint to see what resume checkpoints cost",
+    )
     args = parser.parse_args()
     mlp = args.encoder == "mlp"
     args.epochs = args.epochs or (13 if mlp else 5)
@@ -168,8 +207,22 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     with tempfile.TemporaryDirectory(prefix="bench-train-") as store:  # one MLflow store: MLflow caches its engine per URI
         rows = [measure(batch_size, args, store) for batch_size in args.batch_sizes]
-    report("train", rows, ["encoder", "device", "batch_size", "project_s_per_epoch", "bare_s_per_epoch", "ratio",
-                           "median_block_ratio", "block_ratio_quartiles", "epochs", "goal"])
+    report(
+        "train",
+        rows,
+        [
+            "encoder",
+            "device",
+            "batch_size",
+            "project_s_per_epoch",
+            "bare_s_per_epoch",
+            "ratio",
+            "median_block_ratio",
+            "block_ratio_quartiles",
+            "epochs",
+            "goal",
+        ],
+    )
 
 
 def measure(batch_size: int, args: argparse.Namespace, store: str) -> dict[str, Any]:
@@ -180,11 +233,18 @@ def measure(batch_size: int, args: argparse.Namespace, store: str) -> dict[str, 
         blocks += project_blocks(batch_size, args.epochs, args.block, store, args.device, bare, args.encoder, args.overrides)
     ours, floor = [t for p, _ in blocks for t in p], [t for _, b in blocks for t in b]
     block_ratios = [sum(p) / sum(b) for p, b in blocks]
-    return {"encoder": args.encoder, "device": args.device, "batch_size": batch_size, "project_s_per_epoch": median(ours),
-            "bare_s_per_epoch": median(floor), "ratio": median(ours) / median(floor),
-            "median_block_ratio": median(block_ratios),
-            "block_ratio_quartiles": "{:.3f}-{:.3f}".format(*quartiles(block_ratios)),
-            "epochs": len(ours), "goal": "<= 1.10"}
+    return {
+        "encoder": args.encoder,
+        "device": args.device,
+        "batch_size": batch_size,
+        "project_s_per_epoch": median(ours),
+        "bare_s_per_epoch": median(floor),
+        "ratio": median(ours) / median(floor),
+        "median_block_ratio": median(block_ratios),
+        "block_ratio_quartiles": "{:.3f}-{:.3f}".format(*quartiles(block_ratios)),
+        "epochs": len(ours),
+        "goal": "<= 1.10",
+    }
 
 
 def quartiles(values: list[float]) -> tuple[float, float]:

@@ -23,8 +23,13 @@ def compose(overrides: Sequence[str] = ()) -> Any:
         return hydra_compose(config_name="train", overrides=fixed + list(overrides), return_hydra_config=False)
 
 
-def clip_table(n_clips: int = 8000, dim: int = 500, genres: Sequence[str] = ("classical", "jazz", "pop", "metal"), seed: int = 0,
-               shape: Sequence[int] | None = None):
+def clip_table(
+    n_clips: int = 8000,
+    dim: int = 500,
+    genres: Sequence[str] = ("classical", "jazz", "pop", "metal"),
+    seed: int = 0,
+    shape: Sequence[int] | None = None,
+):
     """8000 clips in R^500 (the paper's size), 20 per track, as a ClipTable in memory; `shape` gives each clip
     another shape (e.g. a (64, 79) log-mel map)."""
     shape = tuple(shape or (dim,))
@@ -35,11 +40,17 @@ def clip_table(n_clips: int = 8000, dim: int = 500, genres: Sequence[str] = ("cl
     track_labels = np.arange(n_tracks) % len(genres)
     track_index = np.repeat(np.arange(n_tracks), 20)
     labels = track_labels[track_index]
-    features = (0.05 * rng.standard_normal((n_clips, *shape), dtype=np.float32)
-                + 0.02 * labels.reshape(-1, *([1] * len(shape)))).astype(np.float32)
-    return ClipTable(features=features, labels=labels.astype(np.int64), track_index=track_index.astype(np.int64),
-                     genres=list(genres), track_ids=[f"t{i:05d}" for i in range(n_tracks)],
-                     track_labels=track_labels.astype(np.int64))
+    features = (
+        0.05 * rng.standard_normal((n_clips, *shape), dtype=np.float32) + 0.02 * labels.reshape(-1, *([1] * len(shape)))
+    ).astype(np.float32)
+    return ClipTable(
+        features=features,
+        labels=labels.astype(np.int64),
+        track_index=track_index.astype(np.int64),
+        genres=list(genres),
+        track_ids=[f"t{i:05d}" for i in range(n_tracks)],
+        track_labels=track_labels.astype(np.int64),
+    )
 
 
 def median(values: Sequence[float]) -> float:

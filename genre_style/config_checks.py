@@ -44,8 +44,10 @@ def _check_sizes(cfg: DictConfig, key: str, allow_empty: bool) -> None:
         return
     if OmegaConf.is_list(sizes):
         sizes = list(sizes)
-    if not isinstance(sizes, list) or (not sizes and not allow_empty) or any(
-        isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes
+    if (
+        not isinstance(sizes, list)
+        or (not sizes and not allow_empty)
+        or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes)
     ):
         raise UserError(f"{key} must be a list of positive integers, got {sizes!r}", f"e.g. {key}=[256,128]")
 
@@ -62,14 +64,32 @@ def validate_config(cfg: DictConfig, overrides: list[str] | None = None) -> None
     be refused instead of silently dropped.
     """
     _check_aliases_used(cfg, command_line() if overrides is None else overrides)
-    _check_range(cfg, "model.gamma", 0.0, 1.0, True, "gamma weighs reconstruction against cross-entropy: use a value in [0, 1], e.g. gamma=0.9")
+    _check_range(
+        cfg,
+        "model.gamma",
+        0.0,
+        1.0,
+        True,
+        "gamma weighs reconstruction against cross-entropy: use a value in [0, 1], e.g. gamma=0.9",
+    )
     _check_range(cfg, "model.dropout", 0.0, 1.0, False, "dropout is the share of units dropped: use [0, 1), e.g. dropout=0.1")
-    _check_range(cfg, "model.encoder.dropout", 0.0, 1.0, False, "dropout is the share of units dropped: use [0, 1), e.g. dropout=0.1")
+    _check_range(
+        cfg, "model.encoder.dropout", 0.0, 1.0, False, "dropout is the share of units dropped: use [0, 1), e.g. dropout=0.1"
+    )
     lr = _number(cfg, "model.optimizer.lr")
     if lr is not None and lr <= 0:
         raise UserError(f"{_name(cfg, 'model.optimizer.lr')}={lr} must be positive", "e.g. lr=1e-3")
-    for key in ("model.embedding_dim", "data.sample_rate", "data.segment_samples", "data.hop_samples",
-                "data.clips_per_track", "data.pool", "data.batch_size", "data.minibatches_per_step", "trainer.max_epochs"):
+    for key in (
+        "model.embedding_dim",
+        "data.sample_rate",
+        "data.segment_samples",
+        "data.hop_samples",
+        "data.clips_per_track",
+        "data.pool",
+        "data.batch_size",
+        "data.minibatches_per_step",
+        "trainer.max_epochs",
+    ):
         _check_positive_int(cfg, key)
     _check_sizes(cfg, "model.encoder.channels", allow_empty=False)
     for key in ("model.encoder.hidden_sizes", "model.classifier_sizes", "model.decoder_sizes"):
@@ -80,14 +100,18 @@ def validate_config(cfg: DictConfig, overrides: list[str] | None = None) -> None
     pool, segment = OmegaConf.select(cfg, "data.pool"), OmegaConf.select(cfg, "data.segment_samples")
     raw = OmegaConf.select(cfg, "data.features") in (None, "raw_pool")
     if raw and pool is not None and segment is not None and pool > segment:
-        raise UserError(f"data.pool={pool} is longer than a clip (data.segment_samples={segment})",
-                        "pool by at most the clip length, e.g. data.pool=40 for 20000-sample clips")
+        raise UserError(
+            f"data.pool={pool} is longer than a clip (data.segment_samples={segment})",
+            "pool by at most the clip length, e.g. data.pool=40 for 20000-sample clips",
+        )
     split = OmegaConf.select(cfg, "data.split")
     from genre_style.data.splits import SPLIT_MODES  # numpy only: stays light
 
     if split is not None and split not in SPLIT_MODES:
-        raise UserError(f"unknown data.split={split!r}",
-                        "use data.split=track (honest), segment (the paper's) or fault_filtered (GTZAN's standard)")
+        raise UserError(
+            f"unknown data.split={split!r}",
+            "use data.split=track (honest), segment (the paper's) or fault_filtered (GTZAN's standard)",
+        )
     _check_distributed(cfg)
     _check_manual_optimisation(cfg)
     _check_registration(cfg)
@@ -137,8 +161,10 @@ def _check_aliases_used(cfg: DictConfig, overrides: list[str]) -> None:
     for alias in ALIASES:
         if alias in typed and not uses_alias(cfg, alias):
             model = str(OmegaConf.select(cfg, "model._target_") or "?").rsplit(".", 1)[-1]
-            raise UserError(f"{alias}={OmegaConf.select(cfg, alias)} is not used by {model}: it would be ignored",
-                            f"drop {alias}=..., or choose a model that has it (gamma: model=dsae, or model=vae model.classifier=true)")
+            raise UserError(
+                f"{alias}={OmegaConf.select(cfg, alias)} is not used by {model}: it would be ignored",
+                f"drop {alias}=..., or choose a model that has it (gamma: model=dsae, or model=vae model.classifier=true)",
+            )
 
 
 def command_line() -> list[str]:
@@ -159,8 +185,10 @@ def _check_encoder_fits_features(cfg: DictConfig) -> None:
     features = OmegaConf.select(cfg, "data.features") or "raw_pool"
     wanted = ENCODER_INPUTS.get(target)
     if wanted and features not in wanted and "logreg" not in str(OmegaConf.select(cfg, "model._target_")):
-        raise UserError(f"encoder {target} cannot read features={features} (it needs {' or '.join(wanted)})",
-                        f"add features={wanted[0]}, or use encoder=mlp for features={features}")
+        raise UserError(
+            f"encoder {target} cannot read features={features} (it needs {' or '.join(wanted)})",
+            f"add features={wanted[0]}, or use encoder=mlp for features={features}",
+        )
 
 
 def _check_augment(cfg: DictConfig) -> None:
@@ -172,7 +200,9 @@ def _check_augment(cfg: DictConfig) -> None:
         if value is not None and value < 0:
             raise UserError(f"model.augment.{key}={value} must be >= 0", f"e.g. model.augment.{key}=0 to switch it off")
     for key in ("freq_mask_width", "time_mask_width"):
-        _check_range(cfg, f"model.augment.{key}", 0.0, 1.0, True, f"the widest mask as a share of the axis, e.g. model.augment.{key}=0.1")
+        _check_range(
+            cfg, f"model.augment.{key}", 0.0, 1.0, True, f"the widest mask as a share of the axis, e.g. model.augment.{key}=0.1"
+        )
 
 
 def _check_variational(cfg: DictConfig) -> None:
@@ -183,31 +213,41 @@ def _check_variational(cfg: DictConfig) -> None:
     if OmegaConf.select(cfg, "model.classifier") is True:
         genres = OmegaConf.select(cfg, "data.genres")
         if OmegaConf.is_list(genres) and len(genres) < 2:
-            raise UserError(f"model.classifier=true needs genre labels to learn from, but data.genres={list(genres)} has one",
-                            "give at least two genres (data.genres=[classical,jazz]), or model.classifier=false")
+            raise UserError(
+                f"model.classifier=true needs genre labels to learn from, but data.genres={list(genres)} has one",
+                "give at least two genres (data.genres=[classical,jazz]), or model.classifier=false",
+            )
         if OmegaConf.select(cfg, "model.gamma") == 1.0:
-            raise UserError("model.classifier=true with gamma=1 gives the classifier no weight in the loss: it learns nothing",
-                            "lower gamma (e.g. gamma=0.9), or model.classifier=false")
+            raise UserError(
+                "model.classifier=true with gamma=1 gives the classifier no weight in the loss: it learns nothing",
+                "lower gamma (e.g. gamma=0.9), or model.classifier=false",
+            )
 
 
 def _check_registration(cfg: DictConfig) -> None:
     """`register_as` needs a model logged to MLflow: say so instead of registering nothing."""
     name = OmegaConf.select(cfg, "register_as")
     if name and (OmegaConf.select(cfg, "logger.mlflow") is None or OmegaConf.select(cfg, "logger.mlflow.log_model") is False):
-        raise UserError(f"register_as={name} needs the run's model in MLflow, but this run logs none",
-                        "drop logger=none and logger.mlflow.log_model=false, or drop register_as")
+        raise UserError(
+            f"register_as={name} needs the run's model in MLflow, but this run logs none",
+            "drop logger=none and logger.mlflow.log_model=false, or drop register_as",
+        )
 
 
 def _check_manual_optimisation(cfg: DictConfig) -> None:
     """The models step their optimiser themselves (several minibatches per Lightning batch), so the Trainer's
     own clipping and accumulation don't apply; say what does instead of Lightning's traceback."""
     if OmegaConf.select(cfg, "trainer.gradient_clip_val"):
-        raise UserError("trainer.gradient_clip_val is not used by these models (they step their optimiser themselves)",
-                        f"use +model.gradient_clip_val={OmegaConf.select(cfg, 'trainer.gradient_clip_val')} (clips by norm)")
+        raise UserError(
+            "trainer.gradient_clip_val is not used by these models (they step their optimiser themselves)",
+            f"use +model.gradient_clip_val={OmegaConf.select(cfg, 'trainer.gradient_clip_val')} (clips by norm)",
+        )
     accumulate = OmegaConf.select(cfg, "trainer.accumulate_grad_batches")
     if accumulate not in (None, 1):
-        raise UserError(f"trainer.accumulate_grad_batches={accumulate} is not supported by these models",
-                        "raise batch_size instead (the data are in memory: a larger batch costs no extra loading)")
+        raise UserError(
+            f"trainer.accumulate_grad_batches={accumulate} is not supported by these models",
+            "raise batch_size instead (the data are in memory: a larger batch costs no extra loading)",
+        )
 
 
 def _check_distributed(cfg: DictConfig) -> None:
@@ -215,9 +255,12 @@ def _check_distributed(cfg: DictConfig) -> None:
     strategy = str(OmegaConf.select(cfg, "trainer.strategy") or "")
     if not strategy.startswith("ddp") or not in_multirun():
         return
-    raise UserError(f"trainer.strategy={strategy} cannot run inside a multirun sweep (-m)",
-                    "sweeps run trials side by side instead: raise hydra.sweeper.n_jobs or start more sweep workers "
-                    "on the same study; use trainer=ddp for single runs", whole_sweep=True)
+    raise UserError(
+        f"trainer.strategy={strategy} cannot run inside a multirun sweep (-m)",
+        "sweeps run trials side by side instead: raise hydra.sweeper.n_jobs or start more sweep workers "
+        "on the same study; use trainer=ddp for single runs",
+        whole_sweep=True,
+    )
 
 
 def in_multirun() -> bool:
@@ -261,8 +304,9 @@ def check_output_root(cfg: DictConfig) -> None:
     min_free_mb = OmegaConf.select(cfg, "paths.min_free_mb") or 0
     free_mb = shutil.disk_usage(root).free / 2**20
     if free_mb < min_free_mb:
-        raise UserError(f"only {free_mb:.0f} MB free under {root}; a run needs at least {min_free_mb} MB "
-                        "(paths.min_free_mb)", fix)
+        raise UserError(
+            f"only {free_mb:.0f} MB free under {root}; a run needs at least {min_free_mb} MB (paths.min_free_mb)", fix
+        )
 
 
 def flatten_config(cfg: Any) -> dict[str, Any]:

@@ -19,6 +19,9 @@ def quiet_console() -> None:
     """
     logging.getLogger("lightning").handlers.clear()
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda record: "Tip:" not in record.getMessage())
-    for message in ("Hint: Inferred schema contains integer column", "The specified dataset source can be interpreted",
-                    r"`isinstance\(treespec, LeafSpec\)` is deprecated"):  # the last: Lightning 2.6 on torch 2.13
+    for message in (
+        "Hint: Inferred schema contains integer column",
+        "The specified dataset source can be interpreted",
+        r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+    ):  # the last: Lightning 2.6 on torch 2.13
         warnings.filterwarnings("ignore", message=f".*{message}")  # MLflow colours some of them: match past the codes

@@ -61,8 +61,15 @@ def _fetch(urls: Sequence[str], md5: str | None, cache_dir: Path) -> Path:
     problems = []
     for url in urls:
         try:
-            return Path(pooch.retrieve(url, known_hash=f"md5:{md5}" if md5 else None, fname="genres.tar.gz",
-                                       path=cache_dir, progressbar=sys.stderr.isatty()))
+            return Path(
+                pooch.retrieve(
+                    url,
+                    known_hash=f"md5:{md5}" if md5 else None,
+                    fname="genres.tar.gz",
+                    path=cache_dir,
+                    progressbar=sys.stderr.isatty(),
+                )
+            )
         except ValueError as exc:  # pooch: the hash does not match (the file is deleted)
             problems.append(f"{url}: checksum mismatch ({str(exc).splitlines()[0]})")
         except requests.HTTPError as exc:
@@ -85,8 +92,9 @@ def _extract(archive: Path, staging: Path) -> None:
         raise UserError(f"{archive} is neither a .tar.gz nor a .zip archive", MANUAL)
 
 
-def install(root: Path, archive: Path | None = None, urls: Sequence[str] = MIRRORS, md5: str | None = GTZAN_MD5,
-            force: bool = False) -> Path:
+def install(
+    root: Path, archive: Path | None = None, urls: Sequence[str] = MIRRORS, md5: str | None = GTZAN_MD5, force: bool = False
+) -> Path:
     """Make `root` hold GTZAN; return the folder with the genre folders."""
     from genre_style.data.gtzan import find_genre_root
 
@@ -95,8 +103,10 @@ def install(root: Path, archive: Path | None = None, urls: Sequence[str] = MIRRO
         log.info("GTZAN is already in %s (delete it or pass --force to fetch again)", root)
         return find_genre_root(root)
     if root.exists() and any(root.iterdir()) and not (root / MARKER).exists() and not force:
-        raise UserError(f"{root} exists and is not empty, but was not filled by this command",
-                        "pass --root to another folder, remove it, or use it directly with data.root=" + str(root))
+        raise UserError(
+            f"{root} exists and is not empty, but was not filled by this command",
+            "pass --root to another folder, remove it, or use it directly with data.root=" + str(root),
+        )
     root.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=root.parent, prefix=f".{root.name}.download.") as tmp_name:
         tmp = Path(tmp_name)
@@ -109,8 +119,9 @@ def install(root: Path, archive: Path | None = None, urls: Sequence[str] = MIRRO
             source = str(archive)
             actual = md5sum(archive)
             if md5 and actual != md5:
-                log.warning("%s has md5 %s, not the original archive's %s (fine for Kaggle's zip); using it",
-                            archive, actual, md5)
+                log.warning(
+                    "%s has md5 %s, not the original archive's %s (fine for Kaggle's zip); using it", archive, actual, md5
+                )
         staging = tmp / "extracted"
         try:
             _extract(archive, staging)
@@ -133,7 +144,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=None, help="where to put GTZAN (default: $GTZAN_ROOT or outputs/data/gtzan)")
     parser.add_argument("--archive", type=Path, help="use this genres.tar.gz or Kaggle zip instead of downloading")
     parser.add_argument("--url", action="append", dest="urls", help="a mirror to try (repeatable; default: the known mirrors)")
-    parser.add_argument("--md5", default=GTZAN_MD5, help="expected MD5 of the archive (default: the original's); '' skips the check")
+    parser.add_argument(
+        "--md5", default=GTZAN_MD5, help="expected MD5 of the archive (default: the original's); '' skips the check"
+    )
     parser.add_argument("--force", action="store_true", help="fetch and unpack again even if GTZAN is there")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

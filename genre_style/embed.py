@@ -40,11 +40,15 @@ class Embedder:
         try:
             state = torch.load(str(checkpoint), map_location="cpu", weights_only=False)
         except (OSError, RuntimeError, EOFError) as exc:
-            raise UserError(f"cannot read checkpoint {checkpoint} ({exc})", "pass a best.ckpt from a run, or an MLflow run id") from None
+            raise UserError(
+                f"cannot read checkpoint {checkpoint} ({exc})", "pass a best.ckpt from a run, or an MLflow run id"
+            ) from None
         meta = state.get("genre_style")
         data_state = state.get("GenreDataModule")
         if not meta or not data_state:
-            raise UserError(f"{checkpoint} was not written by genre-style training", "pass a best.ckpt from a run, or an MLflow run id")
+            raise UserError(
+                f"{checkpoint} was not written by genre-style training", "pass a best.ckpt from a run, or an MLflow run id"
+            )
         module_name, class_name = meta["model_class"].rsplit(".", 1)
         model_class = getattr(importlib.import_module(module_name), class_name)
         self.model = model_class(**state["hyper_parameters"])
@@ -61,8 +65,9 @@ class Embedder:
         """Clip features of one file; a file shorter than one clip is zero-padded to one (with a warning)."""
         return self.signal_features(load_mono(path, self.spec.sample_rate), max_clips, str(path))
 
-    def signal_features(self, signal: np.ndarray, max_clips: int | None = None, name: str = "the audio",
-                        sample_rate: int | None = None) -> tuple[np.ndarray, int]:
+    def signal_features(
+        self, signal: np.ndarray, max_clips: int | None = None, name: str = "the audio", sample_rate: int | None = None
+    ) -> tuple[np.ndarray, int]:
         """Clip features of a mono waveform (resampled from `sample_rate` to the model's where they differ)."""
         signal = np.asarray(signal, dtype=np.float32)
         if sample_rate and sample_rate != self.spec.sample_rate:
@@ -97,7 +102,9 @@ def audio_files(inputs: Sequence[str | Path]) -> list[Path]:
         else:
             raise UserError(f"input {item} does not exist", "pass audio files or folders that hold them")
     if not files:
-        raise UserError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) in {[str(i) for i in inputs]}", "pass audio files or folders")
+        raise UserError(
+            f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) in {[str(i) for i in inputs]}", "pass audio files or folders"
+        )
     return files
 
 
@@ -121,9 +128,13 @@ def resolve_checkpoint(model: str, tracking_uri: str | None, workdir: Path) -> P
         try:
             return Path(open_client(uri).download_artifacts(model, "checkpoints/best.ckpt", str(workdir)))
         except Exception as exc:
-            raise UserError(f"cannot fetch checkpoints/best.ckpt of run {model} from {uri} ({str(exc).splitlines()[0]})",
-                            "check the run id and --tracking-uri (or MLFLOW_TRACKING_URI)") from None
-    raise UserError(f"{model} is neither a checkpoint file nor an MLflow run id", "pass a best.ckpt path or a 32-character run id")
+            raise UserError(
+                f"cannot fetch checkpoints/best.ckpt of run {model} from {uri} ({str(exc).splitlines()[0]})",
+                "check the run id and --tracking-uri (or MLFLOW_TRACKING_URI)",
+            ) from None
+    raise UserError(
+        f"{model} is neither a checkpoint file nor an MLflow run id", "pass a best.ckpt path or a 32-character run id"
+    )
 
 
 def embed_files(embedder: Embedder, files: Sequence[Path], max_clips: int | None = None) -> tuple[Any, Any, list[dict]]:
@@ -169,11 +180,20 @@ def write_table(frame: Any, path: Path) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m genre_style.embed", description=__doc__.splitlines()[0])
-    parser.add_argument("model", help="a checkpoint (.ckpt), an MLflow run id, or a logged model: models:/<name>/<version>, runs:/<run id>/model")
+    parser.add_argument(
+        "model", help="a checkpoint (.ckpt), an MLflow run id, or a logged model: models:/<name>/<version>, runs:/<run id>/model"
+    )
     parser.add_argument("inputs", nargs="+", help="audio files or folders")
-    parser.add_argument("--out", type=Path, default=Path("embeddings.parquet"),
-                        help="clip-level table (.parquet or .csv); the per-file table goes beside it as *_tracks.*")
-    parser.add_argument("--tracking-uri", help="MLflow store to fetch a run's checkpoint from (default: $MLFLOW_TRACKING_URI or outputs/mlflow.db)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("embeddings.parquet"),
+        help="clip-level table (.parquet or .csv); the per-file table goes beside it as *_tracks.*",
+    )
+    parser.add_argument(
+        "--tracking-uri",
+        help="MLflow store to fetch a run's checkpoint from (default: $MLFLOW_TRACKING_URI or outputs/mlflow.db)",
+    )
     parser.add_argument("--max-clips", type=int, default=None, help="at most this many clips per file (default: all)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -183,14 +203,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             embedder = load_embedder(args.model, args.tracking_uri, Path(tmp))
         clips, tracks, skipped = embed_files(embedder, files, args.max_clips)
         if clips.empty:
-            raise UserError(f"none of the {len(files)} file(s) could be decoded (first: {skipped[0]['reason']})", "check the files")
+            raise UserError(
+                f"none of the {len(files)} file(s) could be decoded (first: {skipped[0]['reason']})", "check the files"
+            )
     except UserError as exc:
         print(f"genre-style: error: {exc}", file=sys.stderr)
         return 2
     clip_path = write_table(clips, args.out)
     track_path = write_table(tracks, args.out.with_name(f"{args.out.stem}_tracks{args.out.suffix}"))
-    print(f"{len(clips)} clips from {len(tracks)} file(s) -> {clip_path}, {track_path}"
-          + (f"; skipped {len(skipped)}: " + ", ".join(s["path"] for s in skipped) if skipped else ""))
+    print(
+        f"{len(clips)} clips from {len(tracks)} file(s) -> {clip_path}, {track_path}"
+        + (f"; skipped {len(skipped)}: " + ", ".join(s["path"] for s in skipped) if skipped else "")
+    )
     return 0
 
 

@@ -27,8 +27,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             embedder = load_embedder(args.model, args.tracking_uri, Path(tmp))
         if not embedder.model.has_classifier:
-            raise UserError(f"{args.model} has no classifier (an autoencoder): it embeds but does not predict genres",
-                            "use python -m genre_style.embed for its embeddings")
+            raise UserError(
+                f"{args.model} has no classifier (an autoencoder): it embeds but does not predict genres",
+                "use python -m genre_style.embed for its embeddings",
+            )
         _, tracks, skipped = embed_files(embedder, files)
     except UserError as exc:
         print(f"genre-style: error: {exc}", file=sys.stderr)

@@ -50,8 +50,10 @@ def resume_advice(stop: Preempted, overrides: list[str], sweep: bool = False) ->
     """What to tell the user: the signal, and the command that continues the run (or the sweep)."""
     name = signal.Signals(stop.signum).name
     if sweep:
-        return (f"stopped by {name} during a sweep's trial: rerun the same sweep command to go on (the interrupted "
-                "trial is recorded as failed, finished trials are kept, the study still ends at n_trials)")
+        return (
+            f"stopped by {name} during a sweep's trial: rerun the same sweep command to go on (the interrupted "
+            "trial is recorded as failed, finished trials are kept, the study still ends at n_trials)"
+        )
     if stop.resume_folder is None:
         return f"stopped by {name} before the first resume checkpoint: rerun the command to start again"
     args = " ".join([*(o for o in overrides if not o.startswith("resume=")), f"resume={stop.resume_folder}"])

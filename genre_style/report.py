@@ -24,16 +24,33 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one li
 
 PAPER_TABLE_1 = {"TwoLayerNet": (52.0, 38.1, 36.4), "DeepSoftmaxAutoencoder": (94.9, 64.1, 65.3)}
 PAPER_TABLE_2 = {  # DSAE, test set: precision, recall, F1
-    "classical": (0.783, 0.775, 0.779), "jazz": (0.606, 0.627, 0.616),
-    "metal": (0.515, 0.554, 0.5337), "pop": (0.670, 0.608, 0.638),
+    "classical": (0.783, 0.775, 0.779),
+    "jazz": (0.606, 0.627, 0.616),
+    "metal": (0.515, 0.554, 0.5337),
+    "pop": (0.670, 0.608, 0.638),
 }
-MODEL_NAMES = {"TwoLayerNet": "Two-layer net", "Autoencoder": "Vanilla autoencoder", "DeepSoftmaxAutoencoder": "DSAE",
-               "LogisticRegressionBaseline": "Logistic regression (scikit-learn)", "VariationalAutoencoder": "VAE",
-               "BetaTCVAE": "beta-TCVAE"}
-SPLIT_NAMES = {"segment": "random clip split (the paper's protocol)", "track": "track split (no song in two splits)",
-               "fault_filtered": "fault-filtered split (GTZAN's artist-filtered benchmark)"}
-PLOTS = ("confusion_matrix.png", "confusion_matrix_tracks.png", "pca_raw.png", "pca_bottleneck.png", "pca_logits.png",
-         "learning_curves.png", "interpolation.png")
+MODEL_NAMES = {
+    "TwoLayerNet": "Two-layer net",
+    "Autoencoder": "Vanilla autoencoder",
+    "DeepSoftmaxAutoencoder": "DSAE",
+    "LogisticRegressionBaseline": "Logistic regression (scikit-learn)",
+    "VariationalAutoencoder": "VAE",
+    "BetaTCVAE": "beta-TCVAE",
+}
+SPLIT_NAMES = {
+    "segment": "random clip split (the paper's protocol)",
+    "track": "track split (no song in two splits)",
+    "fault_filtered": "fault-filtered split (GTZAN's artist-filtered benchmark)",
+}
+PLOTS = (
+    "confusion_matrix.png",
+    "confusion_matrix_tracks.png",
+    "pca_raw.png",
+    "pca_bottleneck.png",
+    "pca_logits.png",
+    "learning_curves.png",
+    "interpolation.png",
+)
 
 
 @dataclass
@@ -58,9 +75,13 @@ def select_runs(client: Any, experiment: str, run_ids: Sequence[str] | None, fil
         return [normalized(client.get_run(r)) for r in run_ids]
     found = client.get_experiment_by_name(experiment)
     if found is None:
-        raise UserError(f"no MLflow experiment {experiment!r} in this store", "train something first, or pass --experiment / --tracking-uri")
+        raise UserError(
+            f"no MLflow experiment {experiment!r} in this store", "train something first, or pass --experiment / --tracking-uri"
+        )
     query = "attributes.status = 'FINISHED'" + (f" and {filter_string}" if filter_string else "")
-    runs = client.search_runs([found.experiment_id], filter_string=query, order_by=["attributes.start_time DESC"], max_results=5000)
+    runs = client.search_runs(
+        [found.experiment_id], filter_string=query, order_by=["attributes.start_time DESC"], max_results=5000
+    )
     return [normalized(r) for r in runs if "model" in r.data.params or "model._target_" in r.data.params]
 
 
@@ -92,11 +113,39 @@ def group_runs(runs: Sequence[Any]) -> dict[tuple[str, str, str], dict[str, Any]
 
 
 # Params that do not change what is learned, or are the seed itself: runs differing only in these repeat one configuration.
-NOT_CONFIGURATION = ("seed", "data.seed", "run_name", "model._target_", "model.encoder._target_", "resume", "tags.", "paths.", "sweep_context.", "logger.", "callbacks.progress_bar.",
-                     "callbacks.model_checkpoint.dirpath", "callbacks.last_checkpoint.", "trainer.default_root_dir",
-                     "trainer.enable_progress_bar", "data.progress", "data.workers", "data.cache_dir", "hydra")
-REPEATED_METRICS = ("test/acc", "test/track_acc", "test/probe_acc_bottleneck", "test/knn_acc_bottleneck", "test/probe_acc_hidden",
-                    "test/knn_acc_hidden", "test/silhouette_bottleneck", "test/mig_genre", "test/active_dims", "val/acc")
+NOT_CONFIGURATION = (
+    "seed",
+    "data.seed",
+    "run_name",
+    "model._target_",
+    "model.encoder._target_",
+    "resume",
+    "tags.",
+    "paths.",
+    "sweep_context.",
+    "logger.",
+    "callbacks.progress_bar.",
+    "callbacks.model_checkpoint.dirpath",
+    "callbacks.last_checkpoint.",
+    "trainer.default_root_dir",
+    "trainer.enable_progress_bar",
+    "data.progress",
+    "data.workers",
+    "data.cache_dir",
+    "hydra",
+)
+REPEATED_METRICS = (
+    "test/acc",
+    "test/track_acc",
+    "test/probe_acc_bottleneck",
+    "test/knn_acc_bottleneck",
+    "test/probe_acc_hidden",
+    "test/knn_acc_hidden",
+    "test/silhouette_bottleneck",
+    "test/mig_genre",
+    "test/active_dims",
+    "val/acc",
+)
 
 
 def configuration_key(params: dict[str, str]) -> tuple[tuple[str, str], ...]:
@@ -144,15 +193,27 @@ def repeated_runs_section(runs: Sequence[Any]) -> Section | None:
         for metric in metrics:
             values = [r.data.metrics[metric] for r in config["by_seed"].values() if metric in r.data.metrics]
             cells.append(format_summary(metric, summarize(values)) if values else "")
-        rows.append([short_label(p), f"{p.get('data.split', '?')} · {data_name(p.get('data.root', '?'))}",
-                     ",".join(sorted(config["by_seed"], key=str)), *cells])
+        rows.append(
+            [
+                short_label(p),
+                f"{p.get('data.split', '?')} · {data_name(p.get('data.root', '?'))}",
+                ",".join(sorted(config["by_seed"], key=str)),
+                *cells,
+            ]
+        )
     if not any(len(c["by_seed"]) > 1 for c in configs.values()):
         return None
-    section.tables.append(("Each configuration over its seeds (accuracies and active dimensions in %; silhouette and MIG as they are)", ["configuration", "split · data", "seeds", *metrics], rows))
+    section.tables.append(
+        (
+            "Each configuration over its seeds (accuracies and active dimensions in %; silhouette and MIG as they are)",
+            ["configuration", "split · data", "seeds", *metrics],
+            rows,
+        )
+    )
     pairs = []
     keys = list(configs)
     for i, a in enumerate(keys):
-        for b in keys[i + 1:]:
+        for b in keys[i + 1 :]:
             if protocol[a] != protocol[b]:
                 continue
             for metric in ("test/acc", "test/track_acc"):
@@ -160,11 +221,23 @@ def repeated_runs_section(runs: Sequence[Any]) -> Section | None:
                 mb = {s: r.data.metrics[metric] for s, r in configs[b]["by_seed"].items() if metric in r.data.metrics}
                 diff = paired_difference(ma, mb)
                 if diff is not None and diff.n > 1:
-                    pairs.append([short_label(configs[a]["params"]), short_label(configs[b]["params"]), metric, diff.format(),
-                                  "yes" if diff.low > 0 or diff.high < 0 else "no"])
+                    pairs.append(
+                        [
+                            short_label(configs[a]["params"]),
+                            short_label(configs[b]["params"]),
+                            metric,
+                            diff.format(),
+                            "yes" if diff.low > 0 or diff.high < 0 else "no",
+                        ]
+                    )
     if pairs:
-        section.tables.append(("Paired comparisons on shared seeds (same splits): A - B in percentage points",
-                               ["A", "B", "metric", "A - B", "interval excludes 0"], pairs))
+        section.tables.append(
+            (
+                "Paired comparisons on shared seeds (same splits): A - B in percentage points",
+                ["A", "B", "metric", "A - B", "interval excludes 0"],
+                pairs,
+            )
+        )
     return section
 
 
@@ -180,10 +253,24 @@ def build_sections(client: Any, groups: dict, out_dir: Path) -> list[Section]:
             if "test/acc" not in m:  # the autoencoder is unsupervised: it has no accuracy
                 rows.append([MODEL_NAMES.get(model, model), "n/a", "n/a", "n/a", "n/a", "", run.info.run_id[:8]])
                 continue
-            rows.append([MODEL_NAMES.get(model, model), _pct(m.get("train/acc")), _pct(m.get("val/acc")), _pct(m.get("test/acc")),
-                         _pct(m.get("test/track_acc")), " / ".join(f"{v:.1f}" for v in paper) if paper else "", run.info.run_id[:8]])
-        section.tables.append(("Table 1: accuracy (%) on clips, train / dev / test, and on whole songs",
-                               ["model", "train", "dev", "test", "test (songs)", "paper train / dev / test", "run"], rows))
+            rows.append(
+                [
+                    MODEL_NAMES.get(model, model),
+                    _pct(m.get("train/acc")),
+                    _pct(m.get("val/acc")),
+                    _pct(m.get("test/acc")),
+                    _pct(m.get("test/track_acc")),
+                    " / ".join(f"{v:.1f}" for v in paper) if paper else "",
+                    run.info.run_id[:8],
+                ]
+            )
+        section.tables.append(
+            (
+                "Table 1: accuracy (%) on clips, train / dev / test, and on whole songs",
+                ["model", "train", "dev", "test", "test (songs)", "paper train / dev / test", "run"],
+                rows,
+            )
+        )
         dsae = models.get("DeepSoftmaxAutoencoder")
         if dsae is not None:
             genres = sorted({k.split("_", 1)[1] for k in dsae.data.metrics if k.startswith("test/f1_") and k != "test/f1_macro"})
@@ -193,24 +280,43 @@ def build_sections(client: Any, groups: dict, out_dir: Path) -> list[Section]:
                 ours = [m.get(f"test/{kind}_{genre}") for kind in ("precision", "recall", "f1")]
                 paper = PAPER_TABLE_2.get(genre)
                 rows.append([genre, *map(_num, ours), " / ".join(f"{v:.3f}" for v in paper) if paper else ""])
-            section.tables.append(("Table 2: DSAE per-genre precision, recall, F1 on the test clips",
-                                   ["genre", "precision", "recall", "F1", "paper P / R / F1"], rows))
+            section.tables.append(
+                (
+                    "Table 2: DSAE per-genre precision, recall, F1 on the test clips",
+                    ["genre", "precision", "recall", "F1", "paper P / R / F1"],
+                    rows,
+                )
+            )
         spaces = ("raw", "hidden", "bottleneck", "logits")
         rows = []
         for model, run in sorted(models.items()):
             m = run.data.metrics
             for space in spaces:
                 if f"test/knn_acc_{space}" in m:
-                    rows.append([MODEL_NAMES.get(model, model), space, _num(m.get(f"test/silhouette_{space}")),
-                                 _pct(m.get(f"test/knn_acc_{space}")), _pct(m.get(f"test/probe_acc_{space}"))])
+                    rows.append(
+                        [
+                            MODEL_NAMES.get(model, model),
+                            space,
+                            _num(m.get(f"test/silhouette_{space}")),
+                            _pct(m.get(f"test/knn_acc_{space}")),
+                            _pct(m.get(f"test/probe_acc_{space}")),
+                        ]
+                    )
         if rows:
-            section.tables.append(("Embeddings in numbers (test): silhouette, k-NN accuracy (%), linear-probe accuracy (%)",
-                                   ["model", "space", "silhouette", "k-NN acc", "probe acc"], rows))
+            section.tables.append(
+                (
+                    "Embeddings in numbers (test): silhouette, k-NN accuracy (%), linear-probe accuracy (%)",
+                    ["model", "space", "silhouette", "k-NN acc", "probe acc"],
+                    rows,
+                )
+            )
         for model, run in sorted(models.items()):
             for name in PLOTS:
                 local = _fetch_plot(client, run.info.run_id, name, out_dir / "plots" / run.info.run_id[:8])
                 if local:
-                    section.images.append((f"{MODEL_NAMES.get(model, model)}: {name[:-4].replace('_', ' ')}", str(local.relative_to(out_dir))))
+                    section.images.append(
+                        (f"{MODEL_NAMES.get(model, model)}: {name[:-4].replace('_', ' ')}", str(local.relative_to(out_dir)))
+                    )
         sections.append(section)
     return sections
 
@@ -238,18 +344,23 @@ def to_markdown(sections: Sequence[Section], title: str) -> str:
 
 def to_html(sections: Sequence[Section], title: str) -> str:
     e = html.escape
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>"
-             "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;margin:.5em 0 1.5em}"
-             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}td:first-child{text-align:left}"
-             "img{max-width:48%;margin:4px;border:1px solid #eee}</style></head><body>", f"<h1>{e(title)}</h1>"]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>"
+        "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;margin:.5em 0 1.5em}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}td:first-child{text-align:left}"
+        "img{max-width:48%;margin:4px;border:1px solid #eee}</style></head><body>",
+        f"<h1>{e(title)}</h1>",
+    ]
     for section in sections:
         parts.append(f"<h2>{e(section.title.replace('`', ''))}</h2>")
         for caption, header, rows in section.tables:
             parts.append(f"<p><b>{e(caption)}</b></p><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
             parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows]
             parts.append("</table>")
-        parts += [f"<figure style='display:inline-block;width:48%'><img style='max-width:100%' src='{e(p)}'><figcaption>{e(c)}</figcaption></figure>"
-                  for c, p in section.images]
+        parts += [
+            f"<figure style='display:inline-block;width:48%'><img style='max-width:100%' src='{e(p)}'><figcaption>{e(c)}</figcaption></figure>"
+            for c, p in section.images
+        ]
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -273,7 +384,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         client = open_client(uri)
         runs = select_runs(client, args.experiment, args.run_ids, args.filter)
         if not runs:
-            raise UserError(f"no finished training runs match in experiment {args.experiment!r}", "train first, or loosen --filter")
+            raise UserError(
+                f"no finished training runs match in experiment {args.experiment!r}", "train first, or loosen --filter"
+            )
         sections = build_sections(client, group_runs(runs), out_dir)
         repeated = repeated_runs_section(runs)
         if repeated is not None:

@@ -77,11 +77,30 @@ class RunFolder:
 
 
 # What a resume may change: the training budget and where things go, not what is learned.
-RESUME_MAY_CHANGE = ("trainer.max_epochs", "trainer.min_epochs", "trainer.max_time", "trainer.max_steps",
-                     "callbacks.early_stopping.patience", "callbacks.last_checkpoint.min_interval_s",
-                     "callbacks.progress_bar.", "trainer.enable_progress_bar", "trainer.accelerator", "trainer.devices",
-                     "evaluation.", "logger.", "paths.", "resume", "run_name", "tags.", "optimized_metric",
-                     "data.workers", "data.progress", "data.cache_dir", "data.eval_batch_size", "sweep_context.")
+RESUME_MAY_CHANGE = (
+    "trainer.max_epochs",
+    "trainer.min_epochs",
+    "trainer.max_time",
+    "trainer.max_steps",
+    "callbacks.early_stopping.patience",
+    "callbacks.last_checkpoint.min_interval_s",
+    "callbacks.progress_bar.",
+    "trainer.enable_progress_bar",
+    "trainer.accelerator",
+    "trainer.devices",
+    "evaluation.",
+    "logger.",
+    "paths.",
+    "resume",
+    "run_name",
+    "tags.",
+    "optimized_metric",
+    "data.workers",
+    "data.progress",
+    "data.cache_dir",
+    "data.eval_batch_size",
+    "sweep_context.",
+)
 
 
 def check_resume_settings(folder: RunFolder, cfg: DictConfig) -> None:
@@ -95,13 +114,16 @@ def check_resume_settings(folder: RunFolder, cfg: DictConfig) -> None:
     before, now = flatten_config(OmegaConf.load(saved)), flatten_config(cfg)
     here = str(cfg.paths.output_dir)  # the new job's folder: the resumed run goes on in its own
     now = {k: v.replace(here, str(folder.path)) if isinstance(v, str) else v for k, v in now.items()}
-    changed = [key for key in sorted(set(before) | set(now))
-               if before.get(key) != now.get(key) and not key.startswith(RESUME_MAY_CHANGE)]
+    changed = [
+        key for key in sorted(set(before) | set(now)) if before.get(key) != now.get(key) and not key.startswith(RESUME_MAY_CHANGE)
+    ]
     if changed:
         lines = "\n".join(f"  {key}: {before.get(key)!r} when the run started, {now.get(key)!r} now" for key in changed)
-        raise UserError(f"resume={folder.path} would change what the run learns:\n{lines}",
-                        "resume with the run's own settings (a resume may change trainer.max_epochs, "
-                        "callbacks.early_stopping.patience, time limits), or start a new run without resume=")
+        raise UserError(
+            f"resume={folder.path} would change what the run learns:\n{lines}",
+            "resume with the run's own settings (a resume may change trainer.max_epochs, "
+            "callbacks.early_stopping.patience, time limits), or start a new run without resume=",
+        )
 
 
 def find_resume(cfg: DictConfig) -> RunFolder | None:
@@ -113,14 +135,18 @@ def find_resume(cfg: DictConfig) -> RunFolder | None:
         candidates = [RunFolder(p.parent) for p in Path(cfg.paths.output_root, "runs").glob("*/run_info.json")]
         candidates = [r for r in candidates if r.resumable]
         if not candidates:
-            raise UserError(f"resume=last: no interrupted run with a checkpoint under {cfg.paths.output_root}/runs",
-                            "pass the run folder itself: resume=outputs/runs/<timestamp>")
+            raise UserError(
+                f"resume=last: no interrupted run with a checkpoint under {cfg.paths.output_root}/runs",
+                "pass the run folder itself: resume=outputs/runs/<timestamp>",
+            )
         folder = max(candidates, key=lambda r: r.last_checkpoint.stat().st_mtime)
     else:
         folder = RunFolder(Path(str(target)).expanduser())
     if not folder.last_checkpoint.exists():
-        raise UserError(f"resume={target}: {folder.last_checkpoint} does not exist",
-                        "pass a run folder of an interrupted run (outputs/runs/<timestamp>), or resume=last")
+        raise UserError(
+            f"resume={target}: {folder.last_checkpoint} does not exist",
+            "pass a run folder of an interrupted run (outputs/runs/<timestamp>), or resume=last",
+        )
     check_resume_settings(folder, cfg)
     log.info("resuming %s from %s", folder.path, folder.last_checkpoint)
     return folder

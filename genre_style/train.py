@@ -46,8 +46,12 @@ def train(cfg: DictConfig) -> float:
             datamodule = instantiate(cfg.data)
             datamodule.prepare_data()
             datamodule.setup("fit")
-            model = instantiate(cfg.model, input_shape=datamodule.input_shape, num_classes=datamodule.num_classes,
-                                class_names=datamodule.class_names)
+            model = instantiate(
+                cfg.model,
+                input_shape=datamodule.input_shape,
+                num_classes=datamodule.num_classes,
+                class_names=datamodule.class_names,
+            )
             history = MetricHistory()
             callbacks = [*instantiate_callbacks(cfg), history, *trial_callbacks(cfg)]
             trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=[tracker] if tracker else False)

@@ -67,8 +67,9 @@ def _mlflow_store_template(tmp_path_factory: pytest.TempPathFactory) -> None:
 _STORE_TEMPLATE: Path | None = None
 
 
-def run_cli(args: list[str], output_root: Path, module: str = "genre_style.train", env: dict | None = None,
-            timeout: float = 300) -> subprocess.CompletedProcess:
+def run_cli(
+    args: list[str], output_root: Path, module: str = "genre_style.train", env: dict | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     """Run `python -m <module> <args>` as a user would, with every output under `output_root`."""
     store = Path(output_root) / "mlflow.db"
     if _STORE_TEMPLATE is not None and not store.exists() and Path(output_root).parent.is_dir():
@@ -80,5 +81,6 @@ def run_cli(args: list[str], output_root: Path, module: str = "genre_style.train
     for shared in ("MLFLOW_TRACKING_URI", "OPTUNA_STORAGE"):  # a developer's team settings stay out of tests
         if not (env and shared in env):
             full_env.pop(shared, None)
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=full_env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout
+    )

@@ -78,10 +78,32 @@ def postgres_server(databases: tuple[str, ...]) -> Iterator[dict[str, str]]:
             unavailable(f"{Path(cmd[0]).name} failed: {(result.stderr or result.stdout)[-1500:]} {tail}")
 
     try:
-        run(str(bindir / "initdb"), "-D", str(data), "-U", PG_USER, f"--pwfile={pwfile}", "--auth-host=scram-sha-256",
-            "--auth-local=trust", "--no-sync", "-E", "UTF8")
-        run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60", "-o",
-            f"-p {port} -k {home} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200", "start")
+        run(
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            PG_USER,
+            f"--pwfile={pwfile}",
+            "--auth-host=scram-sha-256",
+            "--auth-local=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        )
+        run(
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(log),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-p {port} -k {home} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            "start",
+        )
         started = True
         import psycopg2
 
@@ -94,8 +116,9 @@ def postgres_server(databases: tuple[str, ...]) -> Iterator[dict[str, str]]:
         yield {name: f"{url}/{name}" for name in databases}
     finally:
         if started:
-            subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                           capture_output=True, timeout=60)
+            subprocess.run(
+                [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True, timeout=60
+            )
         shutil.rmtree(home, ignore_errors=True)
 
 
@@ -106,10 +129,26 @@ def mlflow_server(backend_store_uri: str, artifacts: Path, timeout: float = 120)
     log_path = artifacts.parent / "mlflow-server.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_store_uri,
-             "--serve-artifacts", "--artifacts-destination", str(artifacts), "--host", "127.0.0.1",
-             "--port", str(port), "--workers", "1"],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "MLFLOW_TRACKING_URI": ""},
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--backend-store-uri",
+                backend_store_uri,
+                "--serve-artifacts",
+                "--artifacts-destination",
+                str(artifacts),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "MLFLOW_TRACKING_URI": ""},
         )
     url = f"http://127.0.0.1:{port}"
     try:

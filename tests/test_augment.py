@@ -12,8 +12,15 @@ from genre_style.models.augment import Augment
 from genre_style.models.dsae import DeepSoftmaxAutoencoder
 
 CNN = {"_target_": "genre_style.models.encoders.LogMelCNN", "channels": [4, 8], "dropout": 0.0}
-HEAVY = {"features": "logmel", "time_shift": True, "freq_masks": 2, "freq_mask_width": 0.3, "time_masks": 2,
-         "time_mask_width": 0.3, "mixup_alpha": 0.4}
+HEAVY = {
+    "features": "logmel",
+    "time_shift": True,
+    "freq_masks": 2,
+    "freq_mask_width": 0.3,
+    "time_masks": 2,
+    "time_mask_width": 0.3,
+    "mixup_alpha": 0.4,
+}
 
 
 def test_off_by_default_and_draws_no_random_numbers():
@@ -56,22 +63,44 @@ def test_augmentation_is_off_at_eval_time():
     """Validation of a model trained with heavy augmentation equals that of the same weights without it."""
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(2), 40)
-    table = ClipTable(features=rng.standard_normal((80, 16, 12)).astype(np.float32) + labels[:, None, None],
-                      labels=labels, track_index=np.arange(80) // 4, genres=["a", "b"],
-                      track_ids=[f"t{i}" for i in range(20)], track_labels=np.repeat(np.arange(2), 10))
+    table = ClipTable(
+        features=rng.standard_normal((80, 16, 12)).astype(np.float32) + labels[:, None, None],
+        labels=labels,
+        track_index=np.arange(80) // 4,
+        genres=["a", "b"],
+        track_ids=[f"t{i}" for i in range(20)],
+        track_labels=np.repeat(np.arange(2), 10),
+    )
     dm = GenreDataModule.from_table(table, split="segment", batch_size=8, minibatches_per_step=2, seed=0)
     dm.setup("fit")
-    common = dict(input_shape=dm.input_shape, num_classes=2, class_names=["a", "b"], encoder=CNN, embedding_dim=8,
-                  recon_reduction="mean", dropout=0.0)  # no dropout: a training step differs only by augmentation
+    common = dict(
+        input_shape=dm.input_shape,
+        num_classes=2,
+        class_names=["a", "b"],
+        encoder=CNN,
+        embedding_dim=8,
+        recon_reduction="mean",
+        dropout=0.0,
+    )  # no dropout: a training step differs only by augmentation
     pl.seed_everything(0, verbose=False)
     augmented = DeepSoftmaxAutoencoder(augment=HEAVY, **common)
-    trainer = pl.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False)
+    trainer = pl.Trainer(
+        max_epochs=2,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(augmented, datamodule=dm)
     plain = DeepSoftmaxAutoencoder(**common)
     plain.load_state_dict(augmented.state_dict())
-    scores = [pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
-              .validate(m, datamodule=dm, verbose=False)[0] for m in (augmented, plain, augmented)]
+    scores = [
+        pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False).validate(
+            m, datamodule=dm, verbose=False
+        )[0]
+        for m in (augmented, plain, augmented)
+    ]
     assert scores[0] == scores[1] == scores[2]
     batch = tuple(t[:16] for t in dm.tensors["train"])
     augmented.train()
@@ -87,14 +116,20 @@ def crop_table(n_tracks: int = 8, clips: int = 4, frames: int = 10) -> ClipTable
     time = np.arange(clips * frames, dtype=np.float32).reshape(clips, frames)
     features = np.stack([np.broadcast_to(t * 1000 + time[:, None, :], (clips, 3, frames)) for t in range(n_tracks)])
     labels = np.repeat(np.arange(2), n_tracks // 2 * clips)
-    return ClipTable(features=features.reshape(-1, 3, frames).copy(), labels=labels,
-                     track_index=np.repeat(np.arange(n_tracks), clips), genres=["a", "b"],
-                     track_ids=[f"t{i}" for i in range(n_tracks)], track_labels=np.repeat(np.arange(2), n_tracks // 2))
+    return ClipTable(
+        features=features.reshape(-1, 3, frames).copy(),
+        labels=labels,
+        track_index=np.repeat(np.arange(n_tracks), clips),
+        genres=["a", "b"],
+        track_ids=[f"t{i}" for i in range(n_tracks)],
+        track_labels=np.repeat(np.arange(2), n_tracks // 2),
+    )
 
 
 def test_random_crops_are_windows_of_one_track_and_off_at_eval_time():
-    dm = GenreDataModule.from_table(crop_table(), split="track", split_sizes=[4, 2, 2], batch_size=4,
-                                    minibatches_per_step=1, seed=0, random_crop=True)
+    dm = GenreDataModule.from_table(
+        crop_table(), split="track", split_sizes=[4, 2, 2], batch_size=4, minibatches_per_step=1, seed=0, random_crop=True
+    )
     dm.setup("fit")
     offsets = set()
     for _ in range(5):

@@ -33,8 +33,10 @@ def test_track_level_averages_clip_logits_per_song():
     assert true.tolist() == [0, 1] and predicted.tolist() == [1, 0]
 
 
-@pytest.mark.parametrize("front_end,shape", [("raw_pool", (500,)), ("logmel", (40, 20)), ("mfcc", (20, 20)), ("waveform", (20000,)),
-                                             ("stats", (2 * (20 + 40),))])
+@pytest.mark.parametrize(
+    "front_end,shape",
+    [("raw_pool", (500,)), ("logmel", (40, 20)), ("mfcc", (20, 20)), ("waveform", (20000,)), ("stats", (2 * (20 + 40),))],
+)
 def test_front_ends_give_one_fixed_size_array_per_clip(front_end, shape):
     spec = ClipSpec(features=front_end)
     clips = 0.1 * np.random.default_rng(0).standard_normal((3, 20000)).astype(np.float32)
@@ -48,7 +50,9 @@ def test_stats_are_the_mean_and_sd_over_time_of_mfcc_and_logmel():
 
     spec = ClipSpec(features="stats", n_fft=1024, frame_hop=512, n_mels=16, n_mfcc=5)
     clips = 0.1 * np.random.default_rng(1).standard_normal((2, 20000)).astype(np.float32)
-    mel = librosa.power_to_db(librosa.feature.melspectrogram(y=clips, sr=22050, n_fft=1024, hop_length=512, n_mels=16), ref=1.0, top_db=None)
+    mel = librosa.power_to_db(
+        librosa.feature.melspectrogram(y=clips, sr=22050, n_fft=1024, hop_length=512, n_mels=16), ref=1.0, top_db=None
+    )
     both = np.concatenate([librosa.feature.mfcc(S=mel, n_mfcc=5), mel], axis=1)
     expected = np.concatenate([both.mean(axis=2), both.std(axis=2)], axis=1)
     np.testing.assert_allclose(clip_features(clips, spec), expected, rtol=1e-4, atol=1e-3)
@@ -84,16 +88,22 @@ def paper_runs(tmp_path_factory):
 def test_paper_experiment_trains_the_three_models_on_the_papers_protocol(paper_runs):
     client = MlflowClient(tracking_uri=f"sqlite:///{paper_runs / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("genre-style").experiment_id], "tags.experiment = 'paper'")
-    assert sorted(r.data.params["model"] for r in runs) == [
-        "Autoencoder", "DeepSoftmaxAutoencoder", "TwoLayerNet"]
+    assert sorted(r.data.params["model"] for r in runs) == ["Autoencoder", "DeepSoftmaxAutoencoder", "TwoLayerNet"]
     for run in runs:
         p = run.data.params
         assert (p["data.split"], p["data.pool"], p["data.clips_per_track"], p["dropout"]) == ("segment", "40", "20", "0.1")
         assert p.get("gamma") == ("0.9" if p["model"] == "DeepSoftmaxAutoencoder" else None)  # only where it is used
     dsae = next(r for r in runs if r.data.params["model"] == "DeepSoftmaxAutoencoder")
     metrics = dsae.data.metrics
-    for key in ("test/track_acc", "test/silhouette_bottleneck", "test/knn_acc_bottleneck", "test/probe_acc_bottleneck",
-                "test/knn_acc_raw", "test/probe_acc_logits", "val/knn_acc_bottleneck"):
+    for key in (
+        "test/track_acc",
+        "test/silhouette_bottleneck",
+        "test/knn_acc_bottleneck",
+        "test/probe_acc_bottleneck",
+        "test/knn_acc_raw",
+        "test/probe_acc_logits",
+        "val/knn_acc_bottleneck",
+    ):
         assert f"final/{key}" in metrics, key
     artifacts = {a.path for a in client.list_artifacts(dsae.info.run_id, "plots")}
     assert {"plots/confusion_matrix_tracks.png", "plots/interpolation.png"} <= artifacts
@@ -117,8 +127,9 @@ def test_report_puts_both_tables_beside_the_papers_numbers_for_each_protocol(pap
 @pytest.mark.slow
 def test_report_on_chosen_run_ids_reports_exactly_those(paper_runs, tmp_path):
     client = MlflowClient(tracking_uri=f"sqlite:///{paper_runs / 'mlflow.db'}")
-    honest = client.search_runs([client.get_experiment_by_name("genre-style").experiment_id],
-                                "tags.experiment = 'paper_track_split'")[0]
+    honest = client.search_runs(
+        [client.get_experiment_by_name("genre-style").experiment_id], "tags.experiment = 'paper_track_split'"
+    )[0]
     result = run_cli(["--run-ids", honest.info.run_id, "--out", str(tmp_path / "r")], paper_runs, module="genre_style.report")
     assert result.returncode == 0, result.stderr
     markdown = (tmp_path / "r" / "report.md").read_text()
@@ -129,14 +140,15 @@ def test_report_on_chosen_run_ids_reports_exactly_those(paper_runs, tmp_path):
 @pytest.mark.slow
 def test_embed_writes_clip_and_track_tables_for_a_folder(paper_runs, tmp_path):
     client = MlflowClient(tracking_uri=f"sqlite:///{paper_runs / 'mlflow.db'}")
-    run = client.search_runs([client.get_experiment_by_name("genre-style").experiment_id],
-                             "tags.experiment = 'paper_track_split'")[0]
+    run = client.search_runs(
+        [client.get_experiment_by_name("genre-style").experiment_id], "tags.experiment = 'paper_track_split'"
+    )[0]
     rng = np.random.default_rng(0)
     music = tmp_path / "music"
-    write_wav(music / "a.wav", 0.1 * rng.standard_normal(22050 * 3))                     # 3 clips
+    write_wav(music / "a.wav", 0.1 * rng.standard_normal(22050 * 3))  # 3 clips
     write_wav(music / "stereo48k.wav", 0.1 * rng.standard_normal((48000 * 2, 2)), 48000)  # resampled, mixed down: 2 clips
-    write_wav(music / "sub" / "short.wav", 0.1 * rng.standard_normal(11025))               # 0.5 s: padded
-    (music / "broken.wav").write_text("not audio")                                       # reported, skipped
+    write_wav(music / "sub" / "short.wav", 0.1 * rng.standard_normal(11025))  # 0.5 s: padded
+    (music / "broken.wav").write_text("not audio")  # reported, skipped
     out = tmp_path / "emb" / "embeddings.parquet"
     result = run_cli([run.info.run_id, str(music), "--out", str(out)], paper_runs, module="genre_style.embed")
     assert result.returncode == 0, result.stderr
@@ -155,15 +167,25 @@ def test_embed_writes_clip_and_track_tables_for_a_folder(paper_runs, tmp_path):
     again = run_cli([ckpt, str(music / "a.wav"), "--out", str(tmp_path / "b.csv")], paper_runs, module="genre_style.embed")
     assert again.returncode == 0, again.stderr
     np.testing.assert_allclose(pd.read_csv(tmp_path / "b.csv")[emb].to_numpy(), a[emb].to_numpy(), atol=1e-5)
-    capped = run_cli([ckpt, str(music / "a.wav"), "--out", str(tmp_path / "c.csv"), "--max-clips", "2"], paper_runs,
-                     module="genre_style.embed")
+    capped = run_cli(
+        [ckpt, str(music / "a.wav"), "--out", str(tmp_path / "c.csv"), "--max-clips", "2"], paper_runs, module="genre_style.embed"
+    )
     assert capped.returncode == 0 and len(pd.read_csv(tmp_path / "c.csv")) == 2
 
 
 @pytest.mark.slow
 def test_embedding_metrics_can_be_a_sweep_objective(tmp_path):
-    result = run_cli(["-m", "hparams_search=dsae_optuna", "hydra.sweeper.n_trials=1", "optimized_metric=val/knn_acc_bottleneck",
-                      *[a for a in FAST_RUN if not a.startswith("trainer.max_epochs")], "trainer.max_epochs=1"], tmp_path)
+    result = run_cli(
+        [
+            "-m",
+            "hparams_search=dsae_optuna",
+            "hydra.sweeper.n_trials=1",
+            "optimized_metric=val/knn_acc_bottleneck",
+            *[a for a in FAST_RUN if not a.startswith("trainer.max_epochs")],
+            "trainer.max_epochs=1",
+        ],
+        tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     import optuna
 
@@ -171,5 +193,9 @@ def test_embedding_metrics_can_be_a_sweep_objective(tmp_path):
 
     study = optuna.load_study(study_name="dsae_optuna", storage=open_storage(str(tmp_path / "optuna" / "dsae_optuna.journal")))
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
-    child = [r for r in client.search_runs([client.get_experiment_by_name("genre-style").experiment_id]) if "optuna.trial" in r.data.tags][0]
+    child = [
+        r
+        for r in client.search_runs([client.get_experiment_by_name("genre-style").experiment_id])
+        if "optuna.trial" in r.data.tags
+    ][0]
     assert study.trials[0].value == pytest.approx(child.data.metrics["final/val/knn_acc_bottleneck"])

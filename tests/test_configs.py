@@ -23,15 +23,27 @@ from genre_style.errors import UserError
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
-FRONT_ENDS = {"mlp": ["raw_pool", "logmel", "stats"], "mlp_tanh": ["raw_pool"], "logmel_cnn": ["logmel", "mfcc"],
-              "sample_cnn": ["waveform"]}
+FRONT_ENDS = {
+    "mlp": ["raw_pool", "logmel", "stats"],
+    "mlp_tanh": ["raw_pool"],
+    "logmel_cnn": ["logmel", "mfcc"],
+    "sample_cnn": ["waveform"],
+}
 SMALL = {"logmel_cnn": ["model.encoder.channels=[4,8]"], "sample_cnn": ["model.encoder.channels=[4,8,8]"]}
 
 
 def _compose(overrides: list[str], tmp_path: Path):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="train", overrides=[f"paths.output_root={tmp_path}", f"paths.output_dir={tmp_path}/run",
-                                                       "data=synthetic", "logger=none", *overrides])
+        return compose(
+            config_name="train",
+            overrides=[
+                f"paths.output_root={tmp_path}",
+                f"paths.output_dir={tmp_path}/run",
+                "data=synthetic",
+                "logger=none",
+                *overrides,
+            ],
+        )
 
 
 def _fit(cfg) -> pl.Trainer:
@@ -40,14 +52,20 @@ def _fit(cfg) -> pl.Trainer:
     spec = ClipSpec(**{k: cfg.data[k] for k in keys if k in cfg.data})
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(4), 16)
-    table = ClipTable(features=rng.standard_normal((64, *spec.feature_shape)).astype(np.float32), labels=labels,
-                      track_index=np.arange(64) // 4, genres=["classical", "jazz", "pop", "metal"],
-                      track_ids=[f"t{i}" for i in range(16)], track_labels=np.repeat(np.arange(4), 4))
+    table = ClipTable(
+        features=rng.standard_normal((64, *spec.feature_shape)).astype(np.float32),
+        labels=labels,
+        track_index=np.arange(64) // 4,
+        genres=["classical", "jazz", "pop", "metal"],
+        track_ids=[f"t{i}" for i in range(16)],
+        track_labels=np.repeat(np.arange(4), 4),
+    )
     dm = GenreDataModule.from_table(table, split="segment", batch_size=8, minibatches_per_step=2, seed=0)
     dm.setup("fit")
     model = instantiate(cfg.model, input_shape=dm.input_shape, num_classes=4, class_names=dm.class_names)
-    trainer = pl.Trainer(fast_dev_run=True, accelerator="cpu", logger=False, enable_progress_bar=False,
-                         enable_model_summary=False)
+    trainer = pl.Trainer(
+        fast_dev_run=True, accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False
+    )
     trainer.fit(model, datamodule=dm)
     return trainer
 
@@ -77,37 +95,54 @@ def test_an_encoder_that_cannot_read_the_front_end_is_refused(tmp_path):
 
 # --- the one validation site: each value checked where it lands, named as the user typed it ------------------
 
-@pytest.mark.parametrize("overrides, message", [
-    (["gamma=-0.1"], "gamma=-0.1 is outside [0.0, 1.0]"),
-    (["model.gamma=1.5"], "gamma=1.5 is outside"),  # the node's value comes from the gamma alias no more: named as typed
-    (["dropout=1.0"], "dropout=1.0 is outside [0.0, 1.0)"),
-    (["model=two_layer", "dropout=1.0"], "dropout=1.0 is outside"),  # the two-layer net's dropout is its encoder's
-    (["lr=0"], "lr=0 must be positive"),
-    (["batch_size=0"], "batch_size must be a positive integer"),
-    (["model=beta_tcvae", "model.tc_weight=-1"], "model.tc_weight=-1 must be >= 0"),
-    (["model=vae", "model.beta=-1"], "model.beta=-1 must be >= 0"),
-    (["+model.augment.freq_mask_width=2"], "model.augment.freq_mask_width=2 is outside"),
-])
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["gamma=-0.1"], "gamma=-0.1 is outside [0.0, 1.0]"),
+        (["model.gamma=1.5"], "gamma=1.5 is outside"),  # the node's value comes from the gamma alias no more: named as typed
+        (["dropout=1.0"], "dropout=1.0 is outside [0.0, 1.0)"),
+        (["model=two_layer", "dropout=1.0"], "dropout=1.0 is outside"),  # the two-layer net's dropout is its encoder's
+        (["lr=0"], "lr=0 must be positive"),
+        (["batch_size=0"], "batch_size must be a positive integer"),
+        (["model=beta_tcvae", "model.tc_weight=-1"], "model.tc_weight=-1 must be >= 0"),
+        (["model=vae", "model.beta=-1"], "model.beta=-1 must be >= 0"),
+        (["+model.augment.freq_mask_width=2"], "model.augment.freq_mask_width=2 is outside"),
+    ],
+)
 def test_bad_values_are_refused_once_with_the_name_the_user_typed(overrides, message, tmp_path):
     with pytest.raises(UserError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
         validate_config(_compose(overrides, tmp_path), overrides)
 
 
-@pytest.mark.parametrize("overrides, alias", [(["model=two_layer", "gamma=0.5"], "gamma"),
-                                              (["model=vae", "gamma=0.5"], "gamma"),  # no classifier: no gamma mix
-                                              (["model=logreg", "lr=0.1"], "lr")])
+@pytest.mark.parametrize(
+    "overrides, alias",
+    [
+        (["model=two_layer", "gamma=0.5"], "gamma"),
+        (["model=vae", "gamma=0.5"], "gamma"),  # no classifier: no gamma mix
+        (["model=logreg", "lr=0.1"], "lr"),
+    ],
+)
 def test_an_alias_the_chosen_model_ignores_is_refused(overrides, alias, tmp_path):
     with pytest.raises(UserError, match=f"{alias}=.* is not used by"):
         validate_config(_compose(overrides, tmp_path), overrides)
 
 
-@pytest.mark.parametrize("overrides", [["gamma=0.5"], ["model=vae", "model.classifier=true", "gamma=0.5"],
-                                       ["model=two_layer", "dropout=0.2", "lr=1e-2", "batch_size=32"]])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["gamma=0.5"],
+        ["model=vae", "model.classifier=true", "gamma=0.5"],
+        ["model=two_layer", "dropout=0.2", "lr=1e-2", "batch_size=32"],
+    ],
+)
 def test_aliases_the_model_uses_are_accepted(overrides, tmp_path):
     validate_config(_compose(overrides, tmp_path), overrides)
 
 
-@pytest.mark.parametrize("overrides", [["register_as=genres"], ["register_as=genres", "logger=mlflow", "logger.mlflow.log_model=false"]])
+@pytest.mark.parametrize(
+    "overrides", [["register_as=genres"], ["register_as=genres", "logger=mlflow", "logger.mlflow.log_model=false"]]
+)
 def test_registering_without_a_logged_model_is_refused(overrides, tmp_path):
     with pytest.raises(UserError, match="register_as=genres needs the run's model in MLflow"):
         validate_config(_compose(overrides, tmp_path), overrides)  # _compose uses logger=none

@@ -46,7 +46,8 @@ def test_ddp_runs_two_processes_and_logs_once_from_rank_zero(single_and_ddp):
     assert run.data.params["trainer.strategy"] == "ddp" and run.data.params["trainer.devices"] == "2"
     # one value per epoch (the final, best-checkpoint one is final/val/acc), not one per process
     assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")] == sorted(
-        {m.step for m in client.get_metric_history(run.info.run_id, "train/loss")})
+        {m.step for m in client.get_metric_history(run.info.run_id, "train/loss")}
+    )
     assert len(client.get_metric_history(run.info.run_id, "val/acc")) == 4 and "final/val/acc" in run.data.metrics
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     assert {"plots/confusion_matrix.png", "plots/pca_bottleneck.png", "plots/learning_curves.png"} <= artifacts

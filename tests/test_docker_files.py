@@ -41,8 +41,9 @@ def _config(tmp_path: Path, env_file: Path | None) -> subprocess.CompletedProces
         command += ["--env-file", str(env_file)]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "MLFLOW_", "WORKERS", "SWEEP"))}
     env.update(compose_env)
-    return subprocess.run([*command, "config", "--format", "json"], capture_output=True, text=True, env=env,
-                          cwd=tmp_path, timeout=60)
+    return subprocess.run(
+        [*command, "config", "--format", "json"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60
+    )
 
 
 @pytest.fixture(scope="module")
@@ -90,9 +91,14 @@ def test_the_worker_command_is_a_valid_sweep_of_this_project(stack):
     """What a worker runs composes with the project's configs (checked by Hydra, without training)."""
     command = stack["services"]["worker"]["command"]
     assert command[:5] == ["python", "-m", "genre_style.train", "-m", "hparams_search=dsae_optuna"]
-    result = subprocess.run([sys.executable, "-m", "genre_style.train", *command[4:], "--cfg", "all", "--resolve"], cwd=REPO,
-                            capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "OPTUNA_STORAGE": stack["services"]["worker"]["environment"]["OPTUNA_STORAGE"]})
+    result = subprocess.run(
+        [sys.executable, "-m", "genre_style.train", *command[4:], "--cfg", "all", "--resolve"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OPTUNA_STORAGE": stack["services"]["worker"]["environment"]["OPTUNA_STORAGE"]},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "    storage: postgresql+psycopg2://" in result.stdout  # the study goes to the shared PostgreSQL
     assert "    n_trials: 30" in result.stdout
@@ -108,7 +114,7 @@ def test_dockerfile_lints_clean():
 
 def test_the_readme_scaling_out_commands_match_the_files(stack):
     readme = (REPO / "README.md").read_text()
-    section = readme[readme.index("## Scaling out"):readme.index("## Performance")]
+    section = readme[readme.index("## Scaling out") : readme.index("## Performance")]
     commands = [line.split("#")[0].split() for line in section.splitlines() if line.startswith(("docker compose", "cp "))]
     assert len(commands) == 3  # from the embedded default to the shared server and study in three commands
     assert commands[0][:3] == ["cp", "docker/.env.example", "docker/.env"] and (REPO / commands[0][1]).exists()

@@ -76,8 +76,9 @@ def test_download_verifies_extracts_and_is_idempotent(tmp_path, mirror):
     (served / "genres.tar.gz").write_bytes(archive.read_bytes())
     md5 = hashlib.md5(archive.read_bytes()).hexdigest()
     root = tmp_path / "data" / "gtzan"
-    assert download.main(["--root", str(root), "--url", f"{url}/missing.tar.gz", "--url", f"{url}/genres.tar.gz",
-                          "--md5", md5]) == 0
+    assert (
+        download.main(["--root", str(root), "--url", f"{url}/missing.tar.gz", "--url", f"{url}/genres.tar.gz", "--md5", md5]) == 0
+    )
     assert sorted(p.name for p in (root / "genres").iterdir()) == sorted(GENRES)
     assert len(list(root.rglob("*.wav"))) == sum(t.split(".")[0] in GENRES for t in fault_filtered_split())
     assert hits == ["/missing.tar.gz", "/genres.tar.gz"]  # the 404 mirror was skipped for the next
@@ -91,8 +92,7 @@ def test_a_corrupted_download_fails_the_checksum_and_leaves_nothing(tmp_path, mi
     good = _archive(tmp_path, "tar").read_bytes()
     (served / "genres.tar.gz").write_bytes(good[: len(good) // 2])
     root = tmp_path / "data" / "gtzan"
-    assert download.main(["--root", str(root), "--url", f"{url}/genres.tar.gz",
-                          "--md5", hashlib.md5(good).hexdigest()]) == 2
+    assert download.main(["--root", str(root), "--url", f"{url}/genres.tar.gz", "--md5", hashlib.md5(good).hexdigest()]) == 2
     err = capsys.readouterr().err
     assert "checksum mismatch" in err and "--archive" in err
     assert not root.exists() and list(root.parent.iterdir()) == []
@@ -157,8 +157,18 @@ def test_download_then_train_on_the_fault_filtered_split_with_no_other_step(tmp_
     outputs = tmp_path / "outputs"
     fetched = run_cli(["--archive", str(archive)], outputs, module="genre_style.download")
     assert fetched.returncode == 0, fetched.stderr
-    trained = run_cli(["model=dsae", "gamma=0.9", "data.split=fault_filtered", "data.genres=[jazz,metal]",
-                       "trainer.max_epochs=1", "data.workers=1", "trainer.enable_progress_bar=false"], outputs)
+    trained = run_cli(
+        [
+            "model=dsae",
+            "gamma=0.9",
+            "data.split=fault_filtered",
+            "data.genres=[jazz,metal]",
+            "trainer.max_epochs=1",
+            "data.workers=1",
+            "trainer.enable_progress_bar=false",
+        ],
+        outputs,
+    )
     assert trained.returncode == 0, trained.stderr[-3000:]
     assert "final test" in trained.stdout + trained.stderr
     # the report puts fault-filtered runs in their own section

@@ -22,8 +22,17 @@ def _only_run(out):
 def dsae_cnn_and_logreg(tmp_path_factory):
     """A DSAE on the log-mel CNN and the scikit-learn baseline, in one store."""
     out = tmp_path_factory.mktemp("encoders")
-    cnn = run_cli([*FAST_RUN, "features=logmel", "encoder=logmel_cnn", "model.recon_reduction=mean",
-                   "model.encoder.channels=[4,8]", "trainer.max_epochs=2"], out / "cnn")
+    cnn = run_cli(
+        [
+            *FAST_RUN,
+            "features=logmel",
+            "encoder=logmel_cnn",
+            "model.recon_reduction=mean",
+            "model.encoder.channels=[4,8]",
+            "trainer.max_epochs=2",
+        ],
+        out / "cnn",
+    )
     assert cnn.returncode == 0, cnn.stderr[-3000:]
     logreg = run_cli([*FAST_RUN, "model=logreg", "features=stats"], out / "logreg")
     assert logreg.returncode == 0, logreg.stderr[-3000:]
@@ -40,8 +49,11 @@ def test_logreg_writes_the_same_metrics_and_plots_as_the_learned_models(dsae_cnn
     assert classifier_metrics | embedding <= set(logreg.data.metrics)  # test/acc, track_acc, f1_<genre>, probe/knn, ...
     assert len(client.get_metric_history(logreg.info.run_id, "val/acc")) == 1  # one epoch (one fit); the final is final/val/acc
     plots = {p for p in _artifacts(client, logreg.info.run_id) if p.startswith("plots/")}
-    cnn_plots = {p.replace("bottleneck", "hidden") for p in _artifacts(client_cnn, cnn.info.run_id)
-                 if p.startswith("plots/") and not p.endswith(("interpolation.png", "latent_traversal.png"))}  # decoder plots
+    cnn_plots = {
+        p.replace("bottleneck", "hidden")
+        for p in _artifacts(client_cnn, cnn.info.run_id)
+        if p.startswith("plots/") and not p.endswith(("interpolation.png", "latent_traversal.png"))
+    }  # decoder plots
     assert cnn_plots <= plots
 
 
@@ -79,8 +91,19 @@ def test_experiment_best_composes_and_runs_a_short_fit(tmp_path):
 
 
 def test_waveform_front_end_trains_the_sample_cnn(tmp_path):
-    result = run_cli([*FAST_RUN, "features=waveform", "encoder=sample_cnn", "model=two_layer", "model.embedding_dim=16",
-                      "model.encoder.channels=[4,8,8]", "trainer.max_epochs=1", "evaluation.embedding_metrics=false"], tmp_path)
+    result = run_cli(
+        [
+            *FAST_RUN,
+            "features=waveform",
+            "encoder=sample_cnn",
+            "model=two_layer",
+            "model.embedding_dim=16",
+            "model.encoder.channels=[4,8,8]",
+            "trainer.max_epochs=1",
+            "evaluation.embedding_metrics=false",
+        ],
+        tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     _, run = _only_run(tmp_path)
     assert run.data.params["data.features"] == "waveform" and "test/acc" in run.data.metrics
@@ -89,11 +112,24 @@ def test_waveform_front_end_trains_the_sample_cnn(tmp_path):
 def test_a_seed_sweep_is_reported_with_intervals_and_paired_differences(tmp_path):
     """One multirun: two configurations x two seeds; the report groups them by seed and pairs them."""
     fast = [a for a in FAST_RUN if not a.startswith("trainer.max_epochs")]
-    sweep = run_cli(["-m", "model=logreg,two_layer", "features=stats", "seed=1,2", "trainer.max_epochs=2",
-                     "evaluation.embedding_metrics=false", *fast], tmp_path)
+    sweep = run_cli(
+        [
+            "-m",
+            "model=logreg,two_layer",
+            "features=stats",
+            "seed=1,2",
+            "trainer.max_epochs=2",
+            "evaluation.embedding_metrics=false",
+            *fast,
+        ],
+        tmp_path,
+    )
     assert sweep.returncode == 0, sweep.stderr[-3000:]
-    report = run_cli(["--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--out", str(tmp_path / "report")], tmp_path,
-                     module="genre_style.report")
+    report = run_cli(
+        ["--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--out", str(tmp_path / "report")],
+        tmp_path,
+        module="genre_style.report",
+    )
     assert report.returncode == 0, report.stderr[-3000:]
     text = (tmp_path / "report" / "report.md").read_text()
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")

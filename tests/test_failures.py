@@ -31,8 +31,14 @@ LONG = [a for a in FAST_RUN if not a.startswith("trainer.max_epochs")] + ["callb
 def _start(args, out, env=None, module="genre_style.train"):
     full_env = {**os.environ, "GENRE_STYLE_OUTPUTS": str(out), "PYTHONUNBUFFERED": "1", **(env or {})}
     log = open(out / f"{module}.{time.time_ns()}.log", "w")
-    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        cwd=REPO,
+        env=full_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def _wait_for(predicate, timeout=120.0, proc=None):
@@ -71,8 +77,7 @@ def test_killed_sweep_continues_and_marks_the_interrupted_trial_failed(tmp_path)
         except KeyError:  # the journal file exists, the study's record is not written yet
             return False
         # trial 1 is running and its sweeper has recorded itself as the owner (right after asking for it)
-        return (len(trials) == 2 and trials[0].state == optuna.trial.TrialState.COMPLETE
-                and "sweeper" in trials[1].user_attrs)
+        return len(trials) == 2 and trials[0].state == optuna.trial.TrialState.COMPLETE and "sweeper" in trials[1].user_attrs
 
     proc = _start(args, tmp_path)
     _wait_for(second_trial_running, proc=proc)
@@ -92,19 +97,28 @@ def test_killed_preprocessing_leaves_no_cache_and_the_next_run_rebuilds(tmp_path
         for i in range(20):  # 40 tracks x 30 s through the log-mel front-end: seconds of work to interrupt
             write_wav(corpus / genre / f"{genre}.{i:05d}.wav", 0.1 * rng.standard_normal(22050 * 30))
     cache = tmp_path / "cache"
-    script = ("from genre_style.data.gtzan import discover_tracks; from genre_style.data.audio import ClipSpec; "
-              "from genre_style.data.preprocess import load_or_build; g=['jazz','metal']; "
-              f"load_or_build(discover_tracks({str(corpus)!r}, g), g, ClipSpec(features='logmel'), {str(cache)!r}, workers=1)")
+    script = (
+        "from genre_style.data.gtzan import discover_tracks; from genre_style.data.audio import ClipSpec; "
+        "from genre_style.data.preprocess import load_or_build; g=['jazz','metal']; "
+        f"load_or_build(discover_tracks({str(corpus)!r}, g), g, ClipSpec(features='logmel'), {str(cache)!r}, workers=1)"
+    )
     log = tmp_path / "preprocess.log"
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, start_new_session=True,
-                            stderr=log.open("w"), stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=REPO, start_new_session=True, stderr=log.open("w"), stdout=subprocess.DEVNULL
+    )
     _wait_for(lambda: "preprocessing audio" in log.read_text(), proc=proc)  # its progress bar is up: mid-way
     _kill(proc)
     assert not list(cache.glob("clips-*.npz"))  # nothing that could be mistaken for a cache
     from genre_style.data.preprocess import load_or_build
 
-    table, path, hit = load_or_build(discover_tracks(corpus, ["jazz", "metal"]), ["jazz", "metal"],
-                                     ClipSpec(features="logmel"), cache, workers=2, progress=False)
+    table, path, hit = load_or_build(
+        discover_tracks(corpus, ["jazz", "metal"]),
+        ["jazz", "metal"],
+        ClipSpec(features="logmel"),
+        cache,
+        workers=2,
+        progress=False,
+    )
     assert not hit and path.exists() and len(table) == 40 * 20
 
 
@@ -117,10 +131,26 @@ def _free_port():
 def test_tracking_server_lost_mid_run_finishes_and_keeps_everything(tmp_path):
     port = _free_port()
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}", "--default-artifact-root", str(tmp_path / "server-artifacts")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        [
+            str(Path(sys.executable).parent / "mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'server.db'}",
+            "--default-artifact-root",
+            str(tmp_path / "server-artifacts"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
+
         def healthy():
             try:
                 return urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).status == 200
@@ -178,9 +208,20 @@ def test_a_diverging_loss_stops_the_run_with_a_clear_error(tmp_path):
 
 
 def test_a_diverging_trial_is_marked_failed_and_the_sweep_goes_on(tmp_path):
-    result = run_cli(["-m", "hparams_search=dsae_optuna", *FAST_RUN, "hydra.sweeper.n_trials=2", "hydra.sweeper.study_name=nan",
-                      "lr=choice(1e30,1e-3)", "hydra.sweeper.sampler._target_=optuna.samplers.BruteForceSampler",
-                      "~hydra.sweeper.sampler.n_startup_trials", "hydra.sweeper.params=null"], tmp_path)
+    result = run_cli(
+        [
+            "-m",
+            "hparams_search=dsae_optuna",
+            *FAST_RUN,
+            "hydra.sweeper.n_trials=2",
+            "hydra.sweeper.study_name=nan",
+            "lr=choice(1e30,1e-3)",
+            "hydra.sweeper.sampler._target_=optuna.samplers.BruteForceSampler",
+            "~hydra.sweeper.sampler.n_startup_trials",
+            "hydra.sweeper.params=null",
+        ],
+        tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     trials = optuna.load_study(study_name="nan", storage=open_storage(str(tmp_path / "optuna" / "nan.journal"))).trials
     assert sorted((t.params["lr"], t.state.name) for t in trials) == [(1e-3, "COMPLETE"), (1e30, "FAIL")]

@@ -8,8 +8,10 @@ from genre_style.callbacks.metric_history import MetricHistory
 
 
 def test_history_state_is_one_string_that_round_trips_exactly_and_older_checkpoints_still_load(tmp_path):
-    rows = [{"epoch": 0, "step": 23, "train/loss": 0.1 + 0.2, "val/acc": 0.4370000064373016, "val/ce": float("nan")},
-            {"epoch": 1, "step": 47, "train/loss": 1.2345678901234567e-30, "val/acc": 1.0, "val/ce": 0.5}]
+    rows = [
+        {"epoch": 0, "step": 23, "train/loss": 0.1 + 0.2, "val/acc": 0.4370000064373016, "val/ce": float("nan")},
+        {"epoch": 1, "step": 47, "train/loss": 1.2345678901234567e-30, "val/acc": 1.0, "val/ce": 0.5},
+    ]
     older = MetricHistory()
     older.load_state_dict({"history": rows})  # the form checkpoints had before: a list of dicts
 

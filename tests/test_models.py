@@ -124,8 +124,14 @@ def _shaped_batch(shape, n=32, seed=0):
 def test_every_encoder_trains_under_every_objective(encoder, objective):
     torch.manual_seed(0)
     node, shape = ENCODERS[encoder]
-    model = OBJECTIVES[objective](input_shape=shape, num_classes=2, class_names=["a", "b"], encoder=node, embedding_dim=16,
-                                  **({"recon_reduction": "mean"} if objective != "two_layer" else {}))
+    model = OBJECTIVES[objective](
+        input_shape=shape,
+        num_classes=2,
+        class_names=["a", "b"],
+        encoder=node,
+        embedding_dim=16,
+        **({"recon_reduction": "mean"} if objective != "two_layer" else {}),
+    )
     x, y = _shaped_batch(shape)
     out = model.eval()(x)
     assert out.embedding.shape == (32, 16)
@@ -141,8 +147,15 @@ def test_every_encoder_trains_under_every_objective(encoder, objective):
 def test_dsae_loss_on_a_conv_encoder_is_the_formula(gamma):
     torch.manual_seed(0)
     node, shape = ENCODERS["logmel_cnn"]
-    model = DeepSoftmaxAutoencoder(input_shape=shape, num_classes=2, class_names=["a", "b"], encoder=node, embedding_dim=16,
-                                   gamma=gamma, recon_reduction="mean").eval()
+    model = DeepSoftmaxAutoencoder(
+        input_shape=shape,
+        num_classes=2,
+        class_names=["a", "b"],
+        encoder=node,
+        embedding_dim=16,
+        gamma=gamma,
+        recon_reduction="mean",
+    ).eval()
     x, y = _shaped_batch(shape, 8)
     out = model(x)
     losses = model.compute_losses(out, x, y)
@@ -156,10 +169,12 @@ def test_conv_encoders_hear_patterns_not_positions():
     torch.manual_seed(0)
     x = torch.randn(16, 32, 40)
     shifted = torch.roll(x, 7, dims=-1)
-    cnn = DeepSoftmaxAutoencoder(input_shape=(32, 40), num_classes=2, class_names=["a", "b"], embedding_dim=16,
-                                 encoder=ENCODERS["logmel_cnn"][0]).eval()
-    mlp = DeepSoftmaxAutoencoder(input_shape=(32, 40), num_classes=2, class_names=["a", "b"], embedding_dim=16,
-                                 encoder=mlp_encoder([64])).eval()
+    cnn = DeepSoftmaxAutoencoder(
+        input_shape=(32, 40), num_classes=2, class_names=["a", "b"], embedding_dim=16, encoder=ENCODERS["logmel_cnn"][0]
+    ).eval()
+    mlp = DeepSoftmaxAutoencoder(
+        input_shape=(32, 40), num_classes=2, class_names=["a", "b"], embedding_dim=16, encoder=mlp_encoder([64])
+    ).eval()
 
     def relative_change(model):
         a, b = model.embed(x), model.embed(shifted)
@@ -180,13 +195,25 @@ def test_the_logistic_regression_baseline_is_scikit_learns_fit():
 
     x, y = _shaped_batch((20,), n=120)
     tracks = np.arange(120) // 5
-    table = ClipTable(features=x.numpy(), labels=y.numpy(), track_index=tracks, genres=["a", "b"],
-                      track_ids=[f"t{i}" for i in range(24)], track_labels=y.numpy()[::5].copy())
+    table = ClipTable(
+        features=x.numpy(),
+        labels=y.numpy(),
+        track_index=tracks,
+        genres=["a", "b"],
+        track_ids=[f"t{i}" for i in range(24)],
+        track_labels=y.numpy()[::5].copy(),
+    )
     dm = GenreDataModule.from_table(table, split="segment", batch_size=16, minibatches_per_step=2, balance=False, seed=0)
     dm.setup("fit")
     model = LogisticRegressionBaseline(input_shape=dm.input_shape, num_classes=2, class_names=["a", "b"])
-    trainer = pl.Trainer(max_epochs=20, accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False)
+    trainer = pl.Trainer(
+        max_epochs=20,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(model, datamodule=dm)
     assert trainer.current_epoch == 1  # one fit, then Lightning stops
     train_x, train_y = dm.tensors["train"][0].numpy().astype("float64"), dm.tensors["train"][1].numpy()

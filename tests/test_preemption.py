@@ -21,15 +21,25 @@ pytestmark = pytest.mark.slow  # real processes: `make test-fast` leaves them ou
 
 # 60 short epochs, a resume checkpoint after each, no early stop: a signal lands mid-training.
 RUN = [a for a in FAST_RUN if not a.startswith("trainer.max_epochs")] + [
-    "trainer.max_epochs=60", "callbacks.early_stopping.patience=1000", "callbacks.last_checkpoint.min_interval_s=0"]
+    "trainer.max_epochs=60",
+    "callbacks.early_stopping.patience=1000",
+    "callbacks.last_checkpoint.min_interval_s=0",
+]
 
 
 def _start(args: list[str], out: Path) -> subprocess.Popen:
     env = {**os.environ, "GENRE_STYLE_OUTPUTS": str(out), "PYTHONUNBUFFERED": "1"}
     env.pop("MLFLOW_TRACKING_URI", None)
     out.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen([sys.executable, "-m", "genre_style.train", *args], cwd=REPO, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "genre_style.train", *args],
+        cwd=REPO,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def _wait_for(pattern: str, out: Path, proc: subprocess.Popen, timeout: float = 180.0) -> None:
@@ -60,13 +70,17 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict]
     return _results(out)
 
 
-@pytest.mark.parametrize("sig, wait_for, delay, exit_code", [
-    (signal.SIGTERM, "runs/*/checkpoints/last.ckpt", 1.0, 143),
-    (signal.SIGINT, "runs/*/checkpoints/last.ckpt", 1.0, 130),
-    (signal.SIGKILL, "runs/*/checkpoints/last.ckpt", 0.0, -9),   # early: right after the first checkpoint
-    (signal.SIGKILL, "runs/*/checkpoints/last.ckpt", 0.8, -9),   # mid-training, most likely mid-epoch
-    (signal.SIGKILL, "runs/*/artifacts/plots", 0.0, -9),         # during the evaluation after training
-], ids=["sigterm", "sigint", "sigkill-early", "sigkill-mid", "sigkill-evaluation"])
+@pytest.mark.parametrize(
+    "sig, wait_for, delay, exit_code",
+    [
+        (signal.SIGTERM, "runs/*/checkpoints/last.ckpt", 1.0, 143),
+        (signal.SIGINT, "runs/*/checkpoints/last.ckpt", 1.0, 130),
+        (signal.SIGKILL, "runs/*/checkpoints/last.ckpt", 0.0, -9),  # early: right after the first checkpoint
+        (signal.SIGKILL, "runs/*/checkpoints/last.ckpt", 0.8, -9),  # mid-training, most likely mid-epoch
+        (signal.SIGKILL, "runs/*/artifacts/plots", 0.0, -9),  # during the evaluation after training
+    ],
+    ids=["sigterm", "sigint", "sigkill-early", "sigkill-mid", "sigkill-evaluation"],
+)
 def test_an_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, uninterrupted, sig, wait_for, delay, exit_code):
     proc = _start(RUN, tmp_path)
     _wait_for(wait_for, tmp_path, proc)

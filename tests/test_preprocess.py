@@ -18,8 +18,9 @@ from tests.conftest import write_wav
 GENRES = ["classical", "jazz", "pop", "metal"]
 
 
-@pytest.mark.parametrize("spec", [ClipSpec(), ClipSpec(features="logmel", n_fft=1024, frame_hop=256, n_mels=64)],
-                         ids=["raw_pool", "logmel"])
+@pytest.mark.parametrize(
+    "spec", [ClipSpec(), ClipSpec(features="logmel", n_fft=1024, frame_hop=256, n_mels=64)], ids=["raw_pool", "logmel"]
+)
 def test_parallel_and_serial_preprocessing_agree_to_the_bit(small_corpus, spec):
     """The cache holds the same bits whatever the worker count (the mel projection's BLAS runs one thread)."""
     tracks = discover_tracks(small_corpus, GENRES)
@@ -71,8 +72,15 @@ def test_corrupt_short_and_empty_files_are_skipped_and_listed(corpus_copy):
 
 
 def test_datamodule_batches_and_standardisation_fitted_on_train_only(small_corpus, tmp_path):
-    dm = GenreDataModule(root=str(small_corpus), cache_dir=str(tmp_path), standardize=True, batch_size=16,
-                         workers=1, progress=False, split_sizes=[0.5, 0.25, 0.25])
+    dm = GenreDataModule(
+        root=str(small_corpus),
+        cache_dir=str(tmp_path),
+        standardize=True,
+        batch_size=16,
+        workers=1,
+        progress=False,
+        split_sizes=[0.5, 0.25, 0.25],
+    )
     dm.prepare_data()
     dm.setup("fit")
     group = next(iter(dm.train_dataloader()))  # data.minibatches_per_step minibatches per Lightning batch

@@ -16,9 +16,18 @@ from tests.test_training_loop import GENRES, _table
 
 def test_the_bar_counts_epochs_hides_validation_and_predict_and_keeps_the_test_bar(capsys):
     dm = GenreDataModule.from_table(_table(), batch_size=16, split="segment", seed=7)
-    model = DeepSoftmaxAutoencoder(encoder=mlp_encoder([32]), embedding_dim=8, input_shape=(50,), num_classes=4, class_names=GENRES)
-    trainer = pl.Trainer(max_epochs=4, accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_model_summary=False, num_sanity_val_steps=0, callbacks=[EpochProgressBar()])
+    model = DeepSoftmaxAutoencoder(
+        encoder=mlp_encoder([32]), embedding_dim=8, input_shape=(50,), num_classes=4, class_names=GENRES
+    )
+    trainer = pl.Trainer(
+        max_epochs=4,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=[EpochProgressBar()],
+    )
     trainer.fit(model, datamodule=dm)
     fit_output = capsys.readouterr().out
     screens = fit_output.replace("\n", "\r").split("\r")
@@ -37,9 +46,12 @@ def test_the_bar_counts_epochs_hides_validation_and_predict_and_keeps_the_test_b
 
 def test_a_disabled_trainer_bar_draws_nothing(capsys):
     dm = GenreDataModule.from_table(_table(), batch_size=16, split="segment", seed=7)
-    model = DeepSoftmaxAutoencoder(encoder=mlp_encoder([32]), embedding_dim=8, input_shape=(50,), num_classes=4, class_names=GENRES)
+    model = DeepSoftmaxAutoencoder(
+        encoder=mlp_encoder([32]), embedding_dim=8, input_shape=(50,), num_classes=4, class_names=GENRES
+    )
     bar = EpochProgressBar()
     bar.disable()
-    pl.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False, enable_model_summary=False,
-               callbacks=[bar]).fit(model, datamodule=dm)
+    pl.Trainer(
+        max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False, enable_model_summary=False, callbacks=[bar]
+    ).fit(model, datamodule=dm)
     assert "Training" not in capsys.readouterr().out

@@ -50,14 +50,23 @@ class SaveRecorder(pl.Callback):
 def _fit(tmp_path, epochs: int, logger=False, extra=(), full_state: bool = True, min_interval_s: float = 0.0):
     pl.seed_everything(7, verbose=False)
     dm = GenreDataModule.from_table(_table(), batch_size=16, split="segment", seed=7)
-    model = DeepSoftmaxAutoencoder(encoder=mlp_encoder([32]), embedding_dim=8, input_shape=(50,), num_classes=4, class_names=GENRES)
+    model = DeepSoftmaxAutoencoder(
+        encoder=mlp_encoder([32]), embedding_dim=8, input_shape=(50,), num_classes=4, class_names=GENRES
+    )
     checkpoint = ResumeCheckpoint(dirpath=tmp_path / "ckpt", filename="last", min_interval_s=min_interval_s)
     if not full_state:
         from lightning.pytorch.callbacks import ModelCheckpoint
 
         checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", filename="best", save_weights_only=True)
-    trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", logger=logger, enable_progress_bar=False,
-                         enable_model_summary=False, num_sanity_val_steps=0, callbacks=[checkpoint, MetricHistory(), *extra])
+    trainer = pl.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        logger=logger,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=[checkpoint, MetricHistory(), *extra],
+    )
     trainer.fit(model, datamodule=dm)
     return trainer
 

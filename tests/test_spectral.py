@@ -21,11 +21,18 @@ def clips() -> np.ndarray:
 def librosa_features(clips: np.ndarray, spec: ClipSpec) -> np.ndarray:
     """The front-ends as they were written with librosa (genre-style up to 2026-11-28)."""
     if spec.features == "mfcc":
-        maps = librosa.feature.mfcc(y=clips, sr=spec.sample_rate, n_mfcc=spec.n_mfcc, n_fft=spec.n_fft,
-                                    hop_length=spec.frame_hop, n_mels=max(spec.n_mels, spec.n_mfcc))
+        maps = librosa.feature.mfcc(
+            y=clips,
+            sr=spec.sample_rate,
+            n_mfcc=spec.n_mfcc,
+            n_fft=spec.n_fft,
+            hop_length=spec.frame_hop,
+            n_mels=max(spec.n_mels, spec.n_mfcc),
+        )
         return maps.reshape(len(clips), -1)
-    mel = librosa.feature.melspectrogram(y=clips, sr=spec.sample_rate, n_fft=spec.n_fft, hop_length=spec.frame_hop,
-                                         n_mels=spec.n_mels)
+    mel = librosa.feature.melspectrogram(
+        y=clips, sr=spec.sample_rate, n_fft=spec.n_fft, hop_length=spec.frame_hop, n_mels=spec.n_mels
+    )
     logmel = librosa.power_to_db(mel, ref=1.0, top_db=None)
     if spec.features == "logmel":
         return logmel.reshape(len(clips), -1)
@@ -40,13 +47,16 @@ def test_mel_filters_are_librosas(sample_rate: int, n_fft: int, n_mels: int) -> 
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-9)
 
 
-@pytest.mark.parametrize("features,n_fft,frame_hop,n_mels", [
-    ("logmel", 1024, 256, 64),   # experiment=best's map
-    ("logmel", 2048, 1024, 40),  # the front-end's defaults
-    ("mfcc", 2048, 1024, 40),
-    ("mfcc", 512, 128, 10),      # fewer mel bands than MFCCs: the bands are raised to n_mfcc
-    ("stats", 1024, 512, 64),
-])
+@pytest.mark.parametrize(
+    "features,n_fft,frame_hop,n_mels",
+    [
+        ("logmel", 1024, 256, 64),  # experiment=best's map
+        ("logmel", 2048, 1024, 40),  # the front-end's defaults
+        ("mfcc", 2048, 1024, 40),
+        ("mfcc", 512, 128, 10),  # fewer mel bands than MFCCs: the bands are raised to n_mfcc
+        ("stats", 1024, 512, 64),
+    ],
+)
 def test_front_ends_match_librosa(clips: np.ndarray, features: str, n_fft: int, frame_hop: int, n_mels: int) -> None:
     spec = ClipSpec(features=features, n_fft=n_fft, frame_hop=frame_hop, n_mels=n_mels)
     ours = clip_features(clips, spec)

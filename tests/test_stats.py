@@ -40,9 +40,12 @@ def test_paired_difference_uses_only_shared_seeds():
 def test_the_best_epoch_follows_the_monitor_and_never_picks_nan():
     from genre_style.evaluation.stats import best_epoch
 
-    rows = [{"epoch": 0, "val/acc": 0.5, "val/loss": 2.0}, {"epoch": 1, "val/acc": 0.7, "val/loss": float("nan")},
-            {"epoch": 2, "val/acc": 0.7, "val/loss": 1.0}, {"epoch": 3, "val/acc": float("nan"), "val/loss": 1.5}]
+    rows = [
+        {"epoch": 0, "val/acc": 0.5, "val/loss": 2.0},
+        {"epoch": 1, "val/acc": 0.7, "val/loss": float("nan")},
+        {"epoch": 2, "val/acc": 0.7, "val/loss": 1.0},
+        {"epoch": 3, "val/acc": float("nan"), "val/loss": 1.5},
+    ]
     assert best_epoch(rows, "val/acc", "max") == 1  # the first of equal values, as the checkpoint keeps it
     assert best_epoch(rows, "val/loss", "min") == 2
     assert best_epoch(rows, "val/f1", "max") is None
-

@@ -12,8 +12,12 @@ from tests.conftest import FAST_RUN, REPO, run_cli
 
 pytestmark = pytest.mark.slow  # real processes (the CLI, servers): `make test-fast` leaves them out
 
-SWEEP = ["-m", "hparams_search=dsae_optuna", *[a for a in FAST_RUN if not a.startswith("trainer.max_epochs")],
-         "trainer.max_epochs=1"]
+SWEEP = [
+    "-m",
+    "hparams_search=dsae_optuna",
+    *[a for a in FAST_RUN if not a.startswith("trainer.max_epochs")],
+    "trainer.max_epochs=1",
+]
 
 
 def _study(out, name):
@@ -42,15 +46,21 @@ def test_a_sweep_runs_its_trials_tracks_them_and_resumes_to_the_total(tmp_path):
     assert parent.data.metrics["best_value"] == pytest.approx(study.best_value)
     assert parent.data.tags["best.gamma"] == str(study.best_params["gamma"])
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "optuna")}
-    assert {"optuna/optimization_history.png", "optuna/param_importances.png", "optuna/parallel_coordinate.png",
-            "optuna/trials.csv"} <= artifacts
+    assert {
+        "optuna/optimization_history.png",
+        "optuna/param_importances.png",
+        "optuna/parallel_coordinate.png",
+        "optuna/trials.csv",
+    } <= artifacts
     # every trial's value is the val/acc its run logged for the best checkpoint
     by_number = {int(c.data.tags["optuna.trial"]): c.data.metrics["final/val/acc"] for c in children}
     for trial in study.trials:
         assert trial.value == pytest.approx(by_number[trial.number], abs=1e-6)
     # readable: trial names carry settings and score; the parent has the search space and links the best trial's run
     for child in children:
-        assert child.info.run_name.startswith(f"trial {child.data.tags['optuna.trial']} · ") and " · val/acc=" in child.info.run_name
+        assert (
+            child.info.run_name.startswith(f"trial {child.data.tags['optuna.trial']} · ") and " · val/acc=" in child.info.run_name
+        )
         assert "gamma=" in child.info.run_name
     assert parent.data.params["sampler"] == "TPESampler" and "search.gamma" in parent.data.params
     best_run = parent.data.tags["best_run_id"]
@@ -72,10 +82,18 @@ def test_a_sweep_runs_its_trials_tracks_them_and_resumes_to_the_total(tmp_path):
 
 def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path):
     # dropout=1.0 is rejected by config validation: that trial fails, the others run.
-    result = run_cli([*SWEEP, "hydra.sweeper.n_trials=3", "hydra.sweeper.study_name=failing",
-                      "hydra.sweeper.sampler._target_=optuna.samplers.BruteForceSampler",
-                      "~hydra.sweeper.sampler.n_startup_trials", "hydra.sweeper.params=null",
-                      "dropout=choice(0.1,1.0,0.2)"], tmp_path)
+    result = run_cli(
+        [
+            *SWEEP,
+            "hydra.sweeper.n_trials=3",
+            "hydra.sweeper.study_name=failing",
+            "hydra.sweeper.sampler._target_=optuna.samplers.BruteForceSampler",
+            "~hydra.sweeper.sampler.n_startup_trials",
+            "hydra.sweeper.params=null",
+            "dropout=choice(0.1,1.0,0.2)",
+        ],
+        tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     states = sorted(t.state.name for t in _study(tmp_path, "failing").trials)
     assert states == ["COMPLETE", "COMPLETE", "FAIL"]
@@ -83,8 +101,15 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path):
 
 
 def test_a_config_written_for_the_official_plugin_runs_unchanged(tmp_path):
-    result = run_cli(["hparams_search=official_style", f"hydra.searchpath=[file://{REPO / 'tests' / 'configs'}]",
-                      *[a for a in FAST_RUN if not a.startswith("trainer.max_epochs")], "trainer.max_epochs=1"], tmp_path)
+    result = run_cli(
+        [
+            "hparams_search=official_style",
+            f"hydra.searchpath=[file://{REPO / 'tests' / 'configs'}]",
+            *[a for a in FAST_RUN if not a.startswith("trainer.max_epochs")],
+            "trainer.max_epochs=1",
+        ],
+        tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     journals = list((tmp_path / "optuna").glob("*.journal"))
     assert len(journals) == 1  # study_name: null gets a stable derived name, so a rerun resumes it
@@ -94,10 +119,20 @@ def test_a_config_written_for_the_official_plugin_runs_unchanged(tmp_path):
 
 
 def test_pruning_reports_every_epoch_and_stops_weak_trials(tmp_path):
-    result = run_cli([*SWEEP, "hydra.sweeper.n_trials=4", "hydra.sweeper.study_name=pruned", "trainer.max_epochs=4",
-                      "+hydra.sweeper.pruner={_target_: optuna.pruners.ThresholdPruner, upper: 0.0}",
-                      "optimized_metric=val/loss", "hydra.sweeper.direction=minimize",
-                      "monitor.metric=val/loss", "monitor.mode=min"], tmp_path)
+    result = run_cli(
+        [
+            *SWEEP,
+            "hydra.sweeper.n_trials=4",
+            "hydra.sweeper.study_name=pruned",
+            "trainer.max_epochs=4",
+            "+hydra.sweeper.pruner={_target_: optuna.pruners.ThresholdPruner, upper: 0.0}",
+            "optimized_metric=val/loss",
+            "hydra.sweeper.direction=minimize",
+            "monitor.metric=val/loss",
+            "monitor.mode=min",
+        ],
+        tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     trials = _study(tmp_path, "pruned").trials
     # val/loss > 0 always exceeds the threshold: every trial is pruned after its first report
@@ -107,9 +142,15 @@ def test_pruning_reports_every_epoch_and_stops_weak_trials(tmp_path):
 
 def test_search_space_grammar_matches_the_official_plugin():
     searched, fixed = parse_search_space(
-        {"gamma": "interval(0, 1.0)", "lr": "tag(log, interval(1e-4, 1e-2))", "model.embedding_dim": "int(interval(16, 128))",
-         "batch_size": "choice(32, 64)", "model.encoder.hidden_sizes": "choice([256,128],[128])", "seed": "7",
-         "trainer.max_epochs": "range(1, 10, 3)"},
+        {
+            "gamma": "interval(0, 1.0)",
+            "lr": "tag(log, interval(1e-4, 1e-2))",
+            "model.embedding_dim": "int(interval(16, 128))",
+            "batch_size": "choice(32, 64)",
+            "model.encoder.hidden_sizes": "choice([256,128],[128])",
+            "seed": "7",
+            "trainer.max_epochs": "range(1, 10, 3)",
+        },
         ["seed=8", "dropout=interval(0.0, 0.5)"],
     )
     assert searched["gamma"] == optuna.distributions.FloatDistribution(0.0, 1.0)
@@ -142,8 +183,9 @@ def test_a_trial_asked_after_the_study_is_full_is_closed_unrun():
     """Two workers can both see n_trials - 1 trials and ask: the one given number n_trials does not run it."""
     from genre_style.sweeps.optuna_sweeper import OptunaSweeperImpl
 
-    sweeper = OptunaSweeperImpl(sampler=None, direction="maximize", storage=None, study_name="s", n_trials=2,
-                                n_jobs=1, params=None)
+    sweeper = OptunaSweeperImpl(
+        sampler=None, direction="maximize", storage=None, study_name="s", n_trials=2, n_jobs=1, params=None
+    )
     study = optuna.create_study(direction="maximize")
     kept = [study.ask(), study.ask()]
     extra = study.ask()  # the other worker's ask landed first

@@ -26,16 +26,38 @@ def team(tmp_path_factory, small_corpus):
     """Start the servers, run two workers side by side to the end; yield what a test inspects."""
     home = tmp_path_factory.mktemp("team")
     with postgres_server(("mlflow", "optuna")) as urls, mlflow_server(urls["mlflow"], home / "mlartifacts") as tracking:
-        sweep = ["-m", "hparams_search=dsae_optuna", *[a for a in FAST_RUN if not a.startswith("trainer.max_epochs")],
-                 "trainer.max_epochs=1", f"data.root={small_corpus}", f"hydra.sweeper.n_trials={N_TRIALS}",
-                 f"hydra.sweeper.study_name={STUDY}"]
+        sweep = [
+            "-m",
+            "hparams_search=dsae_optuna",
+            *[a for a in FAST_RUN if not a.startswith("trainer.max_epochs")],
+            "trainer.max_epochs=1",
+            f"data.root={small_corpus}",
+            f"hydra.sweeper.n_trials={N_TRIALS}",
+            f"hydra.sweeper.study_name={STUDY}",
+        ]
         workers = []
         for name in ("worker-a", "worker-b"):  # each with its own outputs folder, as on separate machines
-            env = {**os.environ, "GENRE_STYLE_OUTPUTS": str(home / name), "PYTHONUNBUFFERED": "1",
-                   "MLFLOW_TRACKING_URI": tracking, "OPTUNA_STORAGE": urls["optuna"], "OMP_NUM_THREADS": "1"}
+            env = {
+                **os.environ,
+                "GENRE_STYLE_OUTPUTS": str(home / name),
+                "PYTHONUNBUFFERED": "1",
+                "MLFLOW_TRACKING_URI": tracking,
+                "OPTUNA_STORAGE": urls["optuna"],
+                "OMP_NUM_THREADS": "1",
+            }
             log = (home / f"{name}.log").open("w")
-            workers.append((subprocess.Popen([sys.executable, "-m", "genre_style.train", *sweep], cwd=REPO, env=env,
-                                             stdout=log, stderr=subprocess.STDOUT), home / f"{name}.log"))
+            workers.append(
+                (
+                    subprocess.Popen(
+                        [sys.executable, "-m", "genre_style.train", *sweep],
+                        cwd=REPO,
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    ),
+                    home / f"{name}.log",
+                )
+            )
         for process, log in workers:
             assert process.wait(timeout=600) == 0, log.read_text()[-4000:]
         study = optuna.load_study(study_name=STUDY, storage=urls["optuna"])

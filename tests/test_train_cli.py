@@ -58,10 +58,20 @@ def test_dsae_run_is_logged_with_the_papers_metrics_and_plots(dsae_run):
             assert 0.0 <= metrics[f"test/{kind}_{genre}"] <= 1.0
     assert len(client.get_metric_history(run.info.run_id, "val/acc")) == 3  # one per epoch; the final value has its own name
     artifacts = set(_artifacts(client, run.info.run_id))
-    for expected in ["plots/confusion_matrix.png", "plots/confusion_matrix.csv", "plots/pca_raw.png",
-                     "plots/pca_bottleneck.png", "plots/pca_logits.png", "plots/learning_curves.png",
-                     "report/classification_report.json", "config.yaml", "data/split_tracks.csv",
-                     "data/skipped_files.csv", "checkpoints/best.ckpt", "report/song_predictions.csv"]:
+    for expected in [
+        "plots/confusion_matrix.png",
+        "plots/confusion_matrix.csv",
+        "plots/pca_raw.png",
+        "plots/pca_bottleneck.png",
+        "plots/pca_logits.png",
+        "plots/learning_curves.png",
+        "report/classification_report.json",
+        "config.yaml",
+        "data/split_tracks.csv",
+        "data/skipped_files.csv",
+        "checkpoints/best.ckpt",
+        "report/song_predictions.csv",
+    ]:
         assert expected in artifacts, expected
     songs = list(csv.DictReader(open(client.download_artifacts(run.info.run_id, "report/song_predictions.csv"))))
     test_songs = [row for row in songs if row["split"] == "test"]
@@ -76,7 +86,13 @@ def test_the_run_reads_well_in_mlflow(dsae_run):
     client, (run,) = _runs(out)
     assert run.info.run_name == "dsae · synthetic · track · s42"
     assert {k: run.data.tags[k] for k in ("model", "encoder", "features", "data", "split", "seed")} == {
-        "model": "dsae", "encoder": "mlp", "features": "raw_pool", "data": "synthetic", "split": "track", "seed": "42"}
+        "model": "dsae",
+        "encoder": "mlp",
+        "features": "raw_pool",
+        "data": "synthetic",
+        "split": "track",
+        "seed": "42",
+    }
     note = run.data.tags["mlflow.note.content"]
     assert "**dsae**" in note and "Best epoch" in note and "test/acc" in note
     params = run.data.params
@@ -112,11 +128,17 @@ def test_the_run_logs_a_model_that_takes_audio_and_is_registered(dsae_run, small
     assert list(predicted["predicted_genre"].map(type)) == [str, str] and set(predicted["predicted_genre"]) <= set(GENRES)
     probs = predicted[[f"prob_{g}" for g in GENRES]].to_numpy()
     assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5) and len(predicted["embedding"][0]) == 64
-    embedded = run_cli(["models:/demo-genres/1", str(wav), "--out", str(tmp_path / "e.csv"),
-                        "--tracking-uri", f"sqlite:///{out / 'mlflow.db'}"], tmp_path, module="genre_style.embed")
+    embedded = run_cli(
+        ["models:/demo-genres/1", str(wav), "--out", str(tmp_path / "e.csv"), "--tracking-uri", f"sqlite:///{out / 'mlflow.db'}"],
+        tmp_path,
+        module="genre_style.embed",
+    )
     assert embedded.returncode == 0, embedded.stderr[-3000:]
-    said = run_cli([f"runs:/{run.info.run_id}/model", str(wav), "--tracking-uri", f"sqlite:///{out / 'mlflow.db'}"], tmp_path,
-                   module="genre_style.predict")
+    said = run_cli(
+        [f"runs:/{run.info.run_id}/model", str(wav), "--tracking-uri", f"sqlite:///{out / 'mlflow.db'}"],
+        tmp_path,
+        module="genre_style.predict",
+    )
     assert said.returncode == 0 and said.stdout.split("\t")[1] == predicted["predicted_genre"][0], said.stderr[-2000:]
 
 
@@ -149,8 +171,9 @@ def test_final_metrics_agree_with_the_classification_report(dsae_run):
     report = json.loads(open(client.download_artifacts(run_id, "report/classification_report.json")).read())
     assert runs[0].data.metrics["test/acc"] == pytest.approx(report["accuracy"], abs=1e-6)
     assert runs[0].data.metrics["test/f1_jazz"] == pytest.approx(report["jazz"]["f1-score"], abs=1e-5)
-    counts = np.loadtxt(client.download_artifacts(run_id, "plots/confusion_matrix.csv"), delimiter=",", skiprows=1,
-                        usecols=range(1, 5))
+    counts = np.loadtxt(
+        client.download_artifacts(run_id, "plots/confusion_matrix.csv"), delimiter=",", skiprows=1, usecols=range(1, 5)
+    )
     assert np.trace(counts) / counts.sum() == pytest.approx(report["accuracy"])
 
 
@@ -168,8 +191,9 @@ def test_split_tracks_saved_with_the_run_never_share_a_track(dsae_run):
 def test_a_second_identical_run_reuses_the_cache(dsae_run):
     out, first = dsae_run
     assert "built, cached at" in first.stdout + first.stderr
-    second = run_cli([*(a for a in FAST_RUN if not a.startswith("logger.")), "model=two_layer", "trainer.max_epochs=1",
-                      "logger=none"], out)
+    second = run_cli(
+        [*(a for a in FAST_RUN if not a.startswith("logger.")), "model=two_layer", "trainer.max_epochs=1", "logger=none"], out
+    )
     assert second.returncode == 0, second.stderr[-3000:]
     assert "cache hit" in second.stdout + second.stderr
 
@@ -203,13 +227,19 @@ def test_missing_data_root_is_one_clear_message(tmp_path):
     assert not list(tmp_path.glob("runs/*/run_info.json"))
 
 
-@pytest.mark.parametrize("override,needle", [("gamma=1.5", "gamma=1.5"), ("dropout=1.0", "dropout=1.0"),
-                                             ("model.encoder.hidden_sizes=[256,0]", "model.encoder.hidden_sizes"),
-                                             ("encoder=logmel_cnn", "features=logmel"),
-                                             ("encoder=sample_cnn features=logmel", "features=waveform"),
-                                             ("experiment=best model.augment.time_mask_width=2", "time_mask_width"),
-                                             ("data.pool=30000", "data.pool=30000"),
-                                             ("model=two_layer gamma=0.5", "gamma=0.5 is not used by TwoLayerNet")])
+@pytest.mark.parametrize(
+    "override,needle",
+    [
+        ("gamma=1.5", "gamma=1.5"),
+        ("dropout=1.0", "dropout=1.0"),
+        ("model.encoder.hidden_sizes=[256,0]", "model.encoder.hidden_sizes"),
+        ("encoder=logmel_cnn", "features=logmel"),
+        ("encoder=sample_cnn features=logmel", "features=waveform"),
+        ("experiment=best model.augment.time_mask_width=2", "time_mask_width"),
+        ("data.pool=30000", "data.pool=30000"),
+        ("model=two_layer gamma=0.5", "gamma=0.5 is not used by TwoLayerNet"),
+    ],
+)
 def test_bad_settings_are_rejected_before_training(tmp_path, override, needle):
     _assert_clean_error(run_cli(["data=synthetic", *override.split()], tmp_path), needle, "fix:")
 

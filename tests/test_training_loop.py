@@ -22,20 +22,40 @@ def _table(n_tracks: int = 24, clips: int = 10, dim: int = 50) -> ClipTable:
     labels = track_labels[track_index]
     prototypes = rng.normal(size=(len(GENRES), dim))
     features = (prototypes[labels] + rng.normal(size=(len(labels), dim))).astype(np.float32)
-    return ClipTable(features=features, labels=labels.astype(np.int64), track_index=track_index.astype(np.int64),
-                     genres=GENRES, track_ids=[f"t{i}" for i in range(n_tracks)], track_labels=track_labels.astype(np.int64))
+    return ClipTable(
+        features=features,
+        labels=labels.astype(np.int64),
+        track_index=track_index.astype(np.int64),
+        genres=GENRES,
+        track_ids=[f"t{i}" for i in range(n_tracks)],
+        track_labels=track_labels.astype(np.int64),
+    )
 
 
-def _fit(minibatches_per_step: int, epochs: int = 3, callbacks: list[pl.Callback] | None = None,
-         **model_kwargs) -> tuple[pl.Trainer, DeepSoftmaxAutoencoder, GenreDataModule]:
+def _fit(
+    minibatches_per_step: int, epochs: int = 3, callbacks: list[pl.Callback] | None = None, **model_kwargs
+) -> tuple[pl.Trainer, DeepSoftmaxAutoencoder, GenreDataModule]:
     pl.seed_everything(7, verbose=False)
-    dm = GenreDataModule.from_table(_table(), batch_size=16, minibatches_per_step=minibatches_per_step, split="segment",
-                                    seed=7)
+    dm = GenreDataModule.from_table(_table(), batch_size=16, minibatches_per_step=minibatches_per_step, split="segment", seed=7)
     dm.setup("fit")
-    model = DeepSoftmaxAutoencoder(encoder=mlp_encoder([32]), embedding_dim=8, input_shape=dm.input_shape, num_classes=4,
-                                   class_names=GENRES, dropout=0.1, **model_kwargs)
-    trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, callbacks=callbacks)
+    model = DeepSoftmaxAutoencoder(
+        encoder=mlp_encoder([32]),
+        embedding_dim=8,
+        input_shape=dm.input_shape,
+        num_classes=4,
+        class_names=GENRES,
+        dropout=0.1,
+        **model_kwargs,
+    )
+    trainer = pl.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=callbacks,
+    )
     trainer.fit(model, datamodule=dm)
     return trainer, model, dm
 
@@ -88,9 +108,14 @@ def test_gradient_clipping_is_applied_by_the_model():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("override, expected", [("+trainer.gradient_clip_val=0.5", "+model.gradient_clip_val=0.5"),
-                                                ("+trainer.accumulate_grad_batches=4", "raise batch_size"),
-                                                ("data.minibatches_per_step=0", "data.minibatches_per_step must be a positive integer")])
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("+trainer.gradient_clip_val=0.5", "+model.gradient_clip_val=0.5"),
+        ("+trainer.accumulate_grad_batches=4", "raise batch_size"),
+        ("data.minibatches_per_step=0", "data.minibatches_per_step must be a positive integer"),
+    ],
+)
 def test_trainer_options_the_models_replace_are_explained(override, expected, tmp_path):
     from tests.conftest import FAST_RUN, run_cli
 
@@ -110,4 +135,4 @@ def test_a_group_moves_to_the_device_as_three_tensors_and_cuts_into_views():
     assert isinstance(moved, Minibatches) and len(moved.tensors) == 3 and len(moved) == 4
     minibatches = list(moved)
     assert [len(x) for x, _, _ in minibatches] == [16] * 4
-    assert all(x.data_ptr() == moved.tensors[0][16 * i:].data_ptr() for i, (x, _, _) in enumerate(minibatches))
+    assert all(x.data_ptr() == moved.tensors[0][16 * i :].data_ptr() for i, (x, _, _) in enumerate(minibatches))

@@ -96,8 +96,9 @@ def test_the_objective_with_a_classifier_is_the_formula():
     out = vae(x)
     kl = gaussian_kl(out.embedding, out.logvar).mean()
     recon = ((x - out.reconstruction) ** 2).sum(dim=1).mean()
-    torch.testing.assert_close(vae.compute_losses(out, x, y)["loss"],
-                               0.3 * (recon + 2.0 * kl) + 0.7 * torch.nn.functional.cross_entropy(out.logits, y))
+    torch.testing.assert_close(
+        vae.compute_losses(out, x, y)["loss"], 0.3 * (recon + 2.0 * kl) + 0.7 * torch.nn.functional.cross_entropy(out.logits, y)
+    )
 
 
 def test_the_latent_mean_is_the_embedding_and_eval_is_deterministic():
@@ -109,6 +110,7 @@ def test_the_latent_mean_is_the_embedding_and_eval_is_deterministic():
 
 
 # --- disentanglement ------------------------------------------------------------------------------------------
+
 
 def test_mig_is_near_one_when_one_dimension_carries_genre_and_near_zero_when_none_does():
     rng = np.random.default_rng(0)

@@ -17,8 +17,18 @@ def test_beta_tcvae_with_a_classifier_logs_mig_and_its_plots(tmp_path):
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     run = client.search_runs([client.get_experiment_by_name("genre-style").experiment_id])[0]
     metrics = {k.removeprefix("final/"): v for k, v in run.data.metrics.items()}  # final values and per-epoch curves
-    for key in ("test/mig_genre", "test/active_dims", "test/max_mi_genre", "val/mig_genre", "test/acc", "train/tc",
-                "train/mi", "train/dimwise_kl", "val/kl", "test/probe_acc_bottleneck"):
+    for key in (
+        "test/mig_genre",
+        "test/active_dims",
+        "test/max_mi_genre",
+        "val/mig_genre",
+        "test/acc",
+        "train/tc",
+        "train/mi",
+        "train/dimwise_kl",
+        "val/kl",
+        "test/probe_acc_bottleneck",
+    ):
         assert key in metrics, key
     assert 0.0 <= metrics["test/mig_genre"] <= 1.0 and 0.0 <= metrics["test/active_dims"] <= 1.0
     plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
@@ -37,5 +47,8 @@ def test_every_model_with_an_embedding_gets_the_genre_mig(tmp_path):
 
 def test_bad_variational_settings_are_one_line_errors(tmp_path):
     _assert_clean_error(run_cli(["data=synthetic", "model=vae", "model.beta=-1"], tmp_path), "model.beta=-1", "fix:")
-    _assert_clean_error(run_cli(["data=synthetic", "model=beta_tcvae", "model.classifier=true", "data.genres=[jazz]"], tmp_path),
-                        "model.classifier=true", "two genres")
+    _assert_clean_error(
+        run_cli(["data=synthetic", "model=beta_tcvae", "model.classifier=true", "data.genres=[jazz]"], tmp_path),
+        "model.classifier=true",
+        "two genres",
+    )

@@ -32,7 +32,9 @@ class ResumeCheckpoint(ModelCheckpoint):
         self._saved_at = time.monotonic()  # the first save comes after min_interval_s of training
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        last_epoch = trainer.should_stop or (trainer.max_epochs is not None and 0 <= trainer.max_epochs <= trainer.current_epoch + 1)
+        last_epoch = trainer.should_stop or (
+            trainer.max_epochs is not None and 0 <= trainer.max_epochs <= trainer.current_epoch + 1
+        )
         due = last_epoch or time.monotonic() - self._saved_at >= self.min_interval_s
         if trainer.strategy.broadcast(due):  # every DDP process must agree, or one would wait at the save's barrier
             super().on_train_epoch_end(trainer, pl_module)

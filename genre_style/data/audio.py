@@ -124,8 +124,7 @@ def clip_features(clips: np.ndarray, spec: ClipSpec) -> np.ndarray:
     from genre_style.data import spectral
 
     if spec.features == "mfcc":  # librosa.feature.mfcc(y=...): its dB map clipped 80 dB below the loudest value
-        bands = spectral.log_mel(clips, spec.sample_rate, spec.n_fft, spec.frame_hop, max(spec.n_mels, spec.n_mfcc),
-                                 top_db=80.0)
+        bands = spectral.log_mel(clips, spec.sample_rate, spec.n_fft, spec.frame_hop, max(spec.n_mels, spec.n_mfcc), top_db=80.0)
         return spectral.mfcc(bands, spec.n_mfcc).reshape(len(clips), -1)
     logmel = spectral.log_mel(clips, spec.sample_rate, spec.n_fft, spec.frame_hop, spec.n_mels)  # [n, mels, frames]
     if spec.features == "logmel":

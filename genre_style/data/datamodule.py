@@ -87,11 +87,14 @@ class GenreDataModule(pl.LightningDataModule):
 
         if features not in FRONT_ENDS:
             raise UserError(f"unknown front-end features={features!r}", f"use one of {list(FRONT_ENDS)}")
-        self.spec = ClipSpec(sample_rate, segment_samples, hop_samples, clips_per_track, pool, features, n_fft,
-                             frame_hop, n_mels, n_mfcc)
+        self.spec = ClipSpec(
+            sample_rate, segment_samples, hop_samples, clips_per_track, pool, features, n_fft, frame_hop, n_mels, n_mfcc
+        )
         if random_crop and features == "stats":
-            raise UserError("data.random_crop=true needs features with a time axis; features=stats has none",
-                            "use features=logmel|mfcc|waveform|raw_pool, or data.random_crop=false")
+            raise UserError(
+                "data.random_crop=true needs features with a time axis; features=stats has none",
+                "use features=logmel|mfcc|waveform|raw_pool, or data.random_crop=false",
+            )
         self.standardize = standardize
         self.balance = balance
         self.random_crop = random_crop
@@ -103,7 +106,9 @@ class GenreDataModule(pl.LightningDataModule):
         self.workers = workers
         self.cache_dir = cache_dir
         self.seed = seed
-        self.synthetic = SyntheticSpec(**{"genres": tuple(self._genre_list()), **(synthetic or {})}) if synthetic is not None else None
+        self.synthetic = (
+            SyntheticSpec(**{"genres": tuple(self._genre_list()), **(synthetic or {})}) if synthetic is not None else None
+        )
         self.progress = progress
         self.table: ClipTable | None = None
         self._feature_shape: tuple[int, ...] | None = None
@@ -156,8 +161,9 @@ class GenreDataModule(pl.LightningDataModule):
             from genre_style.data.fault_filtered import fault_filtered_split
 
             unusable = [Path(s["path"]).stem for s in table.skipped]
-            local = listed_split(table.track_ids, table.track_index, table.track_labels, table.genres,
-                                 fault_filtered_split(), unusable)
+            local = listed_split(
+                table.track_ids, table.track_index, table.track_labels, table.genres, fault_filtered_split(), unusable
+            )
         self.indices = {name: keep[idx] for name, idx in local.items()}
         if self.random_crop:  # crops join a clip to its neighbour: keep the training clips in track order
             self.indices["train"] = np.sort(self.indices["train"])
@@ -186,8 +192,12 @@ class GenreDataModule(pl.LightningDataModule):
                 tracks, genres, self.spec, self.cache_dir, self.workers, self.progress
             )
             self.cache_key = Path(cache_path).stem if cache_path else "no-cache"
-            log.info("clip table: %d clips from %d tracks (%s)", len(self.table), len(self.table.track_ids),
-                     f"cache hit {cache_path}" if self.cache_hit else f"built, cached at {cache_path}")
+            log.info(
+                "clip table: %d clips from %d tracks (%s)",
+                len(self.table),
+                len(self.table.track_ids),
+                f"cache hit {cache_path}" if self.cache_hit else f"built, cached at {cache_path}",
+            )
         return self.table
 
     def train_dataloader(self) -> DataLoader:
@@ -276,8 +286,10 @@ class GenreDataModule(pl.LightningDataModule):
         """Clips and songs per genre in a split (the MLflow dataset's table)."""
         table = self._load_table()
         labels, tracks = table.labels[self.indices[split]], table.track_index[self.indices[split]]
-        return [{"genre": genre, "clips": int((labels == g).sum()), "songs": len(np.unique(tracks[labels == g]))}
-                for g, genre in enumerate(table.genres)]
+        return [
+            {"genre": genre, "clips": int((labels == g).sum()), "songs": len(np.unique(tracks[labels == g]))}
+            for g, genre in enumerate(table.genres)
+        ]
 
     def split_tracks(self) -> list[dict[str, Any]]:
         """Every track and the split it is in, with its clip count (a segment split spreads a track)."""
@@ -285,6 +297,8 @@ class GenreDataModule(pl.LightningDataModule):
         rows = []
         for name in SPLIT_NAMES:
             tracks, counts = np.unique(table.track_index[self.indices[name]], return_counts=True)
-            rows += [{"track_id": table.track_ids[t], "genre": table.genres[table.track_labels[t]], "split": name,
-                      "clips": int(c)} for t, c in zip(tracks, counts)]
+            rows += [
+                {"track_id": table.track_ids[t], "genre": table.genres[table.track_labels[t]], "split": name, "clips": int(c)}
+                for t, c in zip(tracks, counts)
+            ]
         return rows

@@ -65,8 +65,9 @@ def power_spectrogram(clips: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     return np.square(spectrum.real) + np.square(spectrum.imag)
 
 
-def log_mel(clips: np.ndarray, sample_rate: int, n_fft: int, hop: int, n_mels: int,
-            top_db: float | None = None, chunk: int = 8) -> np.ndarray:
+def log_mel(
+    clips: np.ndarray, sample_rate: int, n_fft: int, hop: int, n_mels: int, top_db: float | None = None, chunk: int = 8
+) -> np.ndarray:
     """`[n, L] -> [n, n_mels, frames]` mel power in dB (ref 1.0); `top_db` clips everything more than that
     below the batch's loudest value, as librosa's `power_to_db` does. Computed `chunk` clips at a time: a
     track's 20 clips at once need ~20 MB of temporaries, which the allocator maps and unmaps on every call (2.3x

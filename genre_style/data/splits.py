@@ -23,7 +23,10 @@ def balance_classes(labels: np.ndarray, seed: int) -> np.ndarray:
 def resolve_sizes(sizes: Sequence[float], total: int, unit: str) -> list[int]:
     """Turn fractions (all <= 1) or counts into three counts that fit in `total`."""
     if len(sizes) != 3 or any(s < 0 for s in sizes):
-        raise UserError(f"data.split_sizes must be three non-negative numbers, got {list(sizes)}", "e.g. [0.75,0.125,0.125] or [6000,1000,1000]")
+        raise UserError(
+            f"data.split_sizes must be three non-negative numbers, got {list(sizes)}",
+            "e.g. [0.75,0.125,0.125] or [6000,1000,1000]",
+        )
     if all(s <= 1 for s in sizes):
         if sum(sizes) > 1 + 1e-9:
             raise UserError(f"data.split_sizes fractions add up to {sum(sizes):.3f} > 1", "make them sum to at most 1")
@@ -40,7 +43,9 @@ def resolve_sizes(sizes: Sequence[float], total: int, unit: str) -> list[int]:
             "lower data.split_sizes, use fractions, or add data (more tracks or data.clips_per_track)",
         )
     if counts[0] < 1 or counts[1] < 1 or counts[2] < 1:
-        raise UserError(f"split sizes {counts} leave a split empty ({total} {unit} in all)", "add data or change data.split_sizes")
+        raise UserError(
+            f"split sizes {counts} leave a split empty ({total} {unit} in all)", "add data or change data.split_sizes"
+        )
     return counts
 
 

@@ -40,6 +40,7 @@ class SyntheticSpec:
 
 # --- instruments -------------------------------------------------------------------------------
 
+
 def _midi_hz(note: float | np.integer) -> float:
     return 440.0 * 2.0 ** ((note - 69) / 12)
 
@@ -64,7 +65,9 @@ class _Mixer:
         return np.arange(int(seconds * self.sr)) / self.sr
 
 
-def _harmonic_tone(m: _Mixer, hz: float, dur: float, amps: np.ndarray, attack: float, decay: float, vibrato: float = 0.0) -> np.ndarray:
+def _harmonic_tone(
+    m: _Mixer, hz: float, dur: float, amps: np.ndarray, attack: float, decay: float, vibrato: float = 0.0
+) -> np.ndarray:
     t = m.t(dur)
     phase = 2 * np.pi * hz * t + (vibrato * np.sin(2 * np.pi * 5.5 * t) if vibrato else 0.0)
     wave = sum(a * np.sin((k + 1) * phase) for k, a in enumerate(amps) if (k + 1) * hz < m.sr / 2)
@@ -104,6 +107,7 @@ def _scale(minor: bool) -> list[int]:
 
 # --- genres ------------------------------------------------------------------------------------
 
+
 def _classical(m: _Mixer, rng: np.random.Generator, seconds: float) -> None:
     beat = 60 / rng.uniform(50, 100)
     root = rng.integers(48, 60)
@@ -114,7 +118,11 @@ def _classical(m: _Mixer, rng: np.random.Generator, seconds: float) -> None:
         length = beat * rng.choice([2, 3, 4])
         chord = [root + scale[(degree + k) % 7] + 12 * ((degree + k) // 7) for k in (0, 2, 4)]
         for note in chord:
-            m.add(t, _harmonic_tone(m, _midi_hz(note), length * 1.1, strings, attack=rng.uniform(0.1, 0.5), decay=3.0, vibrato=0.3), 0.25)
+            m.add(
+                t,
+                _harmonic_tone(m, _midi_hz(note), length * 1.1, strings, attack=rng.uniform(0.1, 0.5), decay=3.0, vibrato=0.3),
+                0.25,
+            )
         for k in range(int(rng.integers(1, 5))):  # a melody line above
             note = root + 12 + scale[rng.integers(0, 7)]
             m.add(t + k * length / 4, _harmonic_tone(m, _midi_hz(note), length / 3, strings[:5], 0.05, 1.0, vibrato=0.5), 0.2)
@@ -241,8 +249,9 @@ def _write_track(job: tuple[str, int, SyntheticSpec, str]) -> None:
     sf.write(Path(folder) / genre / f"{genre}.{n:05d}.wav", audio, spec.sample_rate, subtype="PCM_16")
 
 
-def generate_corpus(root: str | Path, spec: SyntheticSpec = SyntheticSpec(), progress: bool = True,
-                    workers: int | None = None) -> Path:
+def generate_corpus(
+    root: str | Path, spec: SyntheticSpec = SyntheticSpec(), progress: bool = True, workers: int | None = None
+) -> Path:
     """Write the corpus under `root` as `<genre>/<genre>.NNNNN.wav`, unless an identical one is already there.
 
     Written into a temporary sibling folder and renamed into place, so a killed run never leaves half a corpus.

@@ -10,8 +10,14 @@ from __future__ import annotations
 import numpy as np
 
 
-def embedding_scores(train: np.ndarray, train_labels: np.ndarray, others: dict[str, tuple[np.ndarray, np.ndarray]],
-                     space: str, k: int = 10, seed: int = 0) -> dict[str, float]:
+def embedding_scores(
+    train: np.ndarray,
+    train_labels: np.ndarray,
+    others: dict[str, tuple[np.ndarray, np.ndarray]],
+    space: str,
+    k: int = 10,
+    seed: int = 0,
+) -> dict[str, float]:
     """`{<split>/silhouette_<space>, <split>/knn_acc_<space>, <split>/probe_acc_<space>}` for each split in `others`."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import silhouette_score

@@ -67,24 +67,33 @@ def write_reports(
     written = [plots.pca_plot(raw_test, labels, genres, out_dir / "plots/pca_raw.png", f"{title}: raw input (test clips)")]
     space = embedding_space_name(model)
     dim = test["embedding"].shape[1]
-    written.append(plots.pca_plot(test["embedding"], labels, genres, out_dir / f"plots/pca_{space}.png",
-                                  f"{title}: {dim}-d {space} (test clips)"))
+    written.append(
+        plots.pca_plot(
+            test["embedding"], labels, genres, out_dir / f"plots/pca_{space}.png", f"{title}: {dim}-d {space} (test clips)"
+        )
+    )
     if model.has_classifier:
         predicted = test["logits"].argmax(axis=1)
-        written.append(plots.pca_plot(test["logits"], labels, genres, out_dir / "plots/pca_logits.png",
-                                      f"{title}: {len(genres)}-d logits (test clips)"))
+        written.append(
+            plots.pca_plot(
+                test["logits"], labels, genres, out_dir / "plots/pca_logits.png", f"{title}: {len(genres)}-d logits (test clips)"
+            )
+        )
         counts = confusion_matrix(labels, predicted, labels=range(len(genres)))
-        written += write_confusion_matrix(counts, genres, out_dir / "plots/confusion_matrix",
-                                          f"{title}: test confusion matrix ({len(labels)} clips)")
-        report = classification_report(labels, predicted, labels=range(len(genres)), target_names=genres,
-                                       output_dict=True, zero_division=0)
+        written += write_confusion_matrix(
+            counts, genres, out_dir / "plots/confusion_matrix", f"{title}: test confusion matrix ({len(labels)} clips)"
+        )
+        report = classification_report(
+            labels, predicted, labels=range(len(genres)), target_names=genres, output_dict=True, zero_division=0
+        )
         report_path = out_dir / "report/classification_report.json"
         report_path.parent.mkdir(parents=True, exist_ok=True)
         report_path.write_text(json.dumps(report, indent=2))
         written.append(report_path)
     if history:
-        written.append(plots.learning_curves_plot(history, out_dir / "plots/learning_curves.png", f"{title}: learning curves",
-                                                  best_epoch))
+        written.append(
+            plots.learning_curves_plot(history, out_dir / "plots/learning_curves.png", f"{title}: learning curves", best_epoch)
+        )
     return written
 
 
@@ -130,7 +139,10 @@ def embedding_quality(outputs: dict, raw: dict, model: GenreModel, knn_k: int) -
     """Silhouette, k-NN and linear-probe accuracy on val and test, for the raw input, the embedding and the logits."""
     from genre_style.evaluation.embedding_metrics import embedding_scores
 
-    spaces = {"raw": {s: raw[s] for s in SPLIT_NAMES}, embedding_space_name(model): {s: outputs[s]["embedding"] for s in SPLIT_NAMES}}
+    spaces = {
+        "raw": {s: raw[s] for s in SPLIT_NAMES},
+        embedding_space_name(model): {s: outputs[s]["embedding"] for s in SPLIT_NAMES},
+    }
     if model.has_classifier:
         spaces["logits"] = {s: outputs[s]["logits"] for s in SPLIT_NAMES}
     scores = {}
@@ -148,8 +160,12 @@ def genre_disentanglement(model: GenreModel, outputs: dict, out_dir: Path, title
     scores = disentanglement_scores({s: (outputs[s]["embedding"], outputs[s]["y"]) for s in ("val", "test")})
     codes, labels = outputs["test"]["embedding"], outputs["test"]["y"]
     mi = latent_genre_mi(codes, labels)
-    plots.latent_mi_plot(mi, label_entropy(labels), out_dir / "plots/latent_genre_mi.png",
-                         f"{title}: mutual information of each {embedding_space_name(model)} dimension with genre (test)")
+    plots.latent_mi_plot(
+        mi,
+        label_entropy(labels),
+        out_dir / "plots/latent_genre_mi.png",
+        f"{title}: mutual information of each {embedding_space_name(model)} dimension with genre (test)",
+    )
     if model.has_decoder:
         dim = int(mi.argmax())
         low, high = np.quantile(codes[:, dim], [0.05, 0.95])
@@ -160,8 +176,13 @@ def genre_disentanglement(model: GenreModel, outputs: dict, out_dir: Path, title
         decoder: Any = model.decoder
         with torch.no_grad():
             decoded = decoder(torch.as_tensor(path, dtype=torch.float32, device=model.device)).cpu().numpy()
-        plots.traversal_plot(decoded, values, dim, out_dir / "plots/latent_traversal.png",
-                             f"{title}: traversal of dimension {dim}, the most informative about genre (5-95 % of test codes)")
+        plots.traversal_plot(
+            decoded,
+            values,
+            dim,
+            out_dir / "plots/latent_traversal.png",
+            f"{title}: traversal of dimension {dim}, the most informative about genre (5-95 % of test codes)",
+        )
     return scores
 
 
@@ -182,13 +203,25 @@ def song_level(outputs: dict, genres: list[str], out_dir: Path, title: str, trac
         for track, genre, guess in zip(np.unique(tracks), true, predicted):
             mean_logits = torch.as_tensor(logits[tracks == track].mean(axis=0))
             probs = torch.softmax(mean_logits, dim=0).tolist()
-            rows.append({"split": split, "track_id": track_ids[track], "genre": genres[genre], "predicted": genres[guess],
-                         "correct": bool(genre == guess), "clips": int((tracks == track).sum()),
-                         **{f"prob_{g}": round(p, 4) for g, p in zip(genres, probs)}})
+            rows.append(
+                {
+                    "split": split,
+                    "track_id": track_ids[track],
+                    "genre": genres[genre],
+                    "predicted": genres[guess],
+                    "correct": bool(genre == guess),
+                    "clips": int((tracks == track).sum()),
+                    **{f"prob_{g}": round(p, 4) for g, p in zip(genres, probs)},
+                }
+            )
         if split == "test":
             counts = confusion_matrix(true, predicted, labels=range(len(genres)))
-            write_confusion_matrix(counts, genres, out_dir / "plots/confusion_matrix_tracks",
-                                   f"{title}: test confusion matrix by song ({len(true)} songs)")
+            write_confusion_matrix(
+                counts,
+                genres,
+                out_dir / "plots/confusion_matrix_tracks",
+                f"{title}: test confusion matrix by song ({len(true)} songs)",
+            )
     path = out_dir / "report/song_predictions.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as handle:
@@ -217,13 +250,26 @@ def interpolate(model: GenreModel, test: dict, genres: list[str], out_dir: Path,
     with torch.no_grad():
         decoded = decoder(torch.as_tensor(path, dtype=torch.float32, device=model.device)).cpu().numpy()
     pca = PCA(n_components=2, random_state=0).fit(codes)
-    return plots.interpolation_plot(decoded, pca.transform(path), pca.transform(codes), labels, genres,
-                                    (ends[0][0], ends[1][0]), out_dir / "plots/interpolation.png",
-                                    f"{title}: latent interpolation")
+    return plots.interpolation_plot(
+        decoded,
+        pca.transform(path),
+        pca.transform(codes),
+        labels,
+        genres,
+        (ends[0][0], ends[1][0]),
+        out_dir / "plots/interpolation.png",
+        f"{title}: latent interpolation",
+    )
 
 
-def evaluate_best(trainer: pl.Trainer, model: GenreModel, datamodule: GenreDataModule, history: list[dict[str, float]],
-                  out_dir: Path, settings: dict[str, Any]) -> dict[str, float] | None:
+def evaluate_best(
+    trainer: pl.Trainer,
+    model: GenreModel,
+    datamodule: GenreDataModule,
+    history: list[dict[str, float]],
+    out_dir: Path,
+    settings: dict[str, Any],
+) -> dict[str, float] | None:
     """`evaluate` the tested (best) model once, its epoch marked on the learning curves. Under DDP, fit and test ran
     on every process; scoring every clip, plots and reports are rank zero's alone, on one device: the other
     processes get None and end there."""
@@ -237,6 +283,12 @@ def evaluate_best(trainer: pl.Trainer, model: GenreModel, datamodule: GenreDataM
         torch.distributed.destroy_process_group()
         if not trainer.is_global_zero:
             return None
-        trainer = pl.Trainer(accelerator=trainer.accelerator, devices=1, logger=False, enable_checkpointing=False,
-                             enable_progress_bar=False, enable_model_summary=False)
+        trainer = pl.Trainer(
+            accelerator=trainer.accelerator,
+            devices=1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        )
     return evaluate(trainer, model, datamodule, history, out_dir, type(model).__name__, **settings, best_epoch=best)

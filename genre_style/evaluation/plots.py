@@ -16,8 +16,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 # The paper's genres (classical, jazz, pop, metal) and the dev set's (classical, jazz, rock) get the most distinct.
-GENRE_COLORS = {"blues": "#56B4E9", "classical": "#0072B2", "country": "#F0E442", "disco": "#882255", "hiphop": "#44AA99",
-                "jazz": "#E69F00", "metal": "#000000", "pop": "#CC79A7", "reggae": "#D55E00", "rock": "#009E73"}
+GENRE_COLORS = {
+    "blues": "#56B4E9",
+    "classical": "#0072B2",
+    "country": "#F0E442",
+    "disco": "#882255",
+    "hiphop": "#44AA99",
+    "jazz": "#E69F00",
+    "metal": "#000000",
+    "pop": "#CC79A7",
+    "reggae": "#D55E00",
+    "rock": "#009E73",
+}
 OTHER_COLORS = ("#332288", "#999933", "#AA4499", "#117733", "#88CCEE", "#DDCC77", "#CC6677", "#999999")  # Tol's muted
 
 
@@ -43,8 +53,15 @@ def confusion_matrix_plot(counts: np.ndarray, genres: Sequence[str], path: str |
     image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     for i in range(len(genres)):
         for j in range(len(genres)):
-            ax.text(j, i, f"{counts[i, j]}\n{shares[i, j]:.0%}", ha="center", va="center", fontsize=9,
-                    color="white" if shares[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                f"{counts[i, j]}\n{shares[i, j]:.0%}",
+                ha="center",
+                va="center",
+                fontsize=9,
+                color="white" if shares[i, j] > 0.5 else "black",
+            )
     ax.set_xticks(range(len(genres)), genres, rotation=30, ha="right")
     ax.set_yticks(range(len(genres)), genres)
     ax.set_xlabel("predicted genre")
@@ -97,8 +114,16 @@ def learning_curves_plot(history: list[dict[str, float]], path: str | Path, titl
     return _save(fig, path)
 
 
-def interpolation_plot(reconstructions: np.ndarray, path_2d: np.ndarray, background: np.ndarray, background_labels: np.ndarray,
-                       genres: Sequence[str], endpoints: tuple[str, str], path: str | Path, title: str) -> Path:
+def interpolation_plot(
+    reconstructions: np.ndarray,
+    path_2d: np.ndarray,
+    background: np.ndarray,
+    background_labels: np.ndarray,
+    genres: Sequence[str],
+    endpoints: tuple[str, str],
+    path: str | Path,
+    title: str,
+) -> Path:
     """Decoded points along a straight line between two tracks' codes, and that line in PCA space."""
     colors = genre_colors(genres)
     steps = len(reconstructions)
@@ -108,8 +133,15 @@ def interpolation_plot(reconstructions: np.ndarray, path_2d: np.ndarray, backgro
         ax = fig.add_subplot(grid[:, 0])
         change = reconstructions - reconstructions.mean(axis=0, keepdims=True)  # what moves along the path, not the clip
         limit = float(np.abs(change).max()) or 1.0
-        image = ax.imshow(change, aspect="auto", cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest",
-                          extent=(0, reconstructions.shape[1], steps - 0.5, -0.5))
+        image = ax.imshow(
+            change,
+            aspect="auto",
+            cmap="RdBu_r",
+            vmin=-limit,
+            vmax=limit,
+            interpolation="nearest",
+            extent=(0, reconstructions.shape[1], steps - 0.5, -0.5),
+        )
         ax.set_yticks(range(steps), [f"{i / (steps - 1):.2f}" for i in range(steps)])
         ax.set_ylabel(f"{endpoints[0]} (0) -> {endpoints[1]} (1)")
         ax.set_xlabel("input feature (pooled samples)")

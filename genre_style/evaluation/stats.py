@@ -23,8 +23,10 @@ class Summary:
         """`mean ± sd [low, high] (n)` in percent by default."""
         if self.n == 1:
             return f"{self.mean * scale:.{digits}f} (n=1)"
-        return (f"{self.mean * scale:.{digits}f} ± {self.sd * scale:.{digits}f} "
-                f"[{self.low * scale:.{digits}f}, {self.high * scale:.{digits}f}] (n={self.n})")
+        return (
+            f"{self.mean * scale:.{digits}f} ± {self.sd * scale:.{digits}f} "
+            f"[{self.low * scale:.{digits}f}, {self.high * scale:.{digits}f}] (n={self.n})"
+        )
 
 
 def summarize(values: Sequence[float], confidence: float = 0.95) -> Summary:

@@ -29,8 +29,17 @@ class Augment(nn.Module):
 
     MAPS, WAVEFORMS = ("logmel", "mfcc"), ("waveform", "raw_pool")
 
-    def __init__(self, features: str = "raw_pool", time_shift: bool = False, freq_masks: int = 0, freq_mask_width: float = 0.1, time_masks: int = 0,
-                 time_mask_width: float = 0.1, gain_db: float = 0.0, mixup_alpha: float = 0.0) -> None:
+    def __init__(
+        self,
+        features: str = "raw_pool",
+        time_shift: bool = False,
+        freq_masks: int = 0,
+        freq_mask_width: float = 0.1,
+        time_masks: int = 0,
+        time_mask_width: float = 0.1,
+        gain_db: float = 0.0,
+        mixup_alpha: float = 0.0,
+    ) -> None:
         super().__init__()
         self.features = features
         self.time_shift, self.gain_db, self.mixup_alpha = time_shift, gain_db, mixup_alpha

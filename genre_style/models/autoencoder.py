@@ -22,8 +22,14 @@ class Autoencoder(GenreModel):
     has_classifier = False
     has_decoder = True
 
-    def __init__(self, activation: str = "relu", dropout: float = 0.1, decoder_sizes: Sequence[int] | None = None,
-                 recon_reduction: str = "sum", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        activation: str = "relu",
+        dropout: float = 0.1,
+        decoder_sizes: Sequence[int] | None = None,
+        recon_reduction: str = "sum",
+        **kwargs: Any,
+    ) -> None:
         if recon_reduction not in REDUCTIONS:
             raise ValueError(f"unknown recon_reduction {recon_reduction!r}; choose from {REDUCTIONS}")
         super().__init__(**kwargs)
@@ -40,7 +46,9 @@ class Autoencoder(GenreModel):
         z = self.encoder(x)
         return ModelOutputs(embedding=z, reconstruction=self.decoder(z))
 
-    def compute_losses(self, out: ModelOutputs, x: torch.Tensor, y: torch.Tensor, mixed: Mixed | None = None) -> dict[str, torch.Tensor]:
+    def compute_losses(
+        self, out: ModelOutputs, x: torch.Tensor, y: torch.Tensor, mixed: Mixed | None = None
+    ) -> dict[str, torch.Tensor]:
         assert out.reconstruction is not None
         recon = reconstruction_loss(x, out.reconstruction, self.recon_reduction)
         return {"loss": recon, "recon": recon}

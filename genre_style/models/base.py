@@ -82,8 +82,11 @@ class GenreModel(pl.LightningModule):
         self.gradient_clip_val = gradient_clip_val  # by norm; Trainer(gradient_clip_val) is for automatic optimisation
         self._plain_steps = False  # decided when training starts (see plain_steps.py)
         self.embedding_dim = embedding_dim
-        self.encoder: Encoder = build(encoder or {"_target_": "genre_style.models.encoders.MLPEncoder"},
-                                      input_shape=self.input_shape, output_dim=embedding_dim * self.encoder_outputs_per_latent)
+        self.encoder: Encoder = build(
+            encoder or {"_target_": "genre_style.models.encoders.MLPEncoder"},
+            input_shape=self.input_shape,
+            output_dim=embedding_dim * self.encoder_outputs_per_latent,
+        )
         self.augment = Augment(**(plain(augment) or {}))  # identity unless switched on; training steps only
         # Epoch metrics are torchmetrics, fed once per epoch: a step only stashes its detached losses and
         # predicted classes (a few microseconds), where a torchmetrics update or a self.log per step costs
@@ -91,8 +94,10 @@ class GenreModel(pl.LightningModule):
         # the values are right under DDP too.
         self._pending: dict[str, list[tuple[Any, ...]]] = {"train": [], "val": [], "test": []}
         self.loss_means = torch.nn.ModuleDict(
-            {stage: torch.nn.ModuleDict({name: MeanMetric(nan_strategy="disable") for name in self.loss_names})
-             for stage in ("train_", "val_", "test_")}  # "train" alone would clash with nn.Module.train
+            {
+                stage: torch.nn.ModuleDict({name: MeanMetric(nan_strategy="disable") for name in self.loss_names})
+                for stage in ("train_", "val_", "test_")
+            }  # "train" alone would clash with nn.Module.train
         )
         if self.has_classifier:
             # "acc" is the plain share of correct clips (micro), the paper's accuracy; not the per-class mean.
@@ -123,7 +128,9 @@ class GenreModel(pl.LightningModule):
     def forward(self, x: torch.Tensor) -> ModelOutputs:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def compute_losses(self, out: ModelOutputs, x: torch.Tensor, y: torch.Tensor, mixed: Mixed | None = None) -> dict[str, torch.Tensor]:
+    def compute_losses(
+        self, out: ModelOutputs, x: torch.Tensor, y: torch.Tensor, mixed: Mixed | None = None
+    ) -> dict[str, torch.Tensor]:
         """Return at least `loss` (what is minimised); extra entries are logged as components. `mixed` is set
         when mixup blended the batch with a permutation of itself: the classification target is blended too."""
         raise NotImplementedError  # pragma: no cover - abstract
@@ -252,5 +259,7 @@ class GenreModel(pl.LightningModule):
         optimizer = build(self.optimizer_config, params=self.parameters())
         if not self.scheduler_config:
             return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": build(self.scheduler_config, optimizer=optimizer),
-                                                         "interval": "epoch"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": build(self.scheduler_config, optimizer=optimizer), "interval": "epoch"},
+        }

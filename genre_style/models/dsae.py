@@ -19,8 +19,14 @@ class DeepSoftmaxAutoencoder(Autoencoder):
     has_classifier = True
     has_decoder = True
 
-    def __init__(self, gamma: float = 0.9, classifier_sizes: Sequence[int] = (), activation: str = "relu",
-                 dropout: float = 0.1, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        gamma: float = 0.9,
+        classifier_sizes: Sequence[int] = (),
+        activation: str = "relu",
+        dropout: float = 0.1,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(activation=activation, dropout=dropout, **kwargs)
         self.save_hyperparameters(logger=False)
         self.gamma = gamma
@@ -34,7 +40,9 @@ class DeepSoftmaxAutoencoder(Autoencoder):
         z = self.encoder(x)
         return ModelOutputs(embedding=z, logits=self.classifier(z), reconstruction=self.decoder(z))
 
-    def compute_losses(self, out: ModelOutputs, x: torch.Tensor, y: torch.Tensor, mixed: Mixed | None = None) -> dict[str, torch.Tensor]:
+    def compute_losses(
+        self, out: ModelOutputs, x: torch.Tensor, y: torch.Tensor, mixed: Mixed | None = None
+    ) -> dict[str, torch.Tensor]:
         assert out.reconstruction is not None and out.logits is not None
         recon = reconstruction_loss(x, out.reconstruction, self.recon_reduction)
         ce = classification_loss(out.logits, y, mixed)

@@ -29,11 +29,17 @@ class Encoder(nn.Module):
         return [256]
 
 
-def mlp_encoder(hidden_sizes: Sequence[int] = (256, 128), activation: str = "relu", dropout: float = 0.0,
-                output_activation: bool = False) -> dict:
+def mlp_encoder(
+    hidden_sizes: Sequence[int] = (256, 128), activation: str = "relu", dropout: float = 0.0, output_activation: bool = False
+) -> dict:
     """The config node of an MLP encoder (what `encoder=mlp` gives a model), for code and tests."""
-    return {"_target_": f"{__name__}.MLPEncoder", "hidden_sizes": list(hidden_sizes), "activation": activation,
-            "dropout": dropout, "output_activation": output_activation}
+    return {
+        "_target_": f"{__name__}.MLPEncoder",
+        "hidden_sizes": list(hidden_sizes),
+        "activation": activation,
+        "dropout": dropout,
+        "output_activation": output_activation,
+    }
 
 
 class MLPEncoder(Encoder):
@@ -42,13 +48,21 @@ class MLPEncoder(Encoder):
     The last layer is linear (a bottleneck) unless `output_activation` (the two-layer net's tanh hidden layer).
     """
 
-    def __init__(self, input_shape: Sequence[int], output_dim: int, hidden_sizes: Sequence[int] = (256, 128),
-                 activation: str = "relu", dropout: float = 0.0, output_activation: bool = False) -> None:
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        output_dim: int,
+        hidden_sizes: Sequence[int] = (256, 128),
+        activation: str = "relu",
+        dropout: float = 0.0,
+        output_activation: bool = False,
+    ) -> None:
         super().__init__()
         self.input_shape, self.output_dim = tuple(input_shape), output_dim
         self.hidden_sizes = list(hidden_sizes)
-        self.net = mlp([math.prod(self.input_shape), *self.hidden_sizes, output_dim], activation, dropout,
-                       last_activation=output_activation)
+        self.net = mlp(
+            [math.prod(self.input_shape), *self.hidden_sizes, output_dim], activation, dropout, last_activation=output_activation
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x.flatten(1))
@@ -58,8 +72,9 @@ class MLPEncoder(Encoder):
 
 
 def _conv2d_block(fan_in: int, fan_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(fan_in, fan_out, 3, padding=1, bias=False), nn.BatchNorm2d(fan_out), nn.ReLU(),
-                         nn.MaxPool2d(2, ceil_mode=True))
+    return nn.Sequential(
+        nn.Conv2d(fan_in, fan_out, 3, padding=1, bias=False), nn.BatchNorm2d(fan_out), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True)
+    )
 
 
 class LogMelCNN(Encoder):
@@ -68,8 +83,9 @@ class LogMelCNN(Encoder):
 
     needs_time_axis = True
 
-    def __init__(self, input_shape: Sequence[int], output_dim: int, channels: Sequence[int] = (16, 32, 64, 64),
-                 dropout: float = 0.3) -> None:
+    def __init__(
+        self, input_shape: Sequence[int], output_dim: int, channels: Sequence[int] = (16, 32, 64, 64), dropout: float = 0.3
+    ) -> None:
         super().__init__()
         self.input_shape, self.output_dim = tuple(input_shape), output_dim
         if len(self.input_shape) != 2:
@@ -91,17 +107,31 @@ class SampleCNN(Encoder):
 
     needs_time_axis = True
 
-    def __init__(self, input_shape: Sequence[int], output_dim: int, channels: Sequence[int] = (32, 32, 64, 64, 64, 128, 128),
-                 stride: int = 3, dropout: float = 0.3, activation: str = "relu") -> None:
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        output_dim: int,
+        channels: Sequence[int] = (32, 32, 64, 64, 64, 128, 128),
+        stride: int = 3,
+        dropout: float = 0.3,
+        activation: str = "relu",
+    ) -> None:
         super().__init__()
         self.input_shape, self.output_dim = tuple(input_shape), output_dim
         if len(self.input_shape) != 1:
             raise ValueError(f"SampleCNN needs a waveform per clip, got shape {self.input_shape}")
-        layers: list[nn.Module] = [nn.Conv1d(1, channels[0], stride, stride=stride, bias=False),
-                                   nn.BatchNorm1d(channels[0]), make_activation(activation)]
+        layers: list[nn.Module] = [
+            nn.Conv1d(1, channels[0], stride, stride=stride, bias=False),
+            nn.BatchNorm1d(channels[0]),
+            make_activation(activation),
+        ]
         for fan_in, fan_out in zip(channels[:-1], channels[1:]):
-            layers += [nn.Conv1d(fan_in, fan_out, 3, padding=1, bias=False), nn.BatchNorm1d(fan_out),
-                       make_activation(activation), nn.MaxPool1d(3, ceil_mode=True)]
+            layers += [
+                nn.Conv1d(fan_in, fan_out, 3, padding=1, bias=False),
+                nn.BatchNorm1d(fan_out),
+                make_activation(activation),
+                nn.MaxPool1d(3, ceil_mode=True),
+            ]
         self.features = nn.Sequential(*layers)
         self.dropout = nn.Dropout(dropout)
         self.project = nn.Linear(2 * channels[-1], output_dim)
@@ -115,8 +145,14 @@ class SampleCNN(Encoder):
 class MLPDecoder(nn.Module):
     """Embedding -> the encoder's input features (flattened through an MLP, then reshaped)."""
 
-    def __init__(self, input_dim: int, output_shape: Sequence[int], hidden_sizes: Sequence[int], activation: str = "relu",
-                 dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        input_dim: int,
+        output_shape: Sequence[int],
+        hidden_sizes: Sequence[int],
+        activation: str = "relu",
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         self.output_shape = tuple(output_shape)
         self.net = mlp([input_dim, *hidden_sizes, math.prod(self.output_shape)], activation, dropout)

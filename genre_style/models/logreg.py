@@ -51,7 +51,9 @@ class LogisticRegressionBaseline(GenreModel):
         z = self.encoder(x)
         return ModelOutputs(embedding=z, logits=self.classifier(z))
 
-    def compute_losses(self, out: ModelOutputs, x: torch.Tensor, y: torch.Tensor, mixed: Mixed | None = None) -> dict[str, torch.Tensor]:
+    def compute_losses(
+        self, out: ModelOutputs, x: torch.Tensor, y: torch.Tensor, mixed: Mixed | None = None
+    ) -> dict[str, torch.Tensor]:
         assert out.logits is not None
         return {"loss": classification_loss(out.logits, y, mixed)}
 

@@ -26,6 +26,8 @@ class TwoLayerNet(GenreModel):
         h = self.encoder(x)
         return ModelOutputs(embedding=h, logits=self.classifier(h))
 
-    def compute_losses(self, out: ModelOutputs, x: torch.Tensor, y: torch.Tensor, mixed: Mixed | None = None) -> dict[str, torch.Tensor]:
+    def compute_losses(
+        self, out: ModelOutputs, x: torch.Tensor, y: torch.Tensor, mixed: Mixed | None = None
+    ) -> dict[str, torch.Tensor]:
         assert out.logits is not None
         return {"loss": classification_loss(out.logits, y, mixed)}

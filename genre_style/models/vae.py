@@ -27,9 +27,19 @@ class VariationalAutoencoder(Autoencoder):
 
     encoder_outputs_per_latent = 2  # mean and log-variance
 
-    def __init__(self, beta: float = 1.0, classifier: bool = False, gamma: float = 0.9, classifier_sizes: Sequence[int] = (),
-                 logvar_min: float = -10.0, logvar_max: float = 10.0, kl_warmup_epochs: int = 0, activation: str = "relu",
-                 dropout: float = 0.0, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        beta: float = 1.0,
+        classifier: bool = False,
+        gamma: float = 0.9,
+        classifier_sizes: Sequence[int] = (),
+        logvar_min: float = -10.0,
+        logvar_max: float = 10.0,
+        kl_warmup_epochs: int = 0,
+        activation: str = "relu",
+        dropout: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
         if logvar_min >= logvar_max:
             raise ValueError(f"logvar_min ({logvar_min}) must be below logvar_max ({logvar_max})")
         self.has_classifier = classifier  # before the base class builds the metrics it needs
@@ -63,7 +73,9 @@ class VariationalAutoencoder(Autoencoder):
         kl = gaussian_kl(out.embedding, out.logvar).mean()
         return {"total": self.beta * kl, "kl": kl}
 
-    def compute_losses(self, out: ModelOutputs, x: torch.Tensor, y: torch.Tensor, mixed: Mixed | None = None) -> dict[str, torch.Tensor]:
+    def compute_losses(
+        self, out: ModelOutputs, x: torch.Tensor, y: torch.Tensor, mixed: Mixed | None = None
+    ) -> dict[str, torch.Tensor]:
         assert out.reconstruction is not None
         recon = reconstruction_loss(x, out.reconstruction, self.recon_reduction)
         parts = self.regulariser(out)

@@ -68,12 +68,22 @@ class OptunaSweeperImpl:
             # One process per trial: Hydra's joblib launcher, sized to n_jobs (hydra#2946: a launcher chosen
             # inside a config group is ignored for multirun, so the sweeper picks it).
             with read_write(config.hydra), open_dict(config.hydra):
-                config.hydra.launcher = OmegaConf.create({
-                    "_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
-                    "n_jobs": self.n_jobs, "backend": "loky", "prefer": "processes", "require": None, "verbose": 0,
-                    "timeout": None, "pre_dispatch": "2*n_jobs", "batch_size": "auto", "temp_folder": None,
-                    "max_nbytes": None, "mmap_mode": "r",
-                })
+                config.hydra.launcher = OmegaConf.create(
+                    {
+                        "_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
+                        "n_jobs": self.n_jobs,
+                        "backend": "loky",
+                        "prefer": "processes",
+                        "require": None,
+                        "verbose": 0,
+                        "timeout": None,
+                        "pre_dispatch": "2*n_jobs",
+                        "batch_size": "auto",
+                        "temp_folder": None,
+                        "max_nbytes": None,
+                        "mmap_mode": "r",
+                    }
+                )
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config
         )
@@ -81,7 +91,9 @@ class OptunaSweeperImpl:
     # --- helpers ---------------------------------------------------------------------------------
 
     def _directions(self) -> list[Any]:
-        directions = self.direction if isinstance(self.direction, (list, tuple)) or OmegaConf.is_list(self.direction) else [self.direction]
+        directions = (
+            self.direction if isinstance(self.direction, (list, tuple)) or OmegaConf.is_list(self.direction) else [self.direction]
+        )
         return [str(getattr(d, "name", d)).lower() for d in directions]
 
     def _study_name(self, searched: dict) -> str:
@@ -132,8 +144,14 @@ class OptunaSweeperImpl:
         directions = self._directions()
         study, joined = self._open_study(study_name, open_storage(storage), directions)
         study.set_user_attr("pruner", self.pruner_raw)
-        log.info("Optuna study %r in %s: %d trial(s) so far, %d wanted in all%s", study_name, redact_url(storage),
-                 len(study.trials), self.n_trials, " (joined other workers)" if joined else "")
+        log.info(
+            "Optuna study %r in %s: %d trial(s) so far, %d wanted in all%s",
+            study_name,
+            redact_url(storage),
+            len(study.trials),
+            self.n_trials,
+            " (joined other workers)" if joined else "",
+        )
 
         self._fail_orphaned_trials(study)
         parent = self._open_parent(study, storage, joined)
@@ -181,15 +199,22 @@ class OptunaSweeperImpl:
             existing = optuna.load_study(study_name=study_name, storage=storage).get_trials(deepcopy=False)
         except KeyError:  # no such study yet
             try:
-                study = optuna.create_study(study_name=study_name, storage=storage, sampler=self._sampler(0, False),
-                                            pruner=pruner, directions=directions)
+                study = optuna.create_study(
+                    study_name=study_name, storage=storage, sampler=self._sampler(0, False), pruner=pruner, directions=directions
+                )
                 return study, False
             except optuna.exceptions.DuplicatedStudyError:  # another worker created it first
                 existing, joined = [], True
         else:  # being worked on now (running trials), or just created by another worker (no trials yet)
             joined = not existing or any(t.state == TrialState.RUNNING for t in existing)
-        study = optuna.create_study(study_name=study_name, storage=storage, sampler=self._sampler(len(existing), joined),
-                                    pruner=pruner, directions=directions, load_if_exists=True)
+        study = optuna.create_study(
+            study_name=study_name,
+            storage=storage,
+            sampler=self._sampler(len(existing), joined),
+            pruner=pruner,
+            directions=directions,
+            load_if_exists=True,
+        )
         return study, joined
 
     def _surplus(self, study: Any, trial: Any) -> bool:
@@ -315,8 +340,9 @@ class OptunaSweeperImpl:
 
         complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
         if complete and len(directions) == 1:
-            log.info("best trial %d: %s = %.4f with %s", study.best_trial.number, metric_name, study.best_value,
-                     study.best_params)
+            log.info(
+                "best trial %d: %s = %.4f with %s", study.best_trial.number, metric_name, study.best_value, study.best_params
+            )
         if parent:
             from genre_style.tracking.sweep_parent import log_study_summary
 

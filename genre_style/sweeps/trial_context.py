@@ -77,5 +77,6 @@ def objective_value(cfg: Any, final: dict[str, float], logged: dict[str, float],
     for source in (final, logged):
         if name in source:
             return float(source[name])
-    raise UserError(f"optimized_metric={name!r} was not measured in this run",
-                    f"choose one of {sorted(set(final) | set(logged))}")
+    raise UserError(
+        f"optimized_metric={name!r} was not measured in this run", f"choose one of {sorted(set(final) | set(logged))}"
+    )

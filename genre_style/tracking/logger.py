@@ -40,15 +40,20 @@ class ResilientMLFlowLogger(MLFlowLogger):
         self.model_logging = True  # the best checkpoint as an MLflow model at the end (`mlflow_logger(log_model=...)`)
         self.system_metrics_every_s = 0.0  # MLflow's system metrics, sampled this often (0: off)
         self._system_metrics: Any = None
-        self._logged: set[tuple[str, int | None]] = set()  # (metric, step) pairs in MLflow: this process's and, on resume, the store's
+        self._logged: set[tuple[str, int | None]] = (
+            set()
+        )  # (metric, step) pairs in MLflow: this process's and, on resume, the store's
 
     def _guard(self, what: str, call: Any) -> None:
         try:
             call()
         except Exception as exc:  # network errors, HTTP 5xx, a locked database: the run goes on
             if not self.failures:
-                log.warning("MLflow %s failed (%s); training goes on, results stay in the run folder",
-                            what, str(exc).splitlines()[0][:200])
+                log.warning(
+                    "MLflow %s failed (%s); training goes on, results stay in the run folder",
+                    what,
+                    str(exc).splitlines()[0][:200],
+                )
             self.failures.append(f"{what}: {exc}")
 
     @rank_zero_only
@@ -81,8 +86,10 @@ class ResilientMLFlowLogger(MLFlowLogger):
         held, self._held = self._held or [], ([] if self._held is not None else None)
         kept = [(m, s) for m, s in held if up_to_step is None or s is None or s <= up_to_step]
         if len(kept) < len(held):
-            log.info("%d metric record(s) of epochs after the resume checkpoint not logged: a resume computes them again",
-                     len(held) - len(kept))
+            log.info(
+                "%d metric record(s) of epochs after the resume checkpoint not logged: a resume computes them again",
+                len(held) - len(kept),
+            )
         for metrics, step in kept:
             self._write(metrics, step)
         return max((s for _, s in kept if s is not None), default=None)
@@ -136,8 +143,12 @@ class ResilientMLFlowLogger(MLFlowLogger):
         from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
         def start() -> None:
-            self._system_metrics = SystemMetricsMonitor(str(self.run_id), sampling_interval=self.system_metrics_every_s,
-                                                        resume_logging=resumed, tracking_uri=self.tracking_uri)
+            self._system_metrics = SystemMetricsMonitor(
+                str(self.run_id),
+                sampling_interval=self.system_metrics_every_s,
+                resume_logging=resumed,
+                tracking_uri=self.tracking_uri,
+            )
             self._system_metrics.start()
 
         self._guard("system metrics", start)
@@ -170,6 +181,7 @@ class ResilientMLFlowLogger(MLFlowLogger):
         """The final (best-checkpoint) metrics under `final/`, not as a late point on the per-epoch curves; the
         run's description; the artifact folder (already on disk: a failure here loses nothing); then end the run,
         flushing MLflow's queued metric writes."""
+
         def upload() -> None:
             self._write({f"final/{k}": v for k, v in metrics.items()}, step=None)
             self.experiment.set_tag(self.run_id, "mlflow.note.content", description(cfg, metrics, history))
@@ -189,16 +201,22 @@ class ResilientMLFlowLogger(MLFlowLogger):
         """This run in MLflow's UI, in its machine-learning view (MLflow 3 opens experiments on its GenAI overview);
         for a local store, the address `make ui` serves."""
         base = self.tracking_uri if self.tracking_uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
-        return (f"{redact_url(base).rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
-                "?workflowType=machine_learning")
+        return (
+            f"{redact_url(base).rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}?workflowType=machine_learning"
+        )
 
     def report(self, folder: Path) -> None:
         """The run's UI link, and how often the store failed (and that nothing is lost)."""
         log.info("in MLflow: %s", self.ui_link())
         if self.failures:
-            log.warning("MLflow at %s failed %d time(s) during this run (first: %s). Nothing is lost: metrics, plots, "
-                        "reports and the checkpoint are in %s (report/final_metrics.json, report/history.json).",
-                        redact_url(self.tracking_uri), len(self.failures), self.failures[0][:200], folder)
+            log.warning(
+                "MLflow at %s failed %d time(s) during this run (first: %s). Nothing is lost: metrics, plots, "
+                "reports and the checkpoint are in %s (report/final_metrics.json, report/history.json).",
+                redact_url(self.tracking_uri),
+                len(self.failures),
+                self.failures[0][:200],
+                folder,
+            )
 
 
 def run_identity(cfg: DictConfig) -> tuple[str, dict[str, str]]:

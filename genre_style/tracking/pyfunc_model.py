@@ -18,14 +18,26 @@ import numpy as np
 from mlflow.pyfunc import PythonModel
 
 # What loading the model needs: the versions this process runs, pinned.
-REQUIREMENTS = ("torch", "lightning", "torchmetrics", "hydra-core", "omegaconf", "numpy", "pandas", "librosa", "soundfile",
-                "scikit-learn", "mlflow")
+REQUIREMENTS = (
+    "torch",
+    "lightning",
+    "torchmetrics",
+    "hydra-core",
+    "omegaconf",
+    "numpy",
+    "pandas",
+    "librosa",
+    "soundfile",
+    "scikit-learn",
+    "mlflow",
+)
 
 
 # MLflow warns when a PythonModel subclass is created whose predict has no type hints, under a decorator that puts
 # its own "once" filter ahead of every other (so `console.quiet_console` can't silence it). This model takes files
 # or waveforms on purpose, described by its signature: the warning is recorded here and dropped; others pass on.
 with warnings.catch_warnings(record=True) as _caught:
+
     class GenreStyleModel(PythonModel):
         """A trained genre-style model and its preprocessing (front-end, standardisation), from its checkpoint."""
 
@@ -45,8 +57,9 @@ with warnings.catch_warnings(record=True) as _caught:
                     x, _ = embedder.features(Path(path), None)
                 else:
                     rate = item.get("sample_rate")
-                    x, _ = embedder.signal_features(np.asarray(item["audio"], dtype=np.float32),
-                                                    sample_rate=int(rate) if rate == rate and rate else None)
+                    x, _ = embedder.signal_features(
+                        np.asarray(item["audio"], dtype=np.float32), sample_rate=int(rate) if rate == rate and rate else None
+                    )
                 embedding, probs = embedder.embed(x)
                 row: dict[str, Any] = {}
                 if probs is not None:
@@ -56,6 +69,8 @@ with warnings.catch_warnings(record=True) as _caught:
                 row["embedding"] = embedding.mean(axis=0).astype(float).tolist()
                 rows.append(row)
             return pd.DataFrame(rows)
+
+
 for _warning in _caught:
     if "Add type hints to the `predict` method" not in str(_warning.message):
         warnings.warn_explicit(_warning.message, _warning.category, _warning.filename, _warning.lineno)
@@ -65,8 +80,13 @@ def signature(genres: list[str], has_classifier: bool) -> Any:
     from mlflow.models import ModelSignature
     from mlflow.types.schema import Array, ColSpec, Schema
 
-    inputs = Schema([ColSpec("string", "path", required=False), ColSpec(Array("double"), "audio", required=False),
-                     ColSpec("double", "sample_rate", required=False)])
+    inputs = Schema(
+        [
+            ColSpec("string", "path", required=False),
+            ColSpec(Array("double"), "audio", required=False),
+            ColSpec("double", "sample_rate", required=False),
+        ]
+    )
     outputs: list[Any] = [ColSpec(Array("double"), "embedding")]
     if has_classifier:
         outputs = [ColSpec("string", "predicted_genre"), *(ColSpec("double", f"prob_{g}") for g in genres), *outputs]
@@ -95,9 +115,15 @@ def log_model(checkpoint: Path, tracking_uri: str, run_id: str, registered_name:
     mlflow.set_tracking_uri(tracking_uri)
     with mlflow.start_run(run_id=run_id, log_system_metrics=False):  # the training run (the logger ends it)
         return mlflow.pyfunc.log_model(
-            name="model", python_model=GenreStyleModel(), artifacts={"checkpoint": str(checkpoint)},
-            code_paths=[str(Path(genre_style.__file__).parent)], signature=signature(genres, has_classifier),
-            input_example=example, pip_requirements=versions, registered_model_name=registered_name)
+            name="model",
+            python_model=GenreStyleModel(),
+            artifacts={"checkpoint": str(checkpoint)},
+            code_paths=[str(Path(genre_style.__file__).parent)],
+            signature=signature(genres, has_classifier),
+            input_example=example,
+            pip_requirements=versions,
+            registered_model_name=registered_name,
+        )
 
 
 def load_embedder(uri: str, tracking_uri: str | None = None) -> Any:
@@ -110,5 +136,7 @@ def load_embedder(uri: str, tracking_uri: str | None = None) -> Any:
     try:
         return mlflow.pyfunc.load_model(uri).unwrap_python_model().embedder
     except Exception as exc:
-        raise UserError(f"cannot load the MLflow model {uri} ({str(exc).splitlines()[0][:200]})",
-                        "check the name and version (MLflow's Models page) and the tracking URI") from None
+        raise UserError(
+            f"cannot load the MLflow model {uri} ({str(exc).splitlines()[0][:200]})",
+            "check the name and version (MLflow's Models page) and the tracking URI",
+        ) from None

@@ -14,13 +14,34 @@ from omegaconf import DictConfig, OmegaConf
 from genre_style.urls import redact_url
 
 # Not params: where things go, how they are shown, bookkeeping (the config.yaml artifact has them all).
-NOT_PARAMS = ("paths.", "logger.", "sweep_context.", "hydra.", "resume", "run_name", "tags.", "callbacks.model_checkpoint.",
-              "callbacks.last_checkpoint.", "callbacks.progress_bar.", "callbacks.random_state.", "trainer.default_root_dir",
-              "trainer.enable_progress_bar", "trainer.enable_model_summary", "data.progress", "data.workers", "data.cache_dir",
-              "task_name")
+NOT_PARAMS = (
+    "paths.",
+    "logger.",
+    "sweep_context.",
+    "hydra.",
+    "resume",
+    "run_name",
+    "tags.",
+    "callbacks.model_checkpoint.",
+    "callbacks.last_checkpoint.",
+    "callbacks.progress_bar.",
+    "callbacks.random_state.",
+    "trainer.default_root_dir",
+    "trainer.enable_progress_bar",
+    "trainer.enable_model_summary",
+    "data.progress",
+    "data.workers",
+    "data.cache_dir",
+    "task_name",
+)
 
 
-NAMED_PARTS = {"model": "model", "model.encoder": "encoder", "model.optimizer": "model.optimizer", "model.scheduler": "model.scheduler"}
+NAMED_PARTS = {
+    "model": "model",
+    "model.encoder": "encoder",
+    "model.optimizer": "model.optimizer",
+    "model.scheduler": "model.scheduler",
+}
 
 
 def choices(cfg: DictConfig) -> dict[str, str]:
@@ -46,15 +67,25 @@ def data_name(root: str) -> str:
 def run_name(cfg: DictConfig) -> str:
     """Short enough for MLflow's runs table: `dsae · gtzan · track · s42` (the encoder where it is not the model's own)."""
     picked = choices(cfg)
-    model = picked["model"] if picked.get("encoder") in (None, "mlp", "mlp_tanh", "MLPEncoder") else f"{picked['model']}+{picked['encoder']}"
+    model = (
+        picked["model"]
+        if picked.get("encoder") in (None, "mlp", "mlp_tanh", "MLPEncoder")
+        else f"{picked['model']}+{picked['encoder']}"
+    )
     return f"{model} · {data_name(str(cfg.data.root))} · {cfg.data.split} · s{cfg.seed}"
 
 
 def run_tags(cfg: DictConfig) -> dict[str, str]:
     """What runs are filtered by: model, encoder, features, data, split, seed, and the user's `tags.*`."""
     picked = choices(cfg)
-    tags = {"model": picked["model"], "encoder": picked["encoder"], "features": str(cfg.data.features),
-            "data": data_name(str(cfg.data.root)), "split": str(cfg.data.split), "seed": str(cfg.seed)}
+    tags = {
+        "model": picked["model"],
+        "encoder": picked["encoder"],
+        "features": str(cfg.data.features),
+        "data": data_name(str(cfg.data.root)),
+        "split": str(cfg.data.split),
+        "seed": str(cfg.seed),
+    }
     tags.update({str(k): str(v) for k, v in (cfg.get("tags") or {}).items()})
     return tags
 
@@ -97,16 +128,27 @@ def description(cfg: DictConfig, metrics: dict[str, float], history: list[dict[s
 
     picked, epochs = choices(cfg), len(history)
     best_epoch = find_best(history, str(cfg.monitor.metric), str(cfg.monitor.mode))
-    lines = [f"**{picked['model']}** (encoder `{picked['encoder']}`, features `{cfg.data.features}`) on "
-             f"`{data_name(str(cfg.data.root))}` ({', '.join(map(str, cfg.data.genres)) if OmegaConf.is_list(cfg.data.genres) else cfg.data.genres}), "
-             f"{cfg.data.split} split, seed {cfg.seed}.", ""]
+    lines = [
+        f"**{picked['model']}** (encoder `{picked['encoder']}`, features `{cfg.data.features}`) on "
+        f"`{data_name(str(cfg.data.root))}` ({', '.join(map(str, cfg.data.genres)) if OmegaConf.is_list(cfg.data.genres) else cfg.data.genres}), "
+        f"{cfg.data.split} split, seed {cfg.seed}.",
+        "",
+    ]
     if best_epoch is not None:
-        lines.append(f"Best epoch {best_epoch} of {epochs} by `{cfg.monitor.metric}`; the final figures are the best checkpoint's.")
-    shown = [(k, v) for k, v in metrics.items() if k.startswith("test/") and k.count("/") == 1
-             and any(w in k for w in ("acc", "recon", "f1_macro", "mig"))]
+        lines.append(
+            f"Best epoch {best_epoch} of {epochs} by `{cfg.monitor.metric}`; the final figures are the best checkpoint's."
+        )
+    shown = [
+        (k, v)
+        for k, v in metrics.items()
+        if k.startswith("test/") and k.count("/") == 1 and any(w in k for w in ("acc", "recon", "f1_macro", "mig"))
+    ]
     if shown:
         lines += ["", "| test | value |", "|---|---|"] + [f"| {k} | {v:.4f} |" for k, v in sorted(shown)]
-    lines += ["", "Plots: `plots/` (confusion matrices, PCA of input, embedding and logits, learning curves); "
-              "the full config: `config.yaml`; the model: `model/` (an MLflow pyfunc: audio in, genre probabilities and "
-              "embedding out)."]
+    lines += [
+        "",
+        "Plots: `plots/` (confusion matrices, PCA of input, embedding and logits, learning curves); "
+        "the full config: `config.yaml`; the model: `model/` (an MLflow pyfunc: audio in, genre probabilities and "
+        "embedding out).",
+    ]
     return "\n".join(lines)

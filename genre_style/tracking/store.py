@@ -38,7 +38,9 @@ def prepare_store(uri: str, store_dir: str | Path) -> str | None:
     try:
         store.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"cannot create the MLflow store folder {store} ({exc})", "set paths.output_root to a writable folder") from None
+        raise UserError(
+            f"cannot create the MLflow store folder {store} ({exc})", "set paths.output_root to a writable folder"
+        ) from None
     return (store / "mlartifacts").as_uri()
 
 
@@ -60,9 +62,11 @@ def store_error(uri: str, exc: BaseException) -> UserError:
     """A store that fails at the start of a run, as one line naming the store and the fix."""
     from genre_style.urls import redact_url
 
-    return UserError(f"the MLflow store {redact_url(uri)} failed: {str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__}",
-                     "check the store (a SQLite file from a newer MLflow, a full disk, a server's database), point "
-                     "MLFLOW_TRACKING_URI or logger.mlflow.tracking_uri at a working one, or use logger=none")
+    return UserError(
+        f"the MLflow store {redact_url(uri)} failed: {str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__}",
+        "check the store (a SQLite file from a newer MLflow, a full disk, a server's database), point "
+        "MLFLOW_TRACKING_URI or logger.mlflow.tracking_uri at a working one, or use logger=none",
+    )
 
 
 def check_tracking_server(uri: str, timeout: float = SERVER_TIMEOUT_S) -> None:
@@ -93,7 +97,10 @@ def open_client(tracking_uri: str | None = None) -> Any:
 def ui_url(tracking_uri: str, server: str, experiment: str = "genre-style") -> str:
     """Where a new user should land in the MLflow UI: the experiment's runs table in the machine-learning view
     (MLflow 3 opens experiments on its GenAI overview otherwise)."""
-    found = open_client(tracking_uri).get_experiment_by_name(experiment) if not tracking_uri.startswith("sqlite:///") or \
-        Path(tracking_uri.removeprefix("sqlite:///")).exists() else None
+    found = (
+        open_client(tracking_uri).get_experiment_by_name(experiment)
+        if not tracking_uri.startswith("sqlite:///") or Path(tracking_uri.removeprefix("sqlite:///")).exists()
+        else None
+    )
     where = f"experiments/{found.experiment_id}/runs" if found else "experiments"
     return f"{server.rstrip('/')}/#/{where}?workflowType=machine_learning"

@@ -15,8 +15,9 @@ PARENT_ATTR = "mlflow_parent_run_id"  # a study user attribute: every worker of 
 JOIN_WAIT_S = 20.0
 
 
-def open_parent_run(tracking_uri: str, experiment_name: str, artifact_location: str | None, study: Any,
-                    storage: str, joined: bool) -> tuple[Any, str]:
+def open_parent_run(
+    tracking_uri: str, experiment_name: str, artifact_location: str | None, study: Any, storage: str, joined: bool
+) -> tuple[Any, str]:
     """Reuse this study's parent run (a resumed sweep, or another worker of the same study), or start one.
 
     The run id is kept in the study itself, the one place all workers share; a worker that joined a study
@@ -96,8 +97,10 @@ def _set_tag(client: Any, run_id: str, key: str, value: str) -> None:
 
 def trial_name(trial: Any, metric_name: str) -> str:
     """`trial 3 · gamma=0.19 lr=0.00052 · val/acc=0.6125`: what the trial tried and what it scored, in the runs table."""
-    settings = " ".join(f"{k.rsplit('.', 1)[-1]}={v:.3g}" if isinstance(v, float) else f"{k.rsplit('.', 1)[-1]}={v}"
-                        for k, v in trial.params.items())
+    settings = " ".join(
+        f"{k.rsplit('.', 1)[-1]}={v:.3g}" if isinstance(v, float) else f"{k.rsplit('.', 1)[-1]}={v}"
+        for k, v in trial.params.items()
+    )
     score = f" · {metric_name}={trial.value:.4f}" if trial.value is not None else f" · {trial.state.name.lower()}"
     return f"trial {trial.number} · {settings}{score}"
 
@@ -118,8 +121,12 @@ def log_study_summary(client: Any, run_id: str, study: Any, metric_name: str, re
         if trial.user_attrs.get("mlflow_run_id") and trial.state != optuna.trial.TrialState.RUNNING:
             _try(lambda t=trial: client.set_tag(t.user_attrs["mlflow_run_id"], "mlflow.runName", trial_name(t, metric_name)))
     space = {f"search.{name}": str(dist) for t in trials for name, dist in t.distributions.items()}
-    for key, value in {**space, "sampler": type(study.sampler).__name__, "optimized_metric": metric_name,
-                       "direction": study.direction.name.lower()}.items():
+    for key, value in {
+        **space,
+        "sampler": type(study.sampler).__name__,
+        "optimized_metric": metric_name,
+        "direction": study.direction.name.lower(),
+    }.items():
         _try(lambda k=key, v=value: client.log_param(run_id, k, v))  # a resumed sweep logs the same values again
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     with tempfile.TemporaryDirectory() as tmp:
@@ -138,10 +145,14 @@ def log_study_summary(client: Any, run_id: str, study: Any, metric_name: str, re
             if best_run:
                 experiment = client.get_run(run_id).info.experiment_id
                 _set_tag(client, run_id, "best_run_id", best_run)
-                _set_tag(client, run_id, "mlflow.note.content",
-                         f"Optuna study **{study.study_name}**: {len(complete)} complete trial(s) of {len(trials)}, "
-                         f"direction {study.direction.name.lower()} `{metric_name}`.\n\nBest: [{trial_name(best, metric_name)}]"
-                         f"(#/experiments/{experiment}/runs/{best_run}).")
+                _set_tag(
+                    client,
+                    run_id,
+                    "mlflow.note.content",
+                    f"Optuna study **{study.study_name}**: {len(complete)} complete trial(s) of {len(trials)}, "
+                    f"direction {study.direction.name.lower()} `{metric_name}`.\n\nBest: [{trial_name(best, metric_name)}]"
+                    f"(#/experiments/{experiment}/runs/{best_run}).",
+                )
                 if register_as:
                     _register(client, best_run, register_as)
             plots = {"optimization_history": ovm.plot_optimization_history, "parallel_coordinate": ovm.plot_parallel_coordinate}

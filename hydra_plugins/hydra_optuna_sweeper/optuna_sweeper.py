@@ -4,7 +4,6 @@ It takes the official hydra-optuna-sweeper's module path and config name (`hydra
 so configs written for that plugin run unchanged, but on Optuna >= 4. Don't install both.
 """
 
-
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
