@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from genre_style.data.gtzan import discover_tracks
 from genre_style.data.preprocess import build_clip_table
 from genre_style.sweeps.storage import open_storage
 from tests.conftest import FAST_RUN, REPO, run_cli, write_wav
+from tests.servers import free_port
 
 pytestmark = pytest.mark.slow  # real processes (the CLI, servers): `make test-fast` leaves them out
 
@@ -122,14 +122,8 @@ def test_killed_preprocessing_leaves_no_cache_and_the_next_run_rebuilds(tmp_path
     assert not hit and path.exists() and len(table) == 40 * 20
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_tracking_server_lost_mid_run_finishes_and_keeps_everything(tmp_path):
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "mlflow"),
