@@ -47,6 +47,13 @@ def standardizer(train: np.ndarray, chunk: int = 1024) -> tuple[np.ndarray, np.n
     return mean.astype(np.float32), std.astype(np.float32)
 
 
+def clip_positions(track_index: np.ndarray) -> np.ndarray:
+    """Each clip's place in its track (0 = the track's first clip): a table keeps a track's clips together, in order."""
+    starts = np.flatnonzero(np.r_[True, track_index[1:] != track_index[:-1]])
+    lengths = np.diff(np.r_[starts, len(track_index)])
+    return np.arange(len(track_index)) - np.repeat(starts, lengths)
+
+
 class GenreDataModule(pl.LightningDataModule):
     """GTZAN-layout audio (or the built-in synthetic corpus) as `(x, y, track_index)` batches."""
 
@@ -58,6 +65,7 @@ class GenreDataModule(pl.LightningDataModule):
         segment_samples: int = 20000,
         hop_samples: int = 20000,
         clips_per_track: int = 20,
+        eval_clips_per_track: int | None = None,
         pool: int = 40,
         features: str = "raw_pool",
         n_fft: int = 2048,
@@ -95,6 +103,12 @@ class GenreDataModule(pl.LightningDataModule):
                 "data.random_crop=true needs features with a time axis; features=stats has none",
                 "use features=logmel|mfcc|waveform|raw_pool, or data.random_crop=false",
             )
+        if eval_clips_per_track is not None and not 0 < eval_clips_per_track <= clips_per_track:
+            raise UserError(
+                f"data.eval_clips_per_track={eval_clips_per_track} must be between 1 and data.clips_per_track={clips_per_track}",
+                "e.g. data.clips_per_track=33 data.eval_clips_per_track=20 (train on whole songs, score the paper's 20 clips)",
+            )
+        self.eval_clips_per_track = eval_clips_per_track
         self.standardize = standardize
         self.balance = balance
         self.random_crop = random_crop
@@ -165,6 +179,9 @@ class GenreDataModule(pl.LightningDataModule):
                 table.track_ids, table.track_index, table.track_labels, table.genres, fault_filtered_split(), unusable
             )
         self.indices = {name: keep[idx] for name, idx in local.items()}
+        if self.eval_clips_per_track is not None:  # val and test score each song's first clips only
+            first = clip_positions(table.track_index) < self.eval_clips_per_track
+            self.indices.update({name: self.indices[name][first[self.indices[name]]] for name in ("val", "test")})
         if self.random_crop:  # crops join a clip to its neighbour: keep the training clips in track order
             self.indices["train"] = np.sort(self.indices["train"])
         features = table.features.reshape(len(table), *self.input_shape)
