@@ -76,6 +76,9 @@ def validate_config(cfg: DictConfig, overrides: list[str] | None = None) -> None
     _check_range(
         cfg, "model.encoder.dropout", 0.0, 1.0, False, "dropout is the share of units dropped: use [0, 1), e.g. dropout=0.1"
     )
+    _check_range(
+        cfg, "callbacks.weight_average.decay", 0.0, 1.0, False, "the weight average's decay per step: use [0, 1), e.g. 0.995"
+    )
     lr = _number(cfg, "model.optimizer.lr")
     if lr is not None and lr <= 0:
         raise UserError(f"{_name(cfg, 'model.optimizer.lr')}={lr} must be positive", "e.g. lr=1e-3")
@@ -85,6 +88,7 @@ def validate_config(cfg: DictConfig, overrides: list[str] | None = None) -> None
         "data.segment_samples",
         "data.hop_samples",
         "data.clips_per_track",
+        "data.eval_clips_per_track",
         "data.pool",
         "data.batch_size",
         "data.minibatches_per_step",
@@ -94,6 +98,12 @@ def validate_config(cfg: DictConfig, overrides: list[str] | None = None) -> None
     _check_sizes(cfg, "model.encoder.channels", allow_empty=False)
     for key in ("model.encoder.hidden_sizes", "model.classifier_sizes", "model.decoder_sizes"):
         _check_sizes(cfg, key, allow_empty=True)
+    clips, scored = OmegaConf.select(cfg, "data.clips_per_track"), OmegaConf.select(cfg, "data.eval_clips_per_track")
+    if clips is not None and scored is not None and scored > clips:
+        raise UserError(
+            f"data.eval_clips_per_track={scored} is more than data.clips_per_track={clips}",
+            "val/test score at most the clips a track has: e.g. data.clips_per_track=33 data.eval_clips_per_track=20",
+        )
     _check_encoder_fits_features(cfg)
     _check_augment(cfg)
     _check_variational(cfg)

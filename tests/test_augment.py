@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import lightning.pytorch as pl
 import numpy as np
+import pytest
 import torch
 
 from genre_style.data.clip_table import ClipTable
 from genre_style.data.datamodule import GenreDataModule
+from genre_style.errors import UserError
 from genre_style.models.augment import Augment
 from genre_style.models.dsae import DeepSoftmaxAutoencoder
 
@@ -158,9 +160,20 @@ def test_a_track_of_one_clip_is_cropped_to_itself():
 
 
 def test_random_crops_need_a_time_axis():
-    import pytest
-
-    from genre_style.errors import UserError
-
     with pytest.raises(UserError, match="random_crop"):
         GenreDataModule(root="x", features="stats", random_crop=True)
+
+
+def test_eval_clips_per_track_scores_each_songs_first_clips_and_trains_on_all():
+    table = crop_table(n_tracks=8, clips=4)
+    dm = GenreDataModule.from_table(
+        table, split="track", split_sizes=[4, 2, 2], clips_per_track=4, eval_clips_per_track=2, batch_size=4, seed=0
+    )
+    dm.setup("fit")
+    position = lambda x: (x[:, 0, 0] % 1000) // 10  # noqa: E731  (crop_table: frame 0 of clip k holds k * 10)
+    assert sorted(set(position(dm.tensors["train"][0]).tolist())) == [0, 1, 2, 3]
+    for split in ("val", "test"):
+        x, _, track = dm.tensors[split]
+        assert position(x).tolist() == [0, 1] * 2 and len(set(track.tolist())) == 2
+    with pytest.raises(UserError, match="eval_clips_per_track"):
+        GenreDataModule(root="x", clips_per_track=20, eval_clips_per_track=33)

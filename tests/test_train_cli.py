@@ -237,6 +237,8 @@ def test_missing_data_root_is_one_clear_message(tmp_path):
         ("encoder=sample_cnn features=logmel", "features=waveform"),
         ("experiment=best model.augment.time_mask_width=2", "time_mask_width"),
         ("data.pool=30000", "data.pool=30000"),
+        ("data.eval_clips_per_track=21", "data.eval_clips_per_track=21"),
+        ("experiment=best callbacks.weight_average.decay=1.5", "callbacks.weight_average.decay=1.5"),
         ("model=two_layer gamma=0.5", "gamma=0.5 is not used by TwoLayerNet"),
     ],
 )
