@@ -148,6 +148,13 @@ REPEATED_METRICS = (
 )
 
 
+def scored_clips(params: dict[str, str]) -> str | None:
+    """Clips per song that val and test score: runs that train on more clips of each song still pair with
+    runs that don't, as long as both are tested on the same clips."""
+    scored = params.get("data.eval_clips_per_track")
+    return scored if scored not in (None, "None") else params.get("data.clips_per_track")
+
+
 def configuration_key(params: dict[str, str]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((k, v) for k, v in params.items() if not k.startswith(NOT_CONFIGURATION)))
 
@@ -188,7 +195,7 @@ def repeated_runs_section(runs: Sequence[Any]) -> Section | None:
     protocol = {}
     for key, config in configs.items():
         p = config["params"]
-        protocol[key] = (p.get("data.split"), p.get("data.root"), p.get("data.genres"), p.get("data.clips_per_track"))
+        protocol[key] = (p.get("data.split"), p.get("data.root"), p.get("data.genres"), scored_clips(p))
         cells = []
         for metric in metrics:
             values = [r.data.metrics[metric] for r in config["by_seed"].values() if metric in r.data.metrics]
