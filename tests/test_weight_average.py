@@ -7,6 +7,8 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from genre_style.callbacks.exact_resume import RandomState
+from genre_style.callbacks.resume_checkpoint import ResumeCheckpoint
 from genre_style.callbacks.weight_average import EMAWeights
 from genre_style.data.datamodule import GenreDataModule
 from genre_style.errors import UserError
@@ -15,7 +17,7 @@ from genre_style.models.encoders import mlp_encoder
 from tests.test_training_loop import GENRES, _table
 
 
-def _setup(tmp_path, weights_only: bool = False):
+def _setup(tmp_path, weights_only: bool = False, max_epochs: int = 3, extra=()):
     pl.seed_everything(3, verbose=False)
     dm = GenreDataModule.from_table(_table(), batch_size=16, minibatches_per_step=1, split="segment", seed=3)
     model = DeepSoftmaxAutoencoder(
@@ -28,8 +30,8 @@ def _setup(tmp_path, weights_only: bool = False):
     )
     best = ModelCheckpoint(dirpath=tmp_path, filename="best", monitor="val/acc", mode="max", save_weights_only=weights_only)
     trainer = pl.Trainer(
-        max_epochs=3,
-        callbacks=[EMAWeights(decay=0.9), best],
+        max_epochs=max_epochs,
+        callbacks=[EMAWeights(decay=0.9), best, *extra],
         logger=False,
         enable_progress_bar=False,
         enable_model_summary=False,
@@ -49,6 +51,19 @@ def test_best_checkpoint_and_test_score_the_averaged_weights(tmp_path):
     assert scores[0]["val/acc"] == pytest.approx(val_acc_at_best)  # what won on val is what a checkpoint scores
     for name, value in model.state_dict().items():  # and the model holds the averaged weights after loading
         assert torch.equal(value, averaged[name])
+
+
+def test_a_resumed_fit_ends_with_the_average_an_uninterrupted_one_has(tmp_path):
+    def fit(folder, epochs, resume=None):
+        last = ResumeCheckpoint(dirpath=tmp_path / folder / "last", filename="last", min_interval_s=0)
+        dm, model, _, trainer = _setup(tmp_path / folder, max_epochs=epochs, extra=[last, RandomState()])
+        trainer.fit(model, datamodule=dm, ckpt_path=resume, weights_only=False)
+        return model.state_dict()
+
+    uninterrupted = fit("a", 4)
+    fit("b", 2)  # stops after epoch 2 with last.ckpt: the run that was interrupted
+    resumed = fit("c", 4, resume=tmp_path / "b" / "last" / "last.ckpt")
+    assert all(torch.equal(resumed[k], uninterrupted[k]) for k in uninterrupted)
 
 
 def test_weights_only_checkpoints_are_refused(tmp_path):
