@@ -167,6 +167,8 @@ def short_label(params: dict[str, str]) -> str:
         label += f" · {encoder}"
     if params.get("model.classifier") == "True":
         label += " + classifier"
+    if scored_clips(params) != params.get("data.clips_per_track"):
+        label += f" · trained on {params.get('data.clips_per_track')} clips a song"
     if params.get("tags.experiment"):
         label += f" (experiment={params['tags.experiment']})"
     return label
