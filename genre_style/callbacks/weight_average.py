@@ -30,7 +30,6 @@ class EMAWeights(WeightAveraging):
         if not 0.0 <= decay < 1.0:
             raise UserError(f"callbacks.weight_average.decay={decay} is outside [0.0, 1.0)", "e.g. 0.995")
         super().__init__(multi_avg_fn=get_ema_multi_avg_fn(decay))
-        self.decay = decay
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit":
