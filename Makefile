@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m genre_style.train data=synthetic $(ARGS)
+	$(PY) -m genre_style.train experiment=demo $(ARGS)
 
 test: $(STAMP) lint
 	$(PY) -m pytest $(ARGS)

@@ -4,8 +4,13 @@ import os
 
 from omegaconf import OmegaConf
 
+# Before anything imports torch: MKL reads its reproducible mode from the environment when it starts.
+from genre_style import reproducibility
+
 __version__ = "0.1.0"
 
 # ${cwd:} in configs: the folder the command runs in. Unlike ${hydra:runtime.cwd} it also resolves where
 # Hydra has not set its runtime config yet (the basic sweeper's sweep.dir, hydra.compose in benchmarks).
 OmegaConf.register_new_resolver("cwd", os.getcwd, replace=True)
+# ${reproducible:} in configs: trainer.deterministic's default, off with GENRE_STYLE_REPRODUCIBLE=0.
+OmegaConf.register_new_resolver("reproducible", reproducibility.deterministic_mode, replace=True)

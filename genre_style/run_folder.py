@@ -48,7 +48,10 @@ class RunFolder:
 
     def record_inputs(self, cfg: DictConfig, datamodule: Any) -> None:
         """What the run used, written before training so a crash still leaves it behind."""
+        from genre_style.reproducibility import settings
+
         self.artifacts.mkdir(parents=True, exist_ok=True)
+        self.update_info(math=settings())  # what decides the bits: same settings, same machine kind, same results
         (self.artifacts / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
         write_csv(self.artifacts / "data/split_tracks.csv", datamodule.split_tracks(), ["track_id", "genre", "split", "clips"])
         write_csv(self.artifacts / "data/skipped_files.csv", datamodule.skipped_files, ["path", "reason"])

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+import genre_style  # noqa: F401 - before torch: MKL starts in its reproducible mode (genre_style/reproducibility.py)
 from genre_style.data.synthetic import SyntheticSpec, generate_corpus
 
 REPO = Path(__file__).resolve().parents[1]

@@ -131,7 +131,10 @@ class ResilientMLFlowLogger(MLFlowLogger):
         if self.system_metrics_every_s:
             self._start_system_metrics(resumed=resumed_from is not None)
         if resumed_from is None:
-            self.log_hyperparams(readable_params(cfg))
+            from genre_style.reproducibility import settings
+
+            math = {f"math.{key}": value for key, value in settings().items()}  # what decides the bits (reproducibility.py)
+            self.log_hyperparams({**readable_params(cfg), **math})
             return
         self.experiment.set_tag(self.run_id, "resumed_from", str(resumed_from))
         for key in self.experiment.get_run(self.run_id).data.metrics:
