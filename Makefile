@@ -52,9 +52,10 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.bench_best
 	$(PY) -m benchmarks.bench_gpu
 
+# MLflow's job runner (seven huey consumers for GenAI jobs, ~1.9 GB) is switched off: this project submits no jobs.
 ui: $(STAMP)
 	@$(PY) -c "from genre_style.tracking.store import ui_url; print('Open the runs: ' + ui_url('$(STORE)', 'http://$(HOST):$(PORT)'))"
-	$(VENV)/bin/mlflow ui --host $(HOST) --port $(PORT) --workers 1 \
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui --host $(HOST) --port $(PORT) --workers 1 \
 		--backend-store-uri $(STORE) --default-artifact-root $(ARTIFACTS)
 
 clean:

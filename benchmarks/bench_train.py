@@ -8,6 +8,7 @@ same validation pass each epoch. Both run in this process, alternating in blocks
 
 python -m benchmarks.bench_train [--epochs 13] [--rounds 5] [--block 4] [--batch-sizes 64 256] [--device cpu|cuda]
 python -m benchmarks.bench_train --encoder logmel_cnn     # the log-mel CNN on 64 x 79 maps (3200 clips, fewer epochs)
+GENRE_STYLE_REPRODUCIBLE=0 python -m benchmarks.bench_train   # without the reproducible math (genre_style/reproducibility.py)
 """
 
 from __future__ import annotations
@@ -213,6 +214,7 @@ def main() -> None:
         [
             "encoder",
             "device",
+            "reproducible",
             "batch_size",
             "project_s_per_epoch",
             "bare_s_per_epoch",
@@ -233,9 +235,12 @@ def measure(batch_size: int, args: argparse.Namespace, store: str) -> dict[str, 
         blocks += project_blocks(batch_size, args.epochs, args.block, store, args.device, bare, args.encoder, args.overrides)
     ours, floor = [t for p, _ in blocks for t in p], [t for _, b in blocks for t in b]
     block_ratios = [sum(p) / sum(b) for p, b in blocks]
+    from genre_style.reproducibility import enabled
+
     return {
         "encoder": args.encoder,
         "device": args.device,
+        "reproducible": enabled(),
         "batch_size": batch_size,
         "project_s_per_epoch": median(ours),
         "bare_s_per_epoch": median(floor),

@@ -1,16 +1,19 @@
-"""Check a composed config before anything heavy is imported, so mistakes fail in a second with one line."""
+"""Check a composed config's values before anything heavy is imported, so mistakes fail in a second with one line.
+
+The value rules live here; what the machine must offer (output folder, tracking server, data root) is in
+machine_checks.py, and what Hydra says about the job (its overrides, multirun) in hydra_job.py.
+"""
 
 from __future__ import annotations
 
-import sys
 from numbers import Number
 from typing import Any
 
-from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from genre_style.errors import UserError
-from genre_style.urls import redact_url
+from genre_style.hydra_job import command_line, in_multirun
+from genre_style.machine_checks import check_environment
 
 
 def _number(cfg: DictConfig, key: str) -> Any:
@@ -104,12 +107,14 @@ def validate_config(cfg: DictConfig, overrides: list[str] | None = None) -> None
             f"data.eval_clips_per_track={scored} is more than data.clips_per_track={clips}",
             "val/test score at most the clips a track has: e.g. data.clips_per_track=33 data.eval_clips_per_track=20",
         )
-    _check_encoder_fits_features(cfg)
     _check_augment(cfg)
     _check_variational(cfg)
     pool, segment = OmegaConf.select(cfg, "data.pool"), OmegaConf.select(cfg, "data.segment_samples")
-    raw = OmegaConf.select(cfg, "data.features") in (None, "raw_pool")
-    if raw and pool is not None and segment is not None and pool > segment:
+    from genre_style.data import front_ends  # numpy only: stays light
+
+    features = OmegaConf.select(cfg, "data.features")
+    pooled = features in (*front_ends.REGISTRY, None) and "pool" in front_ends.get(features).settings
+    if pooled and pool is not None and segment is not None and pool > segment:
         raise UserError(
             f"data.pool={pool} is longer than a clip (data.segment_samples={segment})",
             "pool by at most the clip length, e.g. data.pool=40 for 20000-sample clips",
@@ -126,19 +131,7 @@ def validate_config(cfg: DictConfig, overrides: list[str] | None = None) -> None
     _check_manual_optimisation(cfg)
     _check_registration(cfg)
     check_environment(cfg)
-
-
-def check_environment(cfg: DictConfig) -> None:
-    """What the machine must offer before heavy imports: a writable output folder, a tracking server that
-    answers, the data root and genres."""
-    check_output_root(cfg)
-    _check_tracking_server(cfg)
-    if OmegaConf.select(cfg, "data") is not None and OmegaConf.select(cfg, "data.synthetic") is None:
-        from genre_style.data.gtzan import resolve_genres
-
-        # Raises a UserError naming the path and how to get GTZAN, or the unknown genre and those found.
-        genres: Any = OmegaConf.to_object(cfg.data.genres) if OmegaConf.is_list(cfg.data.genres) else cfg.data.genres
-        resolve_genres(cfg.data.root, genres)
+    _check_encoder_fits_features(cfg)  # imports torch: after every light check
 
 
 def _name(cfg: DictConfig, key: str) -> str:
@@ -177,27 +170,27 @@ def _check_aliases_used(cfg: DictConfig, overrides: list[str]) -> None:
             )
 
 
-def command_line() -> list[str]:
-    from hydra.core.hydra_config import HydraConfig
-
-    try:
-        return list(HydraConfig.get().overrides.task)
-    except ValueError:  # no Hydra job (tests, notebooks): nothing was typed
-        return []
-
-
-# Encoders that need a time axis, and the front-ends that give them one.
-ENCODER_INPUTS = {"LogMelCNN": ("logmel", "mfcc"), "SampleCNN": ("waveform",)}
-
-
 def _check_encoder_fits_features(cfg: DictConfig) -> None:
-    target = str(OmegaConf.select(cfg, "model.encoder._target_") or "").rsplit(".", 1)[-1]
-    features = OmegaConf.select(cfg, "data.features") or "raw_pool"
-    wanted = ENCODER_INPUTS.get(target)
-    if wanted and features not in wanted and "logreg" not in str(OmegaConf.select(cfg, "model._target_")):
+    """The encoder reads the front-end's kind (`Encoder.reads`, `front_ends.FrontEnd.kind`). Imports the encoder's
+    class (and so torch): run after the checks that need nothing heavy, so a bad value still answers at once."""
+    from hydra.utils import get_class
+
+    from genre_style.data import front_ends
+
+    target = OmegaConf.select(cfg, "model.encoder._target_")
+    if not target or "logreg" in str(OmegaConf.select(cfg, "model._target_")):
+        return
+    features = OmegaConf.select(cfg, "data.features")
+    if features not in front_ends.REGISTRY and features is not None:
+        raise UserError(f"unknown front-end features={features!r}", f"use one of {', '.join(front_ends.REGISTRY)}")
+    kind = front_ends.get(features).kind
+    reads = tuple(getattr(get_class(str(target)), "reads", front_ends.KINDS))
+    if kind not in reads:
+        name, fitting = str(target).rsplit(".", 1)[-1], [n for k in reads for n in front_ends.names(k)]
         raise UserError(
-            f"encoder {target} cannot read features={features} (it needs {' or '.join(wanted)})",
-            f"add features={wanted[0]}, or use encoder=mlp for features={features}",
+            f"encoder {name} cannot read features={features} (a {kind}; it reads {' or '.join(reads)}: "
+            f"features={' or '.join(fitting)})",
+            f"add features={fitting[0]}, or use encoder=mlp for features={features}",
         )
 
 
@@ -271,82 +264,3 @@ def _check_distributed(cfg: DictConfig) -> None:
         "on the same study; use trainer=ddp for single runs",
         whole_sweep=True,
     )
-
-
-def in_multirun() -> bool:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    try:
-        return HydraConfig.get().mode == RunMode.MULTIRUN
-    except ValueError:  # no Hydra job (tests, notebooks)
-        return False
-
-
-def _check_tracking_server(cfg: DictConfig) -> None:
-    """A tracking server that does not answer stops the job here, in a second, before heavy imports."""
-    from genre_style.tracking.store import check_tracking_server, resolve_tracking_uri
-
-    if OmegaConf.select(cfg, "logger.mlflow") is None:
-        return
-    uri = resolve_tracking_uri(OmegaConf.select(cfg, "logger.mlflow.tracking_uri"), ".")
-    if uri.startswith(("http://", "https://")):
-        check_tracking_server(uri)
-
-
-def check_output_root(cfg: DictConfig) -> None:
-    """Fail before any work if runs, caches and the local store cannot be written."""
-    import shutil
-    import tempfile
-    from pathlib import Path
-
-    root = OmegaConf.select(cfg, "paths.output_root")
-    if root is None:
-        return
-    root = Path(root)
-    fix = "point GENRE_STYLE_OUTPUTS (or paths.output_root=...) at a writable folder with free space"
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=root, prefix=".write-check-"):
-            pass
-    except OSError as exc:
-        raise UserError(f"cannot write to the output folder {root} ({exc.strerror or exc})", fix) from None
-    min_free_mb = OmegaConf.select(cfg, "paths.min_free_mb") or 0
-    free_mb = shutil.disk_usage(root).free / 2**20
-    if free_mb < min_free_mb:
-        raise UserError(
-            f"only {free_mb:.0f} MB free under {root}; a run needs at least {min_free_mb} MB (paths.min_free_mb)", fix
-        )
-
-
-def flatten_config(cfg: Any) -> dict[str, Any]:
-    """The resolved config as `a.b.c -> value`, for MLflow params (passwords in URLs redacted)."""
-    flat: dict[str, Any] = {}
-
-    def walk(node: Any, prefix: str) -> None:
-        if isinstance(node, dict) and node:
-            for key, value in node.items():
-                walk(value, f"{prefix}{key}.")
-        else:
-            flat[prefix[:-1]] = redact_url(node) if isinstance(node, str) else node
-
-    walk(OmegaConf.to_container(cfg, resolve=True), "")
-    return flat
-
-
-class OutputFolderCheck(Callback):
-    """A Hydra callback: an output folder that can't be written stops the command with one line, before Hydra's
-    own mkdir of the run folder fails with a traceback."""
-
-    def _check(self, config: DictConfig) -> None:
-        try:
-            check_output_root(config)
-        except UserError as exc:
-            print(f"genre-style: error: {exc}", file=sys.stderr)
-            sys.exit(2)
-
-    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._check(config)
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._check(config)

@@ -21,7 +21,7 @@ import zipfile
 from pathlib import Path
 from typing import Sequence
 
-from genre_style.errors import UserError
+from genre_style.errors import UserError, command
 
 log = logging.getLogger("genre_style.download")
 
@@ -139,6 +139,7 @@ def install(
     return genre_root
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m genre_style.download", description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=None, help="where to put GTZAN (default: $GTZAN_ROOT or outputs/data/gtzan)")
@@ -150,11 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="fetch and unpack again even if GTZAN is there")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        genre_root = install(args.root or default_root(), args.archive, args.urls or MIRRORS, args.md5 or None, args.force)
-    except UserError as exc:
-        print(f"genre-style: error: {exc}", file=sys.stderr)
-        return 2
+    genre_root = install(args.root or default_root(), args.archive, args.urls or MIRRORS, args.md5 or None, args.force)
     print(genre_root)
     return 0
 

@@ -11,7 +11,7 @@ fixed workspace (``CUBLAS_WORKSPACE_CONFIG``) and torch's deterministic algorith
 MKL reads these variables once, when it starts, so they are set when the package is imported: every entry point
 (``python -m genre_style.*``), the processes they start (DDP ranks, parallel sweep trials, preprocessing workers) and
 the tests get them. A value already in the environment is left alone. ``GENRE_STYLE_REPRODUCIBLE=0`` turns the whole
-thing off, for speed where it costs (``benchmarks/bench_train.py --no-reproducible`` measures it).
+thing off, for speed where it costs (``GENRE_STYLE_REPRODUCIBLE=0 python -m benchmarks.bench_train`` measures it).
 
 What is promised: the same machine kind (CPU model, ISA), the same thread count and the same settings give the same
 bits. Other thread counts may round differently in torch's own reductions; another CPU kind (AVX2 against AVX-512)

@@ -15,6 +15,7 @@ from typing import Any, Iterable
 from omegaconf import DictConfig, OmegaConf
 
 from genre_style.errors import UserError
+from genre_style.setting_roles import BOOKKEEPING, BUDGET
 
 log = logging.getLogger(__name__)
 
@@ -80,36 +81,13 @@ class RunFolder:
 
 
 # What a resume may change: the training budget and where things go, not what is learned.
-RESUME_MAY_CHANGE = (
-    "trainer.max_epochs",
-    "trainer.min_epochs",
-    "trainer.max_time",
-    "trainer.max_steps",
-    "callbacks.early_stopping.patience",
-    "callbacks.last_checkpoint.min_interval_s",
-    "callbacks.progress_bar.",
-    "trainer.enable_progress_bar",
-    "trainer.accelerator",
-    "trainer.devices",
-    "evaluation.",
-    "logger.",
-    "paths.",
-    "resume",
-    "run_name",
-    "tags.",
-    "optimized_metric",
-    "data.workers",
-    "data.progress",
-    "data.cache_dir",
-    "data.eval_batch_size",
-    "sweep_context.",
-)
+RESUME_MAY_CHANGE = BOOKKEEPING + BUDGET
 
 
 def check_resume_settings(folder: RunFolder, cfg: DictConfig) -> None:
     """Refuse a resume that changes what is learned (model, loss, data, features, split, seed, optimiser), one
     line per key; the training budget may change (`RESUME_MAY_CHANGE`)."""
-    from genre_style.config_checks import flatten_config
+    from genre_style.hydra_job import flatten_config
 
     saved = folder.artifacts / "config.yaml"
     if not saved.exists():

@@ -12,8 +12,9 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from genre_style.config_checks import command_line, in_multirun, validate_config
-from genre_style.errors import UserError
+from genre_style.config_checks import validate_config
+from genre_style.errors import UserError, say_error
+from genre_style.hydra_job import command_line, in_multirun
 from genre_style.preemption import Preempted, resume_advice, signals_stop_the_run
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ def train(cfg: DictConfig) -> float:
             model = instantiate(
                 cfg.model,
                 input_shape=datamodule.input_shape,
+                input_kind=datamodule.input_kind,
                 num_classes=datamodule.num_classes,
                 class_names=datamodule.class_names,
             )
@@ -93,10 +95,10 @@ def main(cfg: DictConfig) -> float:
         error = exc if isinstance(exc, UserError) else exc.__cause__  # Hydra's instantiate wraps what targets raise
         if not isinstance(error, UserError):
             raise
-        print(f"genre-style: error: {error}", file=sys.stderr)
         if in_multirun() and not error.whole_sweep:
+            say_error(error)
             raise error from None  # a sweep records this trial as failed and goes on
-        sys.exit(2)
+        sys.exit(say_error(error))
 
 
 if __name__ == "__main__":

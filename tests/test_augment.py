@@ -15,7 +15,6 @@ from genre_style.models.dsae import DeepSoftmaxAutoencoder
 
 CNN = {"_target_": "genre_style.models.encoders.LogMelCNN", "channels": [4, 8], "dropout": 0.0}
 HEAVY = {
-    "features": "logmel",
     "time_shift": True,
     "freq_masks": 2,
     "freq_mask_width": 0.3,
@@ -37,7 +36,7 @@ def test_off_by_default_and_draws_no_random_numbers():
 def test_time_shift_rolls_each_clip_and_keeps_its_content():
     torch.manual_seed(0)
     x = torch.arange(2 * 3 * 10, dtype=torch.float32).view(2, 3, 10)
-    shifted, _ = Augment(features="logmel", time_shift=True)(x, torch.zeros(2, dtype=torch.long))
+    shifted, _ = Augment(kind="map", time_shift=True)(x, torch.zeros(2, dtype=torch.long))
     for clip, original in zip(shifted, x):
         offset = int((clip[0, 0] - original[0, 0]).item()) % 10
         assert torch.equal(clip, torch.roll(original, -offset, dims=-1))
@@ -46,7 +45,7 @@ def test_time_shift_rolls_each_clip_and_keeps_its_content():
 def test_masks_zero_whole_bands_and_frames_within_their_width():
     torch.manual_seed(0)
     x = torch.ones(64, 20, 30)
-    out, _ = Augment(features="logmel", freq_masks=1, freq_mask_width=0.2, time_masks=1, time_mask_width=0.1)(x, torch.zeros(64))
+    out, _ = Augment(kind="map", freq_masks=1, freq_mask_width=0.2, time_masks=1, time_mask_width=0.1)(x, torch.zeros(64))
     zero_bands = (out == 0).all(dim=2).sum(dim=1)
     zero_frames = (out == 0).all(dim=1).sum(dim=1)
     assert zero_bands.max() <= 4 and zero_frames.max() <= 3 and zero_bands.sum() > 0 and zero_frames.sum() > 0
@@ -55,9 +54,9 @@ def test_masks_zero_whole_bands_and_frames_within_their_width():
 def test_stats_vectors_get_only_mixup():
     torch.manual_seed(0)
     x = torch.randn(8, 168)
-    same, mixed = Augment(features="stats", time_shift=True, time_masks=2, freq_masks=2)(x, torch.zeros(8))
+    same, mixed = Augment(kind="vector", time_shift=True, time_masks=2, freq_masks=2)(x, torch.zeros(8))
     assert torch.equal(same, x) and mixed is None
-    blended, mixed = Augment(features="stats", mixup_alpha=0.4)(x, torch.zeros(8))
+    blended, mixed = Augment(kind="vector", mixup_alpha=0.4)(x, torch.zeros(8))
     torch.testing.assert_close(blended, mixed.lam * x + (1 - mixed.lam) * x[mixed.perm])
 
 
@@ -157,6 +156,38 @@ def test_a_track_of_one_clip_is_cropped_to_itself():
         windows, _, _ = crops[torch.arange(4)]
         assert torch.equal(windows[2:], x[2:])  # tracks 1 and 2 hold one clip each: nothing else to cut from
         assert windows[0, 0, 0] in x[0:2].flatten()
+
+
+def test_the_kind_comes_from_the_data_so_a_config_without_it_still_masks_frequencies(tmp_path):
+    """`features=logmel +model.augment.freq_masks=2`: the front-end's kind reaches the model from the data module."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from tests.conftest import REPO
+
+    overrides = ["features=logmel", "+model.augment.freq_masks=2", "+model.augment.freq_mask_width=0.5", "logger=none"]
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"paths.output_dir={tmp_path}", *overrides])
+    rng = np.random.default_rng(0)
+    table = ClipTable(
+        features=rng.standard_normal((32, 16, 12)).astype(np.float32),  # 32 clips of 16 bands x 12 frames
+        labels=np.repeat(np.arange(2), 16),
+        track_index=np.arange(32) // 4,
+        genres=["a", "b"],
+        track_ids=[f"t{i}" for i in range(8)],
+        track_labels=np.repeat(np.arange(2), 4),
+    )
+    dm = GenreDataModule.from_table(table, features=cfg.data.features, split="segment", batch_size=4, seed=0)
+    assert dm.input_kind == "map"
+    model = instantiate(
+        cfg.model, input_shape=dm.input_shape, input_kind=dm.input_kind, num_classes=2, class_names=list(table.genres)
+    )
+    assert model.augment.kind == "map"
+    torch.manual_seed(0)
+    x = torch.randn(16, *dm.input_shape) + 10.0  # no value is 0 before masking
+    masked, _ = model.augment(x, torch.zeros(16, dtype=torch.long))
+    whole_bands = (masked == 0).all(dim=2)  # [clips, bands]: a band zeroed over every frame
+    assert whole_bands.any(dim=1).float().mean() > 0.5  # most clips lost at least one band
 
 
 def test_random_crops_need_a_time_axis():

@@ -13,9 +13,11 @@ import lightning.pytorch as pl
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
+from omegaconf import OmegaConf
 
 from genre_style.config_checks import validate_config
+from genre_style.data import front_ends
 from genre_style.data.audio import ClipSpec
 from genre_style.data.clip_table import ClipTable
 from genre_style.data.datamodule import GenreDataModule
@@ -23,13 +25,24 @@ from genre_style.errors import UserError
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
-FRONT_ENDS = {
-    "mlp": ["raw_pool", "logmel", "stats"],
-    "mlp_tanh": ["raw_pool"],
-    "logmel_cnn": ["logmel", "mfcc"],
-    "sample_cnn": ["waveform"],
-}
+ENCODERS = sorted(p.stem for p in (CONF / "encoder").glob("*.yaml"))
+FEATURES = sorted(p.stem for p in (CONF / "features").glob("*.yaml"))
 SMALL = {"logmel_cnn": ["model.encoder.channels=[4,8]"], "sample_cnn": ["model.encoder.channels=[4,8,8]"]}
+
+
+def _reads(encoder: str) -> tuple[str, ...]:
+    """The front-end kinds an encoder's class declares it reads."""
+    node = OmegaConf.load(CONF / "encoder" / f"{encoder}.yaml")
+    return tuple(get_class(node.model.encoder._target_).reads)
+
+
+def _kind(features: str) -> str:
+    return front_ends.get(str(OmegaConf.load(CONF / "features" / f"{features}.yaml").features)).kind
+
+
+# Every encoder yaml with every front-end yaml: those whose kinds fit are fitted, the others refused.
+FITTING = [(e, f) for e in ENCODERS for f in FEATURES if _kind(f) in _reads(e)]
+REFUSED = [(e, f) for e in ENCODERS for f in FEATURES if _kind(f) not in _reads(e)]
 
 
 def _compose(overrides: list[str], tmp_path: Path):
@@ -60,9 +73,11 @@ def _fit(cfg) -> pl.Trainer:
         track_ids=[f"t{i}" for i in range(16)],
         track_labels=np.repeat(np.arange(4), 4),
     )
-    dm = GenreDataModule.from_table(table, split="segment", batch_size=8, minibatches_per_step=2, seed=0)
+    dm = GenreDataModule.from_table(table, features=spec.features, split="segment", batch_size=8, minibatches_per_step=2, seed=0)
     dm.setup("fit")
-    model = instantiate(cfg.model, input_shape=dm.input_shape, num_classes=4, class_names=dm.class_names)
+    model = instantiate(
+        cfg.model, input_shape=dm.input_shape, input_kind=dm.input_kind, num_classes=4, class_names=dm.class_names
+    )
     trainer = pl.Trainer(
         fast_dev_run=True, accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False
     )
@@ -70,7 +85,7 @@ def _fit(cfg) -> pl.Trainer:
     return trainer
 
 
-@pytest.mark.parametrize("encoder,features", [(e, f) for e, fs in FRONT_ENDS.items() for f in fs])
+@pytest.mark.parametrize("encoder,features", FITTING)
 @pytest.mark.parametrize("model", MODELS)
 def test_every_objective_encoder_and_front_end_composes_and_fits(model, encoder, features, tmp_path):
     cfg = _compose([f"model={model}", f"encoder={encoder}", f"features={features}", *SMALL.get(encoder, [])], tmp_path)
@@ -88,9 +103,16 @@ def test_every_experiment_composes_and_passes_the_config_check(experiment, tmp_p
         assert _fit(_compose(["experiment=best", *SMALL["logmel_cnn"]], tmp_path)).state.finished
 
 
-def test_an_encoder_that_cannot_read_the_front_end_is_refused(tmp_path):
-    with pytest.raises(UserError, match="features=logmel"):
-        validate_config(_compose(["encoder=logmel_cnn", "features=raw_pool"], tmp_path))
+@pytest.mark.parametrize("encoder,features", REFUSED)
+def test_an_encoder_that_cannot_read_the_front_end_is_refused(encoder, features, tmp_path):
+    with pytest.raises(UserError, match=f"cannot read features={features}"):
+        validate_config(_compose([f"encoder={encoder}", f"features={features}"], tmp_path))
+
+
+def test_every_front_end_has_a_config_and_every_config_a_front_end():
+    assert sorted(str(OmegaConf.load(CONF / "features" / f"{f}.yaml").features) for f in FEATURES) == sorted(front_ends.REGISTRY)
+    assert {"raw_pool", "logmel", "mfcc", "waveform", "stats"} <= set(front_ends.REGISTRY)
+    assert REFUSED and FITTING  # the kinds do tell encoders apart
 
 
 # --- the one validation site: each value checked where it lands, named as the user typed it ------------------

@@ -44,7 +44,10 @@ def test_logreg_writes_the_same_metrics_and_plots_as_the_learned_models(dsae_cnn
     client, logreg = _only_run(dsae_cnn_and_logreg / "logreg")
     assert logreg.info.status == "FINISHED"
     assert logreg.data.params["model"] == "LogisticRegressionBaseline"
-    classifier_metrics = {k for k in cnn.data.metrics if not any(w in k for w in ("recon", "/ce", "bottleneck"))}
+    # system/* are MLflow's samples every 10 s: a run that took longer under load has some the other may lack.
+    classifier_metrics = {
+        k for k in cnn.data.metrics if not k.startswith("system/") and not any(w in k for w in ("recon", "/ce", "bottleneck"))
+    }
     embedding = {k.replace("bottleneck", "hidden") for k in cnn.data.metrics if "bottleneck" in k}
     assert classifier_metrics | embedding <= set(logreg.data.metrics)  # test/acc, track_acc, f1_<genre>, probe/knn, ...
     assert len(client.get_metric_history(logreg.info.run_id, "val/acc")) == 1  # one epoch (one fit); the final is final/val/acc

@@ -52,7 +52,8 @@ def test_the_best_epoch_follows_the_monitor_and_never_picks_nan():
 
 
 def test_runs_pair_when_they_score_the_same_clips_whatever_they_train_on():
-    from genre_style.report import scored_clips, short_label
+    from genre_style.reporting.runs import scored_clips
+    from genre_style.reporting.sections import short_label
 
     plain = {"data.clips_per_track": "20"}
     whole_songs = {"data.clips_per_track": "33", "data.eval_clips_per_track": "20"}

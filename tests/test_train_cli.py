@@ -142,6 +142,22 @@ def test_the_run_logs_a_model_that_takes_audio_and_is_registered(dsae_run, small
     assert said.returncode == 0 and said.stdout.split("\t")[1] == predicted["predicted_genre"][0], said.stderr[-2000:]
 
 
+def test_evaluation_and_predict_give_each_song_the_same_verdict_to_the_bit(dsae_run):
+    """report/song_predictions.csv (training's evaluation) and `inference` (what predict, embed and the MLflow model
+    use) on the same clips of the same files: the same probabilities, bit for bit."""
+    from genre_style.loading import load_model
+
+    out, _ = dsae_run
+    (folder,) = [p.parent for p in out.glob("runs/*/run_info.json")]
+    model = load_model(folder / "artifacts/checkpoints/best.ckpt")
+    songs = list(csv.DictReader(open(folder / "artifacts/report/song_predictions.csv")))
+    files = {p.stem: p for p in (out / "data/synthetic").rglob("*.wav")}
+    for row in songs:
+        song = model.embed_file(files[row["track_id"]], max_clips=int(row["clips"]))
+        assert song.genre == row["predicted"]
+        assert [float(row[f"prob_{g}"]) for g in model.genres] == song.probabilities.tolist(), row["track_id"]
+
+
 def test_the_console_says_each_thing_once(dsae_run):
     """No line twice (Lightning's own handler and Hydra's printed every Lightning line twice), no framework tips."""
     import re
@@ -244,6 +260,12 @@ def test_missing_data_root_is_one_clear_message(tmp_path):
 )
 def test_bad_settings_are_rejected_before_training(tmp_path, override, needle):
     _assert_clean_error(run_cli(["data=synthetic", *override.split()], tmp_path), needle, "fix:")
+
+
+def test_a_monitored_metric_the_model_does_not_log_is_one_line(tmp_path):
+    result = run_cli([*FAST_RUN, "experiment=demo", "model=two_layer"], tmp_path)  # the demo chooses by val/ce
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "monitor.metric=val/ce is not logged by TwoLayerNet" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_unknown_genre_lists_the_genres_found(tmp_path, corpus_copy):

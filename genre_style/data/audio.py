@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from genre_style.data import front_ends
+from genre_style.data.front_ends import FrontEnd
 from genre_style.errors import AudioError
 
 
@@ -23,28 +25,20 @@ class ClipSpec:
     hop_samples: int = 20000
     clips_per_track: int = 20
     pool: int = 40
-    features: str = "raw_pool"  # raw_pool (the paper's) | logmel | mfcc | waveform | stats
+    features: str = front_ends.DEFAULT  # a front-end's name (front_ends.REGISTRY)
     n_fft: int = 2048
     frame_hop: int = 1024
     n_mels: int = 40
     n_mfcc: int = 20
 
     @property
-    def frames(self) -> int:
-        return 1 + self.segment_samples // self.frame_hop  # librosa's centred frames
+    def front_end(self) -> FrontEnd:
+        return front_ends.get(self.features)
 
     @property
     def feature_shape(self) -> tuple[int, ...]:
         """One clip's features as the model sees them: a (bands, frames) map keeps its time axis."""
-        if self.features == "logmel":
-            return (self.n_mels, self.frames)
-        if self.features == "mfcc":
-            return (self.n_mfcc, self.frames)
-        if self.features == "waveform":
-            return (self.segment_samples,)
-        if self.features == "stats":
-            return (2 * (self.n_mfcc + self.n_mels),)
-        return (self.segment_samples // self.pool,)
+        return self.front_end.shape(self)
 
     @property
     def feature_dim(self) -> int:
@@ -102,35 +96,10 @@ def segment(signal: np.ndarray, segment_samples: int, hop_samples: int, max_clip
     return windows[:max_clips]
 
 
-def average_pool(clips: np.ndarray, pool: int) -> np.ndarray:
-    """Mean over non-overlapping windows of `pool` samples: `[n, L] -> [n, L // pool]` (tail dropped)."""
-    width = clips.shape[1] // pool
-    return clips[:, : width * pool].reshape(clips.shape[0], width, pool).mean(axis=2, dtype=np.float32)
-
-
-FRONT_ENDS = ("raw_pool", "logmel", "mfcc", "waveform", "stats")
-
-
 def clip_features(clips: np.ndarray, spec: ClipSpec) -> np.ndarray:
-    """Each clip's features flattened, `[n, feature_dim]` (reshape to `spec.feature_shape` for the model):
-    pooled or raw waveform, a log-mel / MFCC map, or the classical statistics (mean and standard deviation
-    over time of MFCCs and log-mel bands)."""
-    if spec.features == "raw_pool":
-        return average_pool(clips, spec.pool)
-    if spec.features == "waveform":
-        return np.array(clips, dtype=np.float32)
-    if spec.features not in FRONT_ENDS:
-        raise ValueError(f"unknown front-end {spec.features!r}; choose from {FRONT_ENDS}")
-    from genre_style.data import spectral
-
-    if spec.features == "mfcc":  # librosa.feature.mfcc(y=...): its dB map clipped 80 dB below the loudest value
-        bands = spectral.log_mel(clips, spec.sample_rate, spec.n_fft, spec.frame_hop, max(spec.n_mels, spec.n_mfcc), top_db=80.0)
-        return spectral.mfcc(bands, spec.n_mfcc).reshape(len(clips), -1)
-    logmel = spectral.log_mel(clips, spec.sample_rate, spec.n_fft, spec.frame_hop, spec.n_mels)  # [n, mels, frames]
-    if spec.features == "logmel":
-        return logmel.reshape(len(clips), -1)
-    both = np.concatenate([spectral.mfcc(logmel, spec.n_mfcc), logmel], axis=1)  # stats: the classical features
-    return np.concatenate([both.mean(axis=2), both.std(axis=2)], axis=1).astype(np.float32)
+    """Each clip's features flattened, `[n, feature_dim]` (reshape to `spec.feature_shape` for the model), as the
+    front-end `spec.features` computes them (genre_style/data/front_ends.py)."""
+    return spec.front_end.compute(clips, spec)
 
 
 def track_clips(path: str | Path, spec: ClipSpec) -> np.ndarray:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from genre_style.data import front_ends
 from genre_style.data.audio import ClipSpec
 from genre_style.data.batching import InMemoryClips, RandomCrops, SplitIntoMinibatches, TensorBatches
 from genre_style.data.clip_table import ClipTable
@@ -67,7 +68,7 @@ class GenreDataModule(pl.LightningDataModule):
         clips_per_track: int = 20,
         eval_clips_per_track: int | None = None,
         pool: int = 40,
-        features: str = "raw_pool",
+        features: str = front_ends.DEFAULT,
         n_fft: int = 2048,
         frame_hop: int = 1024,
         n_mels: int = 40,
@@ -91,17 +92,15 @@ class GenreDataModule(pl.LightningDataModule):
             raise UserError(f"unknown data.split {split!r}", f"use one of {list(SPLIT_MODES)}")
         self.root = Path(root)
         self.requested_genres = list(genres) if not isinstance(genres, str) else genres
-        from genre_style.data.audio import FRONT_ENDS
-
-        if features not in FRONT_ENDS:
-            raise UserError(f"unknown front-end features={features!r}", f"use one of {list(FRONT_ENDS)}")
+        if features not in front_ends.REGISTRY:
+            raise UserError(f"unknown front-end features={features!r}", f"use one of {list(front_ends.REGISTRY)}")
         self.spec = ClipSpec(
             sample_rate, segment_samples, hop_samples, clips_per_track, pool, features, n_fft, frame_hop, n_mels, n_mfcc
         )
-        if random_crop and features == "stats":
+        if random_crop and self.spec.front_end.kind == "vector":
             raise UserError(
-                "data.random_crop=true needs features with a time axis; features=stats has none",
-                "use features=logmel|mfcc|waveform|raw_pool, or data.random_crop=false",
+                f"data.random_crop=true needs features with a time axis; features={features} has none",
+                f"use features={'|'.join(front_ends.names('map') + front_ends.names('waveform'))}, or data.random_crop=false",
             )
         if eval_clips_per_track is not None and not 0 < eval_clips_per_track <= clips_per_track:
             raise UserError(
@@ -281,6 +280,12 @@ class GenreDataModule(pl.LightningDataModule):
     def input_shape(self) -> tuple[int, ...]:
         """One clip's shape as the model gets it: `(500,)` for the paper's front-end, `(bands, frames)` for maps."""
         return self._feature_shape or self.spec.feature_shape
+
+    @property
+    def input_kind(self) -> str:
+        """What one clip is (front_ends.KINDS): `map`, `waveform` or `vector`; augmentation asks it. Clips given in
+        memory as 2-D arrays (`from_table`) are maps whatever `features` says."""
+        return "map" if len(self.input_shape) == 2 else self.spec.front_end.kind
 
     @property
     def num_classes(self) -> int:

@@ -38,8 +38,11 @@ def embedding_scores(
 
 
 def track_level(logits: np.ndarray, labels: np.ndarray, tracks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Song-level predictions: the mean of a track's clip logits. Returns (true, predicted) per track."""
+    """Song-level predictions, each song's verdict as `inference.song_probabilities` gives it (what `predict` says).
+    Returns (true, predicted) per track."""
+    from genre_style.inference import song_probabilities
+
     order = np.unique(tracks)
     true = np.array([np.bincount(labels[tracks == t]).argmax() for t in order])
-    predicted = np.array([logits[tracks == t].mean(axis=0).argmax() for t in order])
+    predicted = np.array([song_probabilities(logits[tracks == t]).argmax() for t in order])
     return true, predicted

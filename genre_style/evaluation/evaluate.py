@@ -187,13 +187,14 @@ def genre_disentanglement(model: GenreModel, outputs: dict, out_dir: Path, title
 
 
 def song_level(outputs: dict, genres: list[str], out_dir: Path, title: str, track_ids: list[str]) -> dict[str, float]:
-    """Whole-song accuracy (clip logits averaged per track), the test split's song confusion matrix, and every
+    """Whole-song accuracy (each song's verdict: `inference.song_probabilities`), the test split's song confusion matrix, and every
     song's verdict in `report/song_predictions.csv` (which songs a model gets wrong, and how sure it was)."""
     import csv
 
     from sklearn.metrics import confusion_matrix
 
     from genre_style.evaluation.embedding_metrics import track_level
+    from genre_style.inference import song_probabilities
 
     scores, rows = {}, []
     for split in ("train", "val", "test"):
@@ -201,8 +202,7 @@ def song_level(outputs: dict, genres: list[str], out_dir: Path, title: str, trac
         true, predicted = track_level(logits, labels, tracks)
         scores[f"{split}/track_acc"] = float((true == predicted).mean())
         for track, genre, guess in zip(np.unique(tracks), true, predicted):
-            mean_logits = torch.as_tensor(logits[tracks == track].mean(axis=0))
-            probs = torch.softmax(mean_logits, dim=0).tolist()
+            probs = song_probabilities(logits[tracks == track]).tolist()
             rows.append(
                 {
                     "split": split,
@@ -211,7 +211,7 @@ def song_level(outputs: dict, genres: list[str], out_dir: Path, title: str, trac
                     "predicted": genres[guess],
                     "correct": bool(genre == guess),
                     "clips": int((tracks == track).sum()),
-                    **{f"prob_{g}": round(p, 4) for g, p in zip(genres, probs)},
+                    **{f"prob_{g}": p for g, p in zip(genres, probs)},  # in full: predict gives the same bits
                 }
             )
         if split == "test":

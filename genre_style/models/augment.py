@@ -2,9 +2,9 @@
 
 Applied by the model in its training steps only: validation, test, prediction and `embed` see clips as they
 are. With every kind off (the default, and the paper's experiment) it draws no random numbers, so runs
-without it reproduce to the bit. What applies depends on the front-end (`features`): maps (logmel, mfcc)
-get time shifts and frequency/time masks; waveforms (waveform, raw_pool) time shifts, time masks and gain;
-time-free vectors (stats) mixup only.
+without it reproduce to the bit. What applies depends on the front-end's kind (data/front_ends.py), which the model
+is given by the data: maps (logmel, mfcc) get time shifts and frequency/time masks; waveforms (waveform, raw_pool)
+time shifts, time masks and gain; vectors without a time axis (stats) mixup only.
 """
 
 from __future__ import annotations
@@ -27,11 +27,9 @@ class Augment(nn.Module):
     """Random time shift (circular, per clip), SpecAugment-style frequency and time masks (maps only),
     gain (waveforms: a random level in dB; other inputs: none, they are standardised) and mixup."""
 
-    MAPS, WAVEFORMS = ("logmel", "mfcc"), ("waveform", "raw_pool")
-
     def __init__(
         self,
-        features: str = "raw_pool",
+        kind: str = "waveform",
         time_shift: bool = False,
         freq_masks: int = 0,
         freq_mask_width: float = 0.1,
@@ -41,7 +39,7 @@ class Augment(nn.Module):
         mixup_alpha: float = 0.0,
     ) -> None:
         super().__init__()
-        self.features = features
+        self.kind = kind  # front_ends.KINDS: map, waveform or vector
         self.time_shift, self.gain_db, self.mixup_alpha = time_shift, gain_db, mixup_alpha
         self.freq_masks, self.freq_mask_width = freq_masks, freq_mask_width
         self.time_masks, self.time_mask_width = time_masks, time_mask_width
@@ -51,14 +49,14 @@ class Augment(nn.Module):
         return bool(self.time_shift or self.freq_masks or self.time_masks or self.gain_db or self.mixup_alpha)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, Mixed | None]:
-        timed = self.features in self.MAPS + self.WAVEFORMS
+        timed = self.kind in ("map", "waveform")
         if self.time_shift and timed:
             x = _roll_each(x, torch.randint(0, x.shape[-1], (len(x),), device=x.device))
-        if self.features in self.MAPS:  # [B, bands, frames]
+        if self.kind == "map":  # [B, bands, frames]
             x = _mask(x, self.freq_masks, self.freq_mask_width, axis=1)
         if timed:
             x = _mask(x, self.time_masks, self.time_mask_width, axis=x.dim() - 1)
-        if self.gain_db and self.features in self.WAVEFORMS:
+        if self.gain_db and self.kind == "waveform":
             db = (torch.rand(len(x), 1, device=x.device) * 2 - 1) * self.gain_db
             x = x * torch.pow(10.0, db / 20)
         mixed = None

@@ -68,9 +68,12 @@ class GenreModel(pl.LightningModule):
         scheduler: dict[str, Any] | None = None,
         augment: dict[str, Any] | None = None,
         gradient_clip_val: float | None = None,
+        input_kind: str | None = None,
     ) -> None:
         """`encoder`, `optimizer`, `scheduler` and `augment` are Hydra node dicts (`_target_` + arguments):
-        plain data, so checkpoints hold them and `embed` rebuilds the model from its hyperparameters alone."""
+        plain data, so checkpoints hold them and `embed` rebuilds the model from its hyperparameters alone.
+        `input_kind` is the front-end's kind (`datamodule.input_kind`: map, waveform or vector), what augmentation
+        may do to a clip; None: a map for 2-D clips, a waveform otherwise."""
         super().__init__()
         # Manual optimisation: training_step steps the optimiser itself, once per minibatch it was given.
         self.automatic_optimization = False
@@ -87,7 +90,10 @@ class GenreModel(pl.LightningModule):
             input_shape=self.input_shape,
             output_dim=embedding_dim * self.encoder_outputs_per_latent,
         )
-        self.augment = Augment(**(plain(augment) or {}))  # identity unless switched on; training steps only
+        self.input_kind = input_kind or ("map" if len(self.input_shape) == 2 else "waveform")
+        augment_settings = dict(plain(augment) or {})
+        augment_settings.pop("features", None)  # older configs named the front-end here; the kind now comes from the data
+        self.augment = Augment(kind=self.input_kind, **augment_settings)  # identity unless switched on; training only
         # Epoch metrics are torchmetrics, fed once per epoch: a step only stashes its detached losses and
         # predicted classes (a few microseconds), where a torchmetrics update or a self.log per step costs
         # 0.1-1 ms in Lightning 2.6, as much as a step of this model. compute() syncs across processes, so
@@ -212,6 +218,20 @@ class GenreModel(pl.LightningModule):
             if self.gradient_clip_val:
                 self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
             optimizer.step()
+
+    def on_fit_start(self) -> None:
+        """A monitored metric this model never logs would stop the run at the first validation with Lightning's
+        traceback: say it at once, with the names it does log."""
+        from genre_style.errors import UserError
+
+        logged = {f"val/{name}" for name in self.loss_names} | ({"val/acc"} if self.has_classifier else set())
+        for callback in (self.trainer.early_stopping_callback, self.trainer.checkpoint_callback):
+            monitor = getattr(callback, "monitor", None)
+            if monitor and monitor not in logged:
+                raise UserError(
+                    f"monitor.metric={monitor} is not logged by {type(self).__name__}",
+                    f"choose one it logs: {', '.join(f'monitor.metric={m}' for m in sorted(logged))}",
+                )
 
     def on_train_start(self) -> None:
         self._plain_steps = plain_steps_suffice(self.trainer, self)

@@ -22,7 +22,7 @@ class Encoder(nn.Module):
 
     input_shape: tuple[int, ...]
     output_dim: int
-    needs_time_axis: bool = False  # conv encoders need a (bands, frames) map or a waveform, not a vector
+    reads: tuple[str, ...] = ("map", "waveform", "vector")  # the front-end kinds it can read (data/front_ends.py)
 
     def decoder_hidden_sizes(self) -> list[int]:
         """Hidden layer sizes of the MLP decoder that mirrors this encoder (input side last)."""
@@ -81,7 +81,7 @@ class LogMelCNN(Encoder):
     """A 2-D CNN over a (mel bands, frames) patch: 3x3 convolutions shared over time and frequency, then
     mean over frequency and mean + max over time, so a shift of the music in time barely moves the code."""
 
-    needs_time_axis = True
+    reads = ("map",)
 
     def __init__(
         self, input_shape: Sequence[int], output_dim: int, channels: Sequence[int] = (16, 32, 64, 64), dropout: float = 0.3
@@ -105,7 +105,7 @@ class SampleCNN(Encoder):
     """A sample-level 1-D CNN over the waveform (Lee et al., 2017): a strided first convolution over a
     few samples, then blocks of a size-3 convolution and a pool by 3, global max + mean over time."""
 
-    needs_time_axis = True
+    reads = ("waveform",)
 
     def __init__(
         self,

@@ -64,7 +64,8 @@ class OptunaSweeperImpl:
         self.hydra_context = hydra_context
         self.task_function = task_function
         HydraConfig.instance().set_config(config)  # lets ${hydra:runtime.cwd} resolve in paths.*
-        if self.n_jobs > 1 and config.hydra.launcher._target_ == "hydra._internal.core_plugins.basic_launcher.BasicLauncher":
+        launcher = OmegaConf.select(config, "hydra.runtime.choices", default={}).get("hydra/launcher", "basic")
+        if self.n_jobs > 1 and launcher == "basic":  # Hydra's default launcher (one job after another)
             # One process per trial: Hydra's joblib launcher, sized to n_jobs (hydra#2946: a launcher chosen
             # inside a config group is ignored for multirun, so the sweeper picks it).
             with read_write(config.hydra), open_dict(config.hydra):
@@ -126,13 +127,12 @@ class OptunaSweeperImpl:
         """Run the study to `n_trials`; a problem the user can fix (storage, tracking server) ends it in one line."""
         import sys
 
-        from genre_style.errors import UserError
+        from genre_style.errors import UserError, say_error
 
         try:
             return self._sweep(arguments)
         except UserError as exc:
-            print(f"genre-style: error: {exc}", file=sys.stderr)
-            sys.exit(2)
+            sys.exit(say_error(exc))
 
     def _sweep(self, arguments: Sequence[str]) -> list:
 

@@ -17,12 +17,13 @@ def load_trial(study_name: str, storage: str, trial_number: int) -> Any:
 
     from genre_style.sweeps.storage import open_storage
 
-    study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
+    rdb = open_storage(storage)
+    study = optuna.load_study(study_name=study_name, storage=rdb)
     pruner_cfg = study.user_attrs.get("pruner")
     if pruner_cfg:
         study.pruner = instantiate(pruner_cfg)
-    # Optuna has no public way from a trial number to the id `Trial` needs; `_trial_id` is stable since Optuna 2.
-    trial_id = next(t._trial_id for t in study.get_trials(deepcopy=False) if t.number == trial_number)
+    # From the trial's number to the id `Trial` needs, through the storage's public API (optuna.storages.BaseStorage).
+    trial_id = rdb.get_trial_id_from_study_id_trial_number(rdb.get_study_id_from_name(study_name), trial_number)
     return optuna.trial.Trial(study, trial_id)
 
 

@@ -143,6 +143,7 @@ class ResilientMLFlowLogger(MLFlowLogger):
     def _start_system_metrics(self, resumed: bool) -> None:
         """MLflow's system metrics (CPU, memory, disk, network; GPU where pynvml is installed), sampled on a thread of
         their own every `system_metrics_every_s` seconds."""
+        # Undocumented (MLflow's fluent API starts it only for a fluent run); guarded: a failure is a warning.
         from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
         def start() -> None:
@@ -171,14 +172,18 @@ class ResilientMLFlowLogger(MLFlowLogger):
         from mlflow.data.pandas_dataset import from_pandas
         from mlflow.entities import DatasetInput, InputTag
 
-        inputs = []
-        for split in ("train", "val", "test"):
-            rows = datamodule.split_profile(split)
-            digest = hashlib.sha256(f"{datamodule.cache_key}|{split}|{rows}".encode()).hexdigest()[:16]
-            dataset = from_pandas(pd.DataFrame(rows), source=data_root, digest=digest, name=f"{data_name(data_root)}-{split}")
-            entity = dataset._to_mlflow_entity()  # what mlflow.log_input sends; the client API takes entities
-            inputs.append(DatasetInput(entity, tags=[InputTag("mlflow.data.context", split)]))
-        self._guard("dataset logging", lambda: self.experiment.log_inputs(self.run_id, datasets=inputs))
+        def log() -> None:
+            inputs = []
+            for split in ("train", "val", "test"):
+                rows = datamodule.split_profile(split)
+                digest = hashlib.sha256(f"{datamodule.cache_key}|{split}|{rows}".encode()).hexdigest()[:16]
+                dataset = from_pandas(pd.DataFrame(rows), source=data_root, digest=digest, name=f"{data_name(data_root)}-{split}")
+                # Private, and guarded (a failure is a warning): what mlflow.log_input sends; the client API takes entities.
+                entity = dataset._to_mlflow_entity()
+                inputs.append(DatasetInput(entity, tags=[InputTag("mlflow.data.context", split)]))
+            self.experiment.log_inputs(self.run_id, datasets=inputs)
+
+        self._guard("dataset logging", log)
 
     def finish(self, cfg: DictConfig, metrics: dict[str, float], history: list[dict[str, float]], folder: Path) -> None:
         """The final (best-checkpoint) metrics under `final/`, not as a late point on the per-epoch curves; the

@@ -2,7 +2,7 @@
 
 Input, one row per piece of audio: a `path` to an audio file (anything librosa decodes), or an `audio` waveform
 (mono samples) with its `sample_rate` (any rate: it is resampled to the model's). Output, one row per input: the
-predicted genre, a probability per genre (the mean over the input's clips) and the mean embedding.
+song's verdict, a probability per genre and the mean embedding (genre_style/inference.py, as `predict` gives them).
 `mlflow.pyfunc.load_model("models:/<name>/<version>")` or `("runs:/<run id>/model")` gives it back.
 """
 
@@ -42,9 +42,9 @@ with warnings.catch_warnings(record=True) as _caught:
         """A trained genre-style model and its preprocessing (front-end, standardisation), from its checkpoint."""
 
         def load_context(self, context: Any) -> None:
-            from genre_style.embed import Embedder
+            from genre_style.inference import Embedder
 
-            self.embedder = Embedder(context.artifacts["checkpoint"])
+            self.embedder = Embedder.from_checkpoint(context.artifacts["checkpoint"])
 
         def predict(self, context, model_input, params=None):  # no type hints: MLflow would read them as a schema
             import pandas as pd
@@ -54,19 +54,17 @@ with warnings.catch_warnings(record=True) as _caught:
             for _, item in frame.iterrows():
                 path = item.get("path")
                 if isinstance(path, str) and path:
-                    x, _ = embedder.features(Path(path), None)
+                    song = embedder.embed_file(Path(path))
                 else:
                     rate = item.get("sample_rate")
-                    x, _ = embedder.signal_features(
+                    song = embedder.embed_audio(
                         np.asarray(item["audio"], dtype=np.float32), sample_rate=int(rate) if rate == rate and rate else None
                     )
-                embedding, probs = embedder.embed(x)
                 row: dict[str, Any] = {}
-                if probs is not None:
-                    mean = probs.mean(axis=0)
-                    row["predicted_genre"] = embedder.genres[int(mean.argmax())]
-                    row.update({f"prob_{genre}": float(p) for genre, p in zip(embedder.genres, mean)})
-                row["embedding"] = embedding.mean(axis=0).astype(float).tolist()
+                if song.probabilities is not None:  # the song's verdict: genre_style/inference.py
+                    row["predicted_genre"] = song.genre
+                    row.update({f"prob_{genre}": float(p) for genre, p in zip(embedder.genres, song.probabilities)})
+                row["embedding"] = song.embedding.astype(float).tolist()
                 rows.append(row)
             return pd.DataFrame(rows)
 
@@ -99,10 +97,10 @@ def log_model(checkpoint: Path, tracking_uri: str, run_id: str, registered_name:
     import pandas as pd
 
     import genre_style
-    from genre_style.embed import Embedder
+    from genre_style.inference import Embedder
 
-    embedder = Embedder(checkpoint)
-    genres, has_classifier, sample_rate = embedder.genres, embedder.model.has_classifier, embedder.spec.sample_rate
+    embedder = Embedder.from_checkpoint(checkpoint)
+    genres, has_classifier, sample_rate = embedder.genres, embedder.has_classifier, embedder.spec.sample_rate
 
     versions = []
     for package in REQUIREMENTS:
@@ -126,7 +124,7 @@ def log_model(checkpoint: Path, tracking_uri: str, run_id: str, registered_name:
         )
 
 
-def load_embedder(uri: str, tracking_uri: str | None = None) -> Any:
+def embedder_from_mlflow(uri: str, tracking_uri: str | None = None) -> Any:
     """The `Embedder` inside a logged model (`models:/<name>/<version>`, `runs:/<run id>/model`) of a store (default:
     $MLFLOW_TRACKING_URI, else outputs/mlflow.db)."""
     from genre_style.errors import UserError

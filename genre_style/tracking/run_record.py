@@ -11,29 +11,12 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from genre_style.setting_roles import BOOKKEEPING
 from genre_style.urls import redact_url
 
-# Not params: where things go, how they are shown, bookkeeping (the config.yaml artifact has them all).
-NOT_PARAMS = (
-    "paths.",
-    "logger.",
-    "sweep_context.",
-    "hydra.",
-    "resume",
-    "run_name",
-    "tags.",
-    "callbacks.model_checkpoint.",
-    "callbacks.last_checkpoint.",
-    "callbacks.progress_bar.",
-    "callbacks.random_state.",
-    "trainer.default_root_dir",
-    "trainer.enable_progress_bar",
-    "trainer.enable_model_summary",
-    "data.progress",
-    "data.workers",
-    "data.cache_dir",
-    "task_name",
-)
+# Not params: where things go, how they are shown, bookkeeping (the config.yaml artifact has them all), and how the
+# best checkpoint is written.
+NOT_PARAMS = BOOKKEEPING + ("callbacks.model_checkpoint.",)
 
 
 NAMED_PARTS = {

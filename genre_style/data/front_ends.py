@@ -1,0 +1,114 @@
+"""The front-ends: how a clip's samples become what a model reads, each defined once and asked everywhere.
+
+A front-end has a name (`features=` in config), a kind that says what can be done with it (`map`: a (bands, frames)
+time-frequency map; `waveform`: samples in time order, pooled or not; `vector`: values with no time axis), the shape
+of one clip's features, and the computation from clips of samples. The data module, the config checks, augmentation,
+encoders (which declare the kinds they read, `Encoder.reads`), inference and the report ask this registry.
+
+Adding a front-end: a function here registered with `@front_end(name, kind, shape)`, and `conf/features/<name>.yaml`.
+Kept free of torch so preprocessing workers and config checks stay light.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Literal
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from genre_style.data.audio import ClipSpec
+
+Kind = Literal["map", "waveform", "vector"]
+KINDS: tuple[Kind, ...] = ("map", "waveform", "vector")
+DEFAULT = "raw_pool"  # the paper's
+
+
+@dataclass(frozen=True)
+class FrontEnd:
+    """One front-end: `compute(clips [n, samples] float32, spec) -> [n, prod(shape(spec))]` float32, flattened."""
+
+    name: str
+    kind: Kind
+    shape: Callable[[ClipSpec], tuple[int, ...]]
+    compute: Callable[[np.ndarray, ClipSpec], np.ndarray]
+    description: str
+    settings: tuple[str, ...] = ()  # the `data.*` settings it reads beyond the clip's (checked with the config)
+
+
+REGISTRY: dict[str, FrontEnd] = {}
+
+
+def front_end(name: str, kind: Kind, shape: Callable[[ClipSpec], tuple[int, ...]], settings: tuple[str, ...] = ()) -> Callable:
+    """Register the decorated `compute(clips, spec)` as front-end `name`; its docstring's first line describes it."""
+
+    def register(compute: Callable[[np.ndarray, ClipSpec], np.ndarray]) -> Callable[[np.ndarray, ClipSpec], np.ndarray]:
+        description = (compute.__doc__ or name).strip().splitlines()[0]
+        REGISTRY[name] = FrontEnd(name, kind, shape, compute, description, settings)
+        return compute
+
+    return register
+
+
+def get(name: str | None) -> FrontEnd:
+    """The front-end called `name` (None: the paper's); ValueError naming the known ones otherwise."""
+    try:
+        return REGISTRY[name or DEFAULT]
+    except KeyError:
+        raise ValueError(f"unknown front-end features={name!r}; choose one of {', '.join(REGISTRY)}") from None
+
+
+def names(kind: Kind | None = None) -> tuple[str, ...]:
+    """Every front-end's name, or those of one kind."""
+    return tuple(n for n, f in REGISTRY.items() if kind is None or f.kind == kind)
+
+
+def average_pool(clips: np.ndarray, pool: int) -> np.ndarray:
+    """Mean over non-overlapping windows of `pool` samples: `[n, L] -> [n, L // pool]` (tail dropped)."""
+    width = clips.shape[1] // pool
+    return clips[:, : width * pool].reshape(clips.shape[0], width, pool).mean(axis=2, dtype=np.float32)
+
+
+def _frames(spec: ClipSpec) -> int:
+    return 1 + spec.segment_samples // spec.frame_hop  # librosa's centred frames
+
+
+@front_end("raw_pool", "waveform", lambda spec: (spec.segment_samples // spec.pool,), settings=("pool",))
+def raw_pool(clips: np.ndarray, spec: ClipSpec) -> np.ndarray:
+    """The paper's: the waveform average-pooled by `pool` (20000 samples -> R^500)."""
+    return average_pool(clips, spec.pool)
+
+
+@front_end("waveform", "waveform", lambda spec: (spec.segment_samples,))
+def waveform(clips: np.ndarray, spec: ClipSpec) -> np.ndarray:
+    """The clip's samples as they are (20000)."""
+    return np.array(clips, dtype=np.float32)
+
+
+@front_end("logmel", "map", lambda spec: (spec.n_mels, _frames(spec)), settings=("n_fft", "frame_hop", "n_mels"))
+def logmel(clips: np.ndarray, spec: ClipSpec) -> np.ndarray:
+    """A log-mel map, (n_mels, frames): librosa's definitions in float32 (spectral.py)."""
+    from genre_style.data import spectral
+
+    return spectral.log_mel(clips, spec.sample_rate, spec.n_fft, spec.frame_hop, spec.n_mels).reshape(len(clips), -1)
+
+
+@front_end("mfcc", "map", lambda spec: (spec.n_mfcc, _frames(spec)), settings=("n_fft", "frame_hop", "n_mels", "n_mfcc"))
+def mfcc(clips: np.ndarray, spec: ClipSpec) -> np.ndarray:
+    """MFCCs, (n_mfcc, frames): librosa.feature.mfcc's, its dB map clipped 80 dB below the loudest value."""
+    from genre_style.data import spectral
+
+    bands = spectral.log_mel(clips, spec.sample_rate, spec.n_fft, spec.frame_hop, max(spec.n_mels, spec.n_mfcc), top_db=80.0)
+    return spectral.mfcc(bands, spec.n_mfcc).reshape(len(clips), -1)
+
+
+@front_end(
+    "stats", "vector", lambda spec: (2 * (spec.n_mfcc + spec.n_mels),), settings=("n_fft", "frame_hop", "n_mels", "n_mfcc")
+)
+def stats(clips: np.ndarray, spec: ClipSpec) -> np.ndarray:
+    """The classical features: mean and standard deviation over time of n_mfcc MFCCs and n_mels log-mel bands."""
+    from genre_style.data import spectral
+
+    bands = spectral.log_mel(clips, spec.sample_rate, spec.n_fft, spec.frame_hop, spec.n_mels)  # [n, mels, frames]
+    both = np.concatenate([spectral.mfcc(bands, spec.n_mfcc), bands], axis=1)
+    return np.concatenate([both.mean(axis=2), both.std(axis=2)], axis=1).astype(np.float32)

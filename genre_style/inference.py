@@ -1,0 +1,183 @@
+"""Inference, defined once: a trained model with the preprocessing it was trained with, and a song's verdict.
+
+Training's evaluation, `python -m genre_style.embed` and `predict`, the logged MLflow model and your own code all
+go through this module, so a clip is cut, turned into features, standardised, embedded and voted on one way
+(`genre_style.loading.load_model` finds the model wherever it is kept)::
+
+    from genre_style.loading import load_model
+
+    model = load_model("outputs/runs/<run>/artifacts/checkpoints/best.ckpt")  # or a run id, models:/<name>/<n>
+    song = model.embed_file("song.wav")            # or model.embed_audio(waveform, sample_rate=44100)
+    song.embeddings.shape, song.start_s[:3]        # (n_clips, 64) float32; each clip's start in seconds
+    print(song.genre, song.probabilities)          # the song's verdict and its genre probabilities
+
+A song's verdict (`song_probabilities`) is the softmax of its clips' mean logits: the clips' product of experts,
+which is what training has always scored as `track_acc` (chosen on val; see README's "Inference").
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genre_style.data.audio import ClipSpec, clip_features, load_mono, segment
+from genre_style.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def standardize(x: np.ndarray, mean: np.ndarray | None, std: np.ndarray | None) -> np.ndarray:
+    """`(x - mean) / std` in place, in float32 (the training split's statistics; per band for maps)."""
+    if mean is not None and std is not None:
+        np.subtract(x, mean, out=x)
+        np.divide(x, std, out=x)
+    return x
+
+
+def song_probabilities(clip_logits: np.ndarray) -> np.ndarray:
+    """A song's genre probabilities from its clips' logits `[n_clips, n_genres]`: the softmax of their mean."""
+    mean = np.asarray(clip_logits, dtype=np.float64).mean(axis=0)
+    exp = np.exp(mean - mean.max())
+    return exp / exp.sum()
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """What turns audio into a model's input: the clip settings and front-end (`spec`) and the training split's
+    standardisation (`mean`, `std`, or None), as saved in every checkpoint."""
+
+    spec: ClipSpec
+    mean: np.ndarray | None = None
+    std: np.ndarray | None = None
+
+    @classmethod
+    def from_state(cls, data_state: dict[str, Any]) -> Preprocessing:
+        """From the data module's part of a checkpoint (`GenreDataModule.state_dict`)."""
+        known = {f.name for f in fields(ClipSpec)}
+        spec = ClipSpec(**{k: v for k, v in data_state["spec"].items() if k in known})
+        mean, std = data_state.get("standardize_mean"), data_state.get("standardize_std")
+        as_array = lambda v: None if v is None else np.asarray(v, dtype=np.float32)  # noqa: E731
+        return cls(spec, as_array(mean), as_array(std))
+
+    def clips(
+        self, signal: np.ndarray, sample_rate: int | None = None, max_clips: int | None = None, name: str = ""
+    ) -> np.ndarray:
+        """A mono waveform cut into the model's clips `[n, segment_samples]`, resampled from `sample_rate` first;
+        audio shorter than one clip is padded with silence to one (with a warning)."""
+        signal = np.asarray(signal, dtype=np.float32)
+        if sample_rate and sample_rate != self.spec.sample_rate:
+            import librosa
+
+            signal = librosa.resample(signal, orig_sr=sample_rate, target_sr=self.spec.sample_rate, res_type="soxr_hq")
+        if len(signal) < self.spec.segment_samples:
+            seconds = len(signal) / self.spec.sample_rate
+            log.warning("%s is shorter than one clip (%.2f s): padded with silence", name or "the audio", seconds)
+            signal = np.pad(signal, (0, self.spec.segment_samples - len(signal)))
+        return segment(signal, self.spec.segment_samples, self.spec.hop_samples, max_clips or sys.maxsize)
+
+    def features(self, clips: np.ndarray) -> np.ndarray:
+        """The model's input for clips `[n, segment_samples]`: `[n, *spec.feature_shape]` float32, standardised."""
+        x = clip_features(clips, self.spec).reshape(len(clips), *self.spec.feature_shape)
+        return standardize(np.ascontiguousarray(x, dtype=np.float32), self.mean, self.std)
+
+    def start_s(self, n_clips: int) -> np.ndarray:
+        """Each clip's start in seconds."""
+        return np.arange(n_clips) * self.spec.hop_samples / self.spec.sample_rate
+
+
+@dataclass
+class SongOutputs:
+    """One piece of audio through a model: per clip, its embedding `[n, D]`, logits `[n, G]` (None without a
+    classifier) and start time in seconds `[n]`; the song's verdict from them."""
+
+    embeddings: np.ndarray
+    logits: np.ndarray | None
+    start_s: np.ndarray
+    genres: list[str]
+
+    @property
+    def clip_probabilities(self) -> np.ndarray | None:
+        """Each clip's genre probabilities `[n, G]`."""
+        if self.logits is None:
+            return None
+        exp = np.exp(self.logits - self.logits.max(axis=1, keepdims=True))
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    @property
+    def probabilities(self) -> np.ndarray | None:
+        """The song's genre probabilities `[G]` (`song_probabilities`)."""
+        return None if self.logits is None else song_probabilities(self.logits)
+
+    @property
+    def genre(self) -> str | None:
+        """The song's verdict: its most probable genre."""
+        probs = self.probabilities
+        return None if probs is None else self.genres[int(probs.argmax())]
+
+    @property
+    def embedding(self) -> np.ndarray:
+        """The song's embedding: the mean of its clips'."""
+        return self.embeddings.mean(axis=0)
+
+
+class Embedder:
+    """A trained model plus its preprocessing: audio in, clip embeddings, genre probabilities and a verdict out."""
+
+    def __init__(self, model: Any, genres: list[str], preprocessing: Preprocessing) -> None:
+        self.model, self.genres, self.preprocessing = model, list(genres), preprocessing
+        self.model.eval()
+
+    @property
+    def spec(self) -> ClipSpec:
+        return self.preprocessing.spec
+
+    @property
+    def has_classifier(self) -> bool:
+        return bool(getattr(self.model, "has_classifier", False))
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | Path) -> Embedder:
+        """From a genre-style checkpoint (a run's `best.ckpt`): the model rebuilt from its hyperparameters."""
+        import torch
+
+        try:
+            state = torch.load(str(checkpoint), map_location="cpu", weights_only=False)
+        except (OSError, RuntimeError, EOFError) as exc:
+            raise UserError(
+                f"cannot read checkpoint {checkpoint} ({exc})", "pass a best.ckpt from a run, or an MLflow run id"
+            ) from None
+        meta, data_state = state.get("genre_style"), state.get("GenreDataModule")
+        if not meta or not data_state:
+            raise UserError(
+                f"{checkpoint} was not written by genre-style training", "pass a best.ckpt from a run, or an MLflow run id"
+            )
+        module_name, class_name = meta["model_class"].rsplit(".", 1)
+        model = getattr(importlib.import_module(module_name), class_name)(**state["hyper_parameters"])
+        model.load_state_dict(state["state_dict"])
+        return cls(model, list(meta["class_names"]), Preprocessing.from_state(data_state))
+
+    def outputs(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(embeddings `[n, D]`, logits `[n, G]` or None) for model inputs `x` `[n, *feature_shape]`."""
+        import torch
+
+        with torch.no_grad():
+            out = self.model(torch.as_tensor(x))
+        return out.embedding.numpy(), None if out.logits is None else out.logits.numpy()
+
+    def embed_audio(
+        self, signal: np.ndarray, sample_rate: int | None = None, max_clips: int | None = None, name: str = ""
+    ) -> SongOutputs:
+        """A mono waveform (float samples in [-1, 1], at `sample_rate`, default the model's) through the model."""
+        clips = self.preprocessing.clips(signal, sample_rate, max_clips, name)
+        embeddings, logits = self.outputs(self.preprocessing.features(clips))
+        return SongOutputs(embeddings, logits, self.preprocessing.start_s(len(clips)), self.genres)
+
+    def embed_file(self, path: str | Path, max_clips: int | None = None) -> SongOutputs:
+        """An audio file (anything librosa decodes; stereo mixed down, resampled) through the model."""
+        return self.embed_audio(load_mono(path, self.spec.sample_rate), None, max_clips, str(path))

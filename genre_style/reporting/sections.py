@@ -1,0 +1,243 @@
+"""The report's content: per protocol, the paper's tables beside ours, the seed groups and their paired differences."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from genre_style.data.front_ends import DEFAULT as DEFAULT_FRONT_END
+from genre_style.reporting.runs import MODEL_NAMES, configuration_key, scored_clips
+from genre_style.tracking.run_record import data_name
+
+PAPER_TABLE_1 = {"TwoLayerNet": (52.0, 38.1, 36.4), "DeepSoftmaxAutoencoder": (94.9, 64.1, 65.3)}
+PAPER_TABLE_2 = {  # DSAE, test set: precision, recall, F1
+    "classical": (0.783, 0.775, 0.779),
+    "jazz": (0.606, 0.627, 0.616),
+    "metal": (0.515, 0.554, 0.5337),
+    "pop": (0.670, 0.608, 0.638),
+}
+SPLIT_NAMES = {
+    "segment": "random clip split (the paper's protocol)",
+    "track": "track split (no song in two splits)",
+    "fault_filtered": "fault-filtered split (GTZAN's artist-filtered benchmark)",
+}
+PLOTS = (
+    "confusion_matrix.png",
+    "confusion_matrix_tracks.png",
+    "pca_raw.png",
+    "pca_bottleneck.png",
+    "pca_logits.png",
+    "learning_curves.png",
+    "interpolation.png",
+)
+
+
+@dataclass
+class Section:
+    """One protocol: a heading, tables (header + rows) and images."""
+
+    title: str
+    tables: list[tuple[str, list[str], list[list[str]]]] = field(default_factory=list)
+    images: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:.1f}"
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+REPEATED_METRICS = (
+    "test/acc",
+    "test/track_acc",
+    "test/probe_acc_bottleneck",
+    "test/knn_acc_bottleneck",
+    "test/probe_acc_hidden",
+    "test/knn_acc_hidden",
+    "test/silhouette_bottleneck",
+    "test/mig_genre",
+    "test/active_dims",
+    "val/acc",
+)
+
+
+def short_label(params: dict[str, str]) -> str:
+    model = MODEL_NAMES.get(params.get("model", "?"), params.get("model", "?"))
+    encoder = params.get("encoder", "")
+    label = f"{model} · {params.get('data.features', DEFAULT_FRONT_END)}"
+    if encoder and encoder != "MLPEncoder" and "LogisticRegression" not in params.get("model", ""):
+        label += f" · {encoder}"
+    if params.get("model.classifier") == "True":
+        label += " + classifier"
+    if scored_clips(params) != params.get("data.clips_per_track"):
+        label += f" · trained on {params.get('data.clips_per_track')} clips a song"
+    if params.get("tags.experiment"):
+        label += f" (experiment={params['tags.experiment']})"
+    return label
+
+
+def format_summary(metric: str, summary: Any) -> str:
+    """Accuracies and shares in percent; scores on their own scale (silhouette in [-1, 1], MIG in [0, 1])."""
+    if "silhouette" in metric or "mig" in metric:
+        return summary.format(scale=1.0, digits=3)
+    return summary.format()
+
+
+def repeated_runs_section(runs: Sequence[Any]) -> Section | None:
+    """Seed sweeps: per configuration, mean ± sd [95 % interval] (n) of each metric; then paired differences."""
+    from genre_style.evaluation.stats import paired_difference, summarize
+
+    configs: dict[tuple, dict[str, Any]] = {}
+    for run in runs:  # newest first: a seed run twice counts once, the newest
+        p = run.data.params
+        seed = p.get("seed", "?")
+        config = configs.setdefault(configuration_key(p), {"params": p, "by_seed": {}})
+        config["by_seed"].setdefault(seed, run)
+    section = Section("Repeated runs: configurations over seeds (mean ± sd [95 % interval] (n))")
+    metrics = [m for m in REPEATED_METRICS if any(m in r.data.metrics for c in configs.values() for r in c["by_seed"].values())]
+    rows = []
+    protocol = {}
+    for key, config in configs.items():
+        p = config["params"]
+        protocol[key] = (p.get("data.split"), p.get("data.root"), p.get("data.genres"), scored_clips(p))
+        cells = []
+        for metric in metrics:
+            values = [r.data.metrics[metric] for r in config["by_seed"].values() if metric in r.data.metrics]
+            cells.append(format_summary(metric, summarize(values)) if values else "")
+        rows.append(
+            [
+                short_label(p),
+                f"{p.get('data.split', '?')} · {data_name(p.get('data.root', '?'))}",
+                ",".join(sorted(config["by_seed"], key=str)),
+                *cells,
+            ]
+        )
+    if not any(len(c["by_seed"]) > 1 for c in configs.values()):
+        return None
+    section.tables.append(
+        (
+            "Each configuration over its seeds (accuracies and active dimensions in %; silhouette and MIG as they are)",
+            ["configuration", "split · data", "seeds", *metrics],
+            rows,
+        )
+    )
+    pairs = []
+    keys = list(configs)
+    for i, a in enumerate(keys):
+        for b in keys[i + 1 :]:
+            if protocol[a] != protocol[b]:
+                continue
+            for metric in ("test/acc", "test/track_acc"):
+                ma = {s: r.data.metrics[metric] for s, r in configs[a]["by_seed"].items() if metric in r.data.metrics}
+                mb = {s: r.data.metrics[metric] for s, r in configs[b]["by_seed"].items() if metric in r.data.metrics}
+                diff = paired_difference(ma, mb)
+                if diff is not None and diff.n > 1:
+                    pairs.append(
+                        [
+                            short_label(configs[a]["params"]),
+                            short_label(configs[b]["params"]),
+                            metric,
+                            diff.format(),
+                            "yes" if diff.low > 0 or diff.high < 0 else "no",
+                        ]
+                    )
+    if pairs:
+        section.tables.append(
+            (
+                "Paired comparisons on shared seeds (same splits): A - B in percentage points",
+                ["A", "B", "metric", "A - B", "interval excludes 0"],
+                pairs,
+            )
+        )
+    return section
+
+
+def build_sections(client: Any, groups: dict, out_dir: Path) -> list[Section]:
+    sections = []
+    order = {"segment": 0, "track": 1, "fault_filtered": 2}
+    for (split, features, data), models in sorted(groups.items(), key=lambda kv: (order.get(kv[0][0], 9), kv[0])):
+        section = Section(f"{SPLIT_NAMES.get(split, split)}: data `{data}`, features `{features}`")
+        rows = []
+        for model, run in sorted(models.items()):
+            m = run.data.metrics
+            paper = PAPER_TABLE_1.get(model)
+            if "test/acc" not in m:  # the autoencoder is unsupervised: it has no accuracy
+                rows.append([MODEL_NAMES.get(model, model), "n/a", "n/a", "n/a", "n/a", "", run.info.run_id[:8]])
+                continue
+            rows.append(
+                [
+                    MODEL_NAMES.get(model, model),
+                    _pct(m.get("train/acc")),
+                    _pct(m.get("val/acc")),
+                    _pct(m.get("test/acc")),
+                    _pct(m.get("test/track_acc")),
+                    " / ".join(f"{v:.1f}" for v in paper) if paper else "",
+                    run.info.run_id[:8],
+                ]
+            )
+        section.tables.append(
+            (
+                "Table 1: accuracy (%) on clips, train / dev / test, and on whole songs",
+                ["model", "train", "dev", "test", "test (songs)", "paper train / dev / test", "run"],
+                rows,
+            )
+        )
+        dsae = models.get("DeepSoftmaxAutoencoder")
+        if dsae is not None:
+            genres = sorted({k.split("_", 1)[1] for k in dsae.data.metrics if k.startswith("test/f1_") and k != "test/f1_macro"})
+            rows = []
+            for genre in genres:
+                m = dsae.data.metrics
+                ours = [m.get(f"test/{kind}_{genre}") for kind in ("precision", "recall", "f1")]
+                paper = PAPER_TABLE_2.get(genre)
+                rows.append([genre, *map(_num, ours), " / ".join(f"{v:.3f}" for v in paper) if paper else ""])
+            section.tables.append(
+                (
+                    "Table 2: DSAE per-genre precision, recall, F1 on the test clips",
+                    ["genre", "precision", "recall", "F1", "paper P / R / F1"],
+                    rows,
+                )
+            )
+        spaces = ("raw", "hidden", "bottleneck", "logits")
+        rows = []
+        for model, run in sorted(models.items()):
+            m = run.data.metrics
+            for space in spaces:
+                if f"test/knn_acc_{space}" in m:
+                    rows.append(
+                        [
+                            MODEL_NAMES.get(model, model),
+                            space,
+                            _num(m.get(f"test/silhouette_{space}")),
+                            _pct(m.get(f"test/knn_acc_{space}")),
+                            _pct(m.get(f"test/probe_acc_{space}")),
+                        ]
+                    )
+        if rows:
+            section.tables.append(
+                (
+                    "Embeddings in numbers (test): silhouette, k-NN accuracy (%), linear-probe accuracy (%)",
+                    ["model", "space", "silhouette", "k-NN acc", "probe acc"],
+                    rows,
+                )
+            )
+        for model, run in sorted(models.items()):
+            for name in PLOTS:
+                local = _fetch_plot(client, run.info.run_id, name, out_dir / "plots" / run.info.run_id[:8])
+                if local:
+                    section.images.append(
+                        (f"{MODEL_NAMES.get(model, model)}: {name[:-4].replace('_', ' ')}", str(local.relative_to(out_dir)))
+                    )
+        sections.append(section)
+    return sections
+
+
+def _fetch_plot(client: Any, run_id: str, name: str, dest: Path) -> Path | None:
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        return Path(client.download_artifacts(run_id, f"plots/{name}", str(dest)))
+    except Exception:  # that run has no such plot (e.g. no logits for the autoencoder)
+        return None

@@ -1,0 +1,45 @@
+"""Which settings decide what is learned, and which do not: one list of each, asked by the MLflow params
+(tracking/run_record.py), the report's grouping of repeated runs (report.py) and what a resume may change
+(run_folder.py). A setting added to the configs that is neither lands in all three as "changes what is learned"."""
+
+from __future__ import annotations
+
+# Where things go and how they are shown: never part of a run's configuration.
+BOOKKEEPING = (
+    "paths.",
+    "logger.",
+    "sweep_context.",
+    "hydra",
+    "task_name",
+    "resume",
+    "run_name",
+    "tags.",
+    "math.",  # the math libraries' settings of the machine (reproducibility.py): params of their own, not the config's
+    "callbacks.model_checkpoint.dirpath",
+    "callbacks.last_checkpoint.",
+    "callbacks.progress_bar.",
+    "callbacks.random_state.",
+    "trainer.default_root_dir",
+    "trainer.enable_progress_bar",
+    "trainer.enable_model_summary",
+    "data.progress",
+    "data.workers",
+    "data.cache_dir",
+)
+
+# The training budget, the hardware and what is measured afterwards: a resume may change these.
+BUDGET = (
+    "trainer.max_epochs",
+    "trainer.min_epochs",
+    "trainer.max_time",
+    "trainer.max_steps",
+    "callbacks.early_stopping.patience",
+    "trainer.accelerator",
+    "trainer.devices",
+    "evaluation.",
+    "optimized_metric",
+    "data.eval_batch_size",
+)
+
+# The seed: runs that differ only in it (and bookkeeping) repeat one configuration.
+SEEDS = ("seed", "data.seed")

@@ -1,0 +1,95 @@
+"""The package's shape: no import cycles (lazy imports inside functions count), the library never imports a command-line
+module, and each front-end is named in one place."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "genre_style"
+CLI_MODULES = {"genre_style.train", "genre_style.embed", "genre_style.predict", "genre_style.report", "genre_style.download"}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(tree: ast.AST, modules: set[str]) -> set[str]:
+    """Every genre_style module a file imports, at the top or inside functions; `if TYPE_CHECKING:` blocks aside."""
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            return
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("genre_style"):
+            for alias in node.names:
+                full = f"{node.module}.{alias.name}"
+                found.add(full if full in modules else node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("genre_style"))
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return found & modules
+
+
+def _graph() -> dict[str, set[str]]:
+    files = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    modules = set(files)
+    return {name: _imports(ast.parse(path.read_text()), modules) - {name} for name, path in files.items()}
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle, as the modules along it, or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def walk(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for target in sorted(graph[node]):
+            if state.get(target) == 1:
+                return path[path.index(target) :] + [target]
+            if target not in state and (found := walk(target)):
+                return found
+        state[node] = 2
+        path.pop()
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (found := walk(start)):
+            return found
+    return None
+
+
+def test_the_package_has_no_import_cycle():
+    assert _cycle(_graph()) is None, " -> ".join(_cycle(_graph()) or [])
+
+
+def test_the_detector_finds_a_cycle():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_the_library_never_imports_a_command_line_module():
+    graph = _graph()
+    library = [m for m in graph if m not in CLI_MODULES and m != "genre_style.__main__"]
+    offenders = {m: sorted(graph[m] & CLI_MODULES) for m in library if graph[m] & CLI_MODULES}
+    assert not offenders, offenders
+
+
+def test_front_ends_are_named_only_in_their_registry():
+    """A front-end's name as a string literal anywhere but data/front_ends.py is a second definition of it."""
+    from genre_style.data import front_ends
+
+    names = set(front_ends.REGISTRY) - set(front_ends.KINDS)  # "waveform" is also a kind
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "front_ends.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value in names:
+                offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.value!r}")
+    assert not offenders, offenders
