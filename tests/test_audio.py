@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from genre_style.data.audio import ClipSpec, average_pool, load_mono, segment, track_clips
+from genre_style.data.audio import ClipSpec, load_mono, segment, track_clips
+from genre_style.data.front_ends import average_pool
 from genre_style.errors import AudioError
 from tests.conftest import write_wav
 

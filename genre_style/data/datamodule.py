@@ -25,6 +25,7 @@ from genre_style.data.preprocess import load_or_build
 from genre_style.data.splits import SPLIT_MODES, SPLIT_NAMES, balance_classes, listed_split, segment_split, track_split
 from genre_style.data.synthetic import SyntheticSpec, generate_corpus
 from genre_style.errors import UserError
+from genre_style.inference import standardize
 
 log = logging.getLogger(__name__)
 
@@ -188,10 +189,7 @@ class GenreDataModule(pl.LightningDataModule):
             self.mean, self.std = standardizer(features[self.indices["train"]])
         for name in SPLIT_NAMES:
             idx = self.indices[name]
-            x = features[idx]  # a copy: standardised in place, no temporaries of the split's size
-            if self.mean is not None and self.std is not None:  # set above when standardising
-                np.subtract(x, self.mean, out=x)
-                np.divide(x, self.std, out=x)
+            x = standardize(features[idx], self.mean, self.std)  # a copy, standardised in place as inference does it
             self.tensors[name] = (
                 torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32)),
                 torch.as_tensor(table.labels[idx]),

@@ -73,16 +73,16 @@ def _frames(spec: ClipSpec) -> int:
     return 1 + spec.segment_samples // spec.frame_hop  # librosa's centred frames
 
 
-@front_end("raw_pool", "waveform", lambda spec: (spec.segment_samples // spec.pool,), settings=("pool",))
-def raw_pool(clips: np.ndarray, spec: ClipSpec) -> np.ndarray:
-    """The paper's: the waveform average-pooled by `pool` (20000 samples -> R^500)."""
-    return average_pool(clips, spec.pool)
-
-
 @front_end("waveform", "waveform", lambda spec: (spec.segment_samples,))
 def waveform(clips: np.ndarray, spec: ClipSpec) -> np.ndarray:
     """The clip's samples as they are (20000)."""
     return np.array(clips, dtype=np.float32)
+
+
+@front_end("raw_pool", "waveform", lambda spec: (spec.segment_samples // spec.pool,), settings=("pool",))
+def raw_pool(clips: np.ndarray, spec: ClipSpec) -> np.ndarray:
+    """The paper's: the waveform average-pooled by `pool` (20000 samples -> R^500)."""
+    return average_pool(clips, spec.pool)
 
 
 @front_end("logmel", "map", lambda spec: (spec.n_mels, _frames(spec)), settings=("n_fft", "frame_hop", "n_mels"))
