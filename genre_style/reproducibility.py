@@ -52,9 +52,13 @@ IN_EFFECT = apply_environment()  # at first import: `genre_style/__init__.py` im
 
 
 def deterministic_mode() -> bool | str:
-    """`trainer.deterministic`'s default (resolver `${reproducible:}`): torch's deterministic algorithms, warning
-    (not failing) on an operation that has none; off with the switch."""
-    return "warn" if enabled() else False
+    """`trainer.deterministic`'s default (resolver `${reproducible:}`): torch's deterministic algorithms, warning (not
+    failing) on an operation that has none, where a GPU is present (cuBLAS and cuDNN pick kernels by timing and some
+    use atomics); off on the CPU, where MKL's mode and the fixed thread count already give the same bits and the
+    deterministic algorithms cost 20-40 % on the conv path (bench_train --encoder logmel_cnn); off with the switch.
+    Resolved when the Trainer is built, after torch is imported."""
+    torch = sys.modules.get("torch")
+    return "warn" if enabled() and torch is not None and torch.cuda.is_available() else False
 
 
 def settings() -> dict[str, Any]:
@@ -65,6 +69,7 @@ def settings() -> dict[str, Any]:
         "reproducible": enabled(),
         "reproducible_in_effect": enabled() and IN_EFFECT,
         "torch_threads": torch.get_num_threads(),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "torch_version": torch.__version__,
     }

@@ -42,7 +42,9 @@ def test_the_test_processes_run_with_it_in_effect():
     assert recorded["cpu_capability"]
 
 
-def test_trainer_deterministic_follows_the_switch(monkeypatch):
+def test_trainer_deterministic_is_on_where_a_gpu_is_and_follows_the_switch(monkeypatch):
+    assert reproducibility.deterministic_mode() == ("warn" if torch.cuda.is_available() else False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert reproducibility.deterministic_mode() == "warn"
     monkeypatch.setenv(reproducibility.SWITCH, "off")
     assert reproducibility.deterministic_mode() is False
