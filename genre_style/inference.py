@@ -40,11 +40,15 @@ def standardize(x: np.ndarray, mean: np.ndarray | None, std: np.ndarray | None) 
     return x
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Probabilities over the last axis."""
+    exp = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
 def song_probabilities(clip_logits: np.ndarray) -> np.ndarray:
     """A song's genre probabilities from its clips' logits `[n_clips, n_genres]`: the softmax of their mean."""
-    mean = np.asarray(clip_logits, dtype=np.float64).mean(axis=0)
-    exp = np.exp(mean - mean.max())
-    return exp / exp.sum()
+    return softmax(np.asarray(clip_logits, dtype=np.float64).mean(axis=0))
 
 
 @dataclass(frozen=True)
@@ -104,10 +108,7 @@ class SongOutputs:
     @property
     def clip_probabilities(self) -> np.ndarray | None:
         """Each clip's genre probabilities `[n, G]`."""
-        if self.logits is None:
-            return None
-        exp = np.exp(self.logits - self.logits.max(axis=1, keepdims=True))
-        return exp / exp.sum(axis=1, keepdims=True)
+        return None if self.logits is None else softmax(self.logits)
 
     @property
     def probabilities(self) -> np.ndarray | None:
