@@ -198,7 +198,7 @@ def _check_augment(cfg: DictConfig) -> None:
     augment = OmegaConf.select(cfg, "model.augment")
     if not augment:
         return
-    for key in ("freq_masks", "time_masks", "gain_db", "mixup_alpha"):
+    for key in ("freq_masks", "time_masks", "gain_db", "band_tilt", "mixup_alpha"):
         value = _number(cfg, f"model.augment.{key}")
         if value is not None and value < 0:
             raise UserError(f"model.augment.{key}={value} must be >= 0", f"e.g. model.augment.{key}=0 to switch it off")

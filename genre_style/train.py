@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 from omegaconf import DictConfig
@@ -16,6 +18,9 @@ from genre_style.config_checks import validate_config
 from genre_style.errors import UserError, say_error
 from genre_style.hydra_job import command_line, in_multirun
 from genre_style.preemption import Preempted, resume_advice, signals_stop_the_run
+
+if TYPE_CHECKING:
+    from lightning.pytorch import Trainer
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +67,7 @@ def train(cfg: DictConfig) -> float:
                 if tracker is not None:
                     tracker.log_datasets(datamodule, str(cfg.data.root))
             trainer.fit(model, datamodule=datamodule, ckpt_path=resumed and resumed.last_checkpoint, weights_only=False)
-            best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+            best = best_checkpoint(trainer)
             trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=False, verbose=False)
             metrics = evaluate_best(trainer, model, datamodule, history.history, folder.artifacts, dict(cfg.evaluation))
             if metrics is None:  # a DDP process other than rank zero: its part is done
@@ -82,6 +87,21 @@ def train(cfg: DictConfig) -> float:
         tracker.report(folder.artifacts)
     best_score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
     return objective_value(cfg, metrics, {k: float(v) for k, v in trainer.callback_metrics.items()}, best_score)
+
+
+def best_checkpoint(trainer: Trainer) -> str:
+    """The monitored best checkpoint; for a fit that took no gradient step (`model=logreg`: scikit-learn fits it),
+    which Lightning's ModelCheckpoint never saves, the fitted state itself, so `predict` and `embed` can load it."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    callback = trainer.checkpoint_callback
+    if not isinstance(callback, ModelCheckpoint):
+        return ""
+    if callback.best_model_path or trainer.global_step > 0 or trainer.interrupted or callback.dirpath is None:
+        return callback.best_model_path
+    path = str(Path(callback.dirpath) / f"{callback.filename or 'best'}{callback.FILE_EXTENSION}")
+    trainer.save_checkpoint(path, weights_only=callback.save_weights_only)
+    return path
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pytest
@@ -51,6 +52,24 @@ def write_wav(path: Path, signal: np.ndarray, sample_rate: int = 22050) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, signal, sample_rate, subtype="PCM_16")
     return path
+
+
+def write_split_lists(
+    folder: Path,
+    train: Sequence[int] = (0, 1, 2),
+    val: Sequence[int] = (3,),
+    test: Sequence[int] = (4, 5),
+    absent: Sequence[int] = (6, 7),
+    genres: Sequence[str] = ("classical", "jazz", "pop", "metal"),
+    skip: Sequence[tuple[str, str]] = (),
+) -> Path:
+    """Artist-filtered-style lists (train/valid/test.txt) over the small corpus's 6 tracks a genre, for
+    `data.split=fault_filtered data.split_lists=<folder>`; the `absent` listed tracks are not on disk."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, numbers in (("train", (*train, *absent)), ("valid", val), ("test", test)):
+        lines = [f"{g}/{g}.{n:05d}.wav" for g in genres for n in numbers if (g, name) not in skip]
+        (folder / f"{name}.txt").write_text("\n".join(lines) + "\n")
+    return folder
 
 
 @pytest.fixture(scope="session", autouse=True)

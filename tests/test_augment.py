@@ -51,6 +51,20 @@ def test_masks_zero_whole_bands_and_frames_within_their_width():
     assert zero_bands.max() <= 4 and zero_frames.max() <= 3 and zero_bands.sum() > 0 and zero_frames.sum() > 0
 
 
+def test_band_tilt_adds_a_level_and_a_slope_per_clip_within_its_strength():
+    torch.manual_seed(0)
+    x = torch.randn(32, 40, 50)
+    out, _ = Augment(kind="map", band_tilt=0.5)(x, torch.zeros(32))
+    offset = out - x
+    assert torch.allclose(offset, offset[:, :, :1].expand_as(offset), atol=1e-5)  # the same in every frame
+    per_band = offset[:, :, 0]
+    steps = per_band.diff(dim=1)
+    assert torch.allclose(steps, steps[:, :1].expand_as(steps), atol=1e-5)  # linear across the bands
+    assert per_band.abs().max() <= 1.0 + 1e-5 and per_band.std(dim=0).min() > 0.05  # |level| + |slope| <= 2 x 0.5
+    waveform = torch.randn(4, 1000)
+    assert torch.equal(Augment(kind="waveform", band_tilt=0.5)(waveform, torch.zeros(4))[0], waveform)  # maps only
+
+
 def test_stats_vectors_get_only_mixup():
     torch.manual_seed(0)
     x = torch.randn(8, 168)

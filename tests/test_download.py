@@ -136,17 +136,18 @@ def test_fault_filtered_split_on_a_corpus_that_is_not_gtzan(tmp_path):
         dm.setup("fit")
 
 
-def test_fault_filtered_split_with_listed_tracks_missing(tmp_path, small_corpus):
+def test_fault_filtered_split_with_listed_tracks_missing(tmp_path, caplog):
     root = _gtzan_like(tmp_path / "gtzan")
     listed = next(p for p in (root / "jazz").iterdir() if p.stem in fault_filtered_split())
     listed.unlink()
+    caplog.set_level("WARNING")
     dm = GenreDataModule(root=str(root), genres=GENRES, cache_dir=None, workers=1, progress=False, split="fault_filtered")
-    with pytest.raises(UserError, match=f"1 of the .* not on disk .*{listed.stem}"):
-        dm.setup("fit")
-    # the synthetic corpus shares some of GTZAN's names but is no GTZAN copy: the same clear error
-    synthetic = GenreDataModule(root=str(small_corpus), cache_dir=None, workers=1, progress=False, split="fault_filtered")
-    with pytest.raises(UserError, match="needs a complete copy of GTZAN"):
-        synthetic.setup("fit")
+    dm.setup("fit")  # a partial copy: the published assignment of the tracks present, and a warning
+    assert f"1 of the 178 listed tracks for genres {GENRES} are not on disk (e.g. {listed.stem})" in caplog.text
+    split_of = fault_filtered_split()
+    for name in ("train", "val", "test"):
+        tracks = {dm.table.track_ids[t] for t in dm.table.track_index[dm.indices[name]]}
+        assert tracks == {t for t, s in split_of.items() if s == name and t.split(".")[0] in GENRES} - {listed.stem}
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import FAST_RUN, run_cli
+from tests.conftest import FAST_RUN, run_cli, write_split_lists
 from tests.test_train_cli import _artifacts
 
 pytestmark = pytest.mark.slow  # real processes (the CLI, servers): `make test-fast` leaves them out
@@ -143,3 +143,25 @@ def test_a_seed_sweep_is_reported_with_intervals_and_paired_differences(tmp_path
 
     assert summarize(logreg).format() in text  # e.g. "62.5 ± 3.1 [34.4, 90.6] (n=2)"
     assert "Paired comparisons on shared seeds" in text and "(n=2)" in text
+
+
+@pytest.mark.slow
+def test_the_report_keeps_protocols_apart_and_leads_with_the_artist_filtered_split(tmp_path):
+    """Two seed sweeps of the baseline, one per protocol: a section each, the artist-filtered one first; and
+    the baseline's run is a model like any other: `predict` reads it by run id."""
+    lists = write_split_lists(tmp_path / "lists")
+    common = ["model=logreg", "features=stats", "seed=1,2", "evaluation.embedding_metrics=false", *FAST_RUN]
+    for split in (["data.split=track"], ["data.split=fault_filtered", f"data.split_lists={lists}"]):
+        sweep = run_cli(["-m", *common, *split], tmp_path)
+        assert sweep.returncode == 0, sweep.stderr[-3000:]
+    assert "8 of the 32 listed tracks" in sweep.stdout + sweep.stderr  # the partial copy's warning
+    report = run_cli(["--out", str(tmp_path / "report")], tmp_path, module="genre_style.report")
+    assert report.returncode == 0, report.stderr[-3000:]
+    headings = [line for line in (tmp_path / "report" / "report.md").read_text().splitlines() if line.startswith("## Repeated")]
+    assert len(headings) == 2 and "artist-filtered split" in headings[0] and "track split" in headings[1], headings
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run = client.search_runs([client.get_experiment_by_name("genre-style").experiment_id])[0]
+    song = next((tmp_path / "data" / "synthetic" / "jazz").glob("*.wav"))
+    predicted = run_cli([run.info.run_id, str(song)], tmp_path, module="genre_style.predict")
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    assert predicted.stdout.split("\t")[1] in {"classical", "jazz", "pop", "metal"}

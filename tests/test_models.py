@@ -224,3 +224,15 @@ def test_the_logistic_regression_baseline_is_scikit_learns_fit():
     ours = torch.softmax(model.eval()(test_x).logits, dim=1).detach().numpy()
     assert abs(ours - expected).max() < 1e-4
     assert "train/acc" in trainer.callback_metrics and "val/acc" in trainer.callback_metrics
+
+
+def test_band_mean_norm_makes_the_log_mel_cnn_deaf_to_a_recording_chains_eq():
+    from genre_style.models.encoders import LogMelCNN
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 32, 40)
+    eq = torch.linspace(-2, 2, 32)[None, :, None] + torch.randn(4, 1, 1)  # a level and a tilt per clip
+    normed = LogMelCNN((32, 40), 16, channels=[8, 16], dropout=0.0, band_mean_norm=True).eval()
+    torch.testing.assert_close(normed(x + eq), normed(x), atol=1e-5, rtol=1e-4)
+    plain = LogMelCNN((32, 40), 16, channels=[8, 16], dropout=0.0).eval()
+    assert not torch.allclose(plain(x + eq), plain(x), atol=1e-3)

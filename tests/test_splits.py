@@ -7,6 +7,7 @@ import pytest
 
 from genre_style.data.splits import balance_classes, resolve_sizes, segment_split, track_split
 from genre_style.errors import UserError
+from tests.conftest import write_split_lists
 
 
 def _clips(n_tracks_per_genre=8, genres=4, clips=5):
@@ -71,3 +72,55 @@ def test_fractions_that_add_up_to_one_use_every_track():
     split = track_split(track_index, track_labels, [0.75, 0.125, 0.125], seed=0)
     assert sum(len(v) for v in split.values()) == 400
     assert [len(split[k]) for k in ("train", "val", "test")] == [304, 48, 48]
+
+
+# --- listed (artist-filtered) splits on partial copies: the synthetic corpus with a fake list ---------------
+
+SMALL_GENRES = ["classical", "jazz", "pop", "metal"]
+
+
+def _listed(corpus, lists, genres=SMALL_GENRES):
+    from genre_style.data.datamodule import GenreDataModule
+
+    dm = GenreDataModule(
+        root=str(corpus), genres=genres, cache_dir=None, workers=1, progress=False, split="fault_filtered", split_lists=str(lists)
+    )
+    dm.setup("fit")
+    return dm
+
+
+def test_a_partial_copy_keeps_the_listed_assignment_and_warns_what_is_absent(small_corpus, tmp_path, caplog):
+    caplog.set_level("WARNING")
+    dm = _listed(small_corpus, write_split_lists(tmp_path / "lists"))
+    table = dm.table
+    for name, numbers in (("train", {0, 1, 2}), ("val", {3}), ("test", {4, 5})):
+        tracks = {table.track_ids[t] for t in table.track_index[dm.indices[name]]}
+        assert tracks == {f"{g}.{n:05d}" for g in SMALL_GENRES for n in numbers}
+    assert "8 of the 32 listed tracks" in caplog.text and "train 12, val 4, test 8 songs" in caplog.text
+
+
+def test_a_genre_missing_from_val_or_test_is_a_warning_not_an_error(small_corpus, tmp_path, caplog):
+    caplog.set_level("WARNING")
+    dm = _listed(small_corpus, write_split_lists(tmp_path / "lists", skip=[("jazz", "test")]))
+    assert len(dm.indices["test"]) > 0
+    assert "genre 'jazz' has no test song" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "lists,needle",
+    [
+        ({"test": (), "absent": (6, 7, 8)}, "the test split is empty"),
+        ({"skip": [("pop", "train")]}, "genre 'pop' has no training song"),
+        ({"train": (20,), "val": (21,), "test": (22,), "absent": ()}, "does not look like GTZAN"),
+    ],
+)
+def test_a_listed_split_that_cannot_work_is_refused_naming_why(small_corpus, tmp_path, lists, needle):
+    with pytest.raises(UserError, match=needle):
+        _listed(small_corpus, write_split_lists(tmp_path / "lists", **lists))
+
+
+def test_a_lists_folder_without_a_split_file_names_the_files_it_wants(small_corpus, tmp_path):
+    lists = write_split_lists(tmp_path / "lists")
+    (lists / "valid.txt").unlink()
+    with pytest.raises(UserError, match="(?s)no list for the val split.*valid_filtered.txt or valid.txt or val.txt"):
+        _listed(small_corpus, lists)

@@ -79,6 +79,7 @@ class GenreDataModule(pl.LightningDataModule):
         random_crop: bool = False,
         split: str = "track",
         split_sizes: Sequence[float] = (0.75, 0.125, 0.125),
+        split_lists: str | None = None,
         batch_size: int = 64,
         minibatches_per_step: int = 32,
         eval_batch_size: int = 1024,
@@ -114,6 +115,7 @@ class GenreDataModule(pl.LightningDataModule):
         self.random_crop = random_crop
         self.split = split
         self.split_sizes = list(split_sizes)
+        self.split_lists = split_lists
         self.batch_size = batch_size
         self.minibatches_per_step = minibatches_per_step
         self.eval_batch_size = eval_batch_size
@@ -176,7 +178,12 @@ class GenreDataModule(pl.LightningDataModule):
 
             unusable = [Path(s["path"]).stem for s in table.skipped]
             local = listed_split(
-                table.track_ids, table.track_index, table.track_labels, table.genres, fault_filtered_split(), unusable
+                table.track_ids,
+                table.track_index,
+                table.track_labels,
+                table.genres,
+                fault_filtered_split(self.split_lists),
+                unusable,
             )
         self.indices = {name: keep[idx] for name, idx in local.items()}
         if self.eval_clips_per_track is not None:  # val and test score each song's first clips only

@@ -25,7 +25,8 @@ class Mixed:
 
 class Augment(nn.Module):
     """Random time shift (circular, per clip), SpecAugment-style frequency and time masks (maps only),
-    gain (waveforms: a random level in dB; other inputs: none, they are standardised) and mixup."""
+    gain (waveforms: a random level in dB; other inputs: none, they are standardised), a random level and
+    spectral tilt (maps: `band_tilt`) and mixup."""
 
     def __init__(
         self,
@@ -36,17 +37,19 @@ class Augment(nn.Module):
         time_masks: int = 0,
         time_mask_width: float = 0.1,
         gain_db: float = 0.0,
+        band_tilt: float = 0.0,
         mixup_alpha: float = 0.0,
     ) -> None:
         super().__init__()
         self.kind = kind  # front_ends.KINDS: map, waveform or vector
         self.time_shift, self.gain_db, self.mixup_alpha = time_shift, gain_db, mixup_alpha
+        self.band_tilt = band_tilt
         self.freq_masks, self.freq_mask_width = freq_masks, freq_mask_width
         self.time_masks, self.time_mask_width = time_masks, time_mask_width
 
     @property
     def active(self) -> bool:
-        return bool(self.time_shift or self.freq_masks or self.time_masks or self.gain_db or self.mixup_alpha)
+        return bool(self.time_shift or self.freq_masks or self.time_masks or self.gain_db or self.band_tilt or self.mixup_alpha)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, Mixed | None]:
         timed = self.kind in ("map", "waveform")
@@ -54,6 +57,8 @@ class Augment(nn.Module):
             x = _roll_each(x, torch.randint(0, x.shape[-1], (len(x),), device=x.device))
         if self.kind == "map":  # [B, bands, frames]
             x = _mask(x, self.freq_masks, self.freq_mask_width, axis=1)
+        if self.band_tilt and self.kind == "map":
+            x = x + _random_tilt(x, self.band_tilt)
         if timed:
             x = _mask(x, self.time_masks, self.time_mask_width, axis=x.dim() - 1)
         if self.gain_db and self.kind == "waveform":
@@ -66,6 +71,15 @@ class Augment(nn.Module):
             x = lam * x + (1 - lam) * x[perm]
             mixed = Mixed(perm, lam)
         return x, mixed
+
+
+def _random_tilt(x: torch.Tensor, strength: float) -> torch.Tensor:
+    """A per-clip offset over the bands of a `[B, bands, frames]` map: a level plus a linear slope from the lowest
+    to the highest band, each uniform in +-`strength` (standardised units). In a log-spectrum that is another
+    recording chain (level, microphone, mastering EQ): what differs most between artists, not between genres."""
+    bands = torch.linspace(-1.0, 1.0, x.shape[1], device=x.device, dtype=x.dtype)
+    level, slope = ((torch.rand(2, len(x), 1, device=x.device, dtype=x.dtype) * 2 - 1) * strength).unbind(0)
+    return (level + slope * bands[None, :])[:, :, None]
 
 
 def _roll_each(x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:

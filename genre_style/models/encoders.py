@@ -79,15 +79,25 @@ def _conv2d_block(fan_in: int, fan_out: int) -> nn.Sequential:
 
 class LogMelCNN(Encoder):
     """A 2-D CNN over a (mel bands, frames) patch: 3x3 convolutions shared over time and frequency, then
-    mean over frequency and mean + max over time, so a shift of the music in time barely moves the code."""
+    mean over frequency and mean + max over time, so a shift of the music in time barely moves the code.
+
+    `band_mean_norm` subtracts each band's mean over the clip's frames first (cepstral mean normalisation, as
+    speech recognisers undo a microphone): a recording chain's level and EQ no longer reach the code, the
+    spectrum's changes in time (rhythm, onsets, melody) do."""
 
     reads = ("map",)
 
     def __init__(
-        self, input_shape: Sequence[int], output_dim: int, channels: Sequence[int] = (16, 32, 64, 64), dropout: float = 0.3
+        self,
+        input_shape: Sequence[int],
+        output_dim: int,
+        channels: Sequence[int] = (16, 32, 64, 64),
+        dropout: float = 0.3,
+        band_mean_norm: bool = False,
     ) -> None:
         super().__init__()
         self.input_shape, self.output_dim = tuple(input_shape), output_dim
+        self.band_mean_norm = band_mean_norm
         if len(self.input_shape) != 2:
             raise ValueError(f"LogMelCNN needs a (bands, frames) map per clip, got shape {self.input_shape}")
         sizes = [1, *channels]
@@ -96,6 +106,8 @@ class LogMelCNN(Encoder):
         self.project = nn.Linear(2 * channels[-1], output_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.band_mean_norm:
+            x = x - x.mean(dim=-1, keepdim=True)
         h = self.features(x.unsqueeze(1)).mean(dim=2)  # [B, C, frames']: frequency averaged out
         pooled = torch.cat([h.mean(dim=-1), h.amax(dim=-1)], dim=1)
         return self.project(self.dropout(pooled))
