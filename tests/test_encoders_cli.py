@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -165,3 +166,18 @@ def test_the_report_keeps_protocols_apart_and_leads_with_the_artist_filtered_spl
     predicted = run_cli([run.info.run_id, str(song)], tmp_path, module="genre_style.predict")
     assert predicted.returncode == 0, predicted.stderr[-3000:]
     assert predicted.stdout.split("\t")[1] in {"classical", "jazz", "pop", "metal"}
+
+
+def test_the_hear_api_loads_a_trained_checkpoint(dsae_cnn_and_logreg, small_corpus, tmp_path):
+    import torch
+
+    import genre_style.hear as hear
+    from genre_style.data.audio import load_mono
+
+    client, run = _only_run(dsae_cnn_and_logreg / "cnn")
+    model = hear.load_model(client.download_artifacts(run.info.run_id, "checkpoints/best.ckpt", str(tmp_path)))
+    song = next((small_corpus / "jazz").glob("*.wav"))
+    audio = torch.as_tensor(load_mono(song, model.sample_rate))[None]
+    scene = hear.get_scene_embeddings(audio, model)
+    assert scene.shape == (1, model.scene_embedding_size) == (1, 64)
+    np.testing.assert_allclose(scene[0].numpy(), model.embedder.embed_file(song).embedding, rtol=1e-5, atol=1e-6)
