@@ -109,6 +109,7 @@ def validate_config(cfg: DictConfig, overrides: list[str] | None = None) -> None
         )
     _check_augment(cfg)
     _check_variational(cfg)
+    _check_downstream(cfg)
     pool, segment = OmegaConf.select(cfg, "data.pool"), OmegaConf.select(cfg, "data.segment_samples")
     from genre_style.data import front_ends  # numpy only: stays light
 
@@ -206,6 +207,24 @@ def _check_augment(cfg: DictConfig) -> None:
         _check_range(
             cfg, f"model.augment.{key}", 0.0, 1.0, True, f"the widest mask as a share of the axis, e.g. model.augment.{key}=0.1"
         )
+
+
+def _check_downstream(cfg: DictConfig) -> None:
+    """`evaluation.downstream` runs after training: its folders are checked before training starts."""
+    entries = OmegaConf.select(cfg, "evaluation.downstream")
+    if not entries:
+        return
+    from pathlib import Path
+
+    for i, entry in enumerate(entries):
+        root = entry.get("root") if hasattr(entry, "get") else None
+        if not root:
+            raise UserError(
+                f"evaluation.downstream[{i}] has no root",
+                "give each entry a labelled folder: 'evaluation.downstream=[{root:/path/to/gtzan-mini,genres:[blues,disco]}]'",
+            )
+        if not Path(str(root)).expanduser().is_dir():
+            raise UserError(f"evaluation.downstream[{i}].root={root} is not a folder", "point it at a GTZAN-layout folder")
 
 
 def _check_variational(cfg: DictConfig) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import pickle
 import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -149,7 +150,7 @@ class Embedder:
 
         try:
             state = torch.load(str(checkpoint), map_location="cpu", weights_only=False)
-        except (OSError, RuntimeError, EOFError) as exc:
+        except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
             raise UserError(
                 f"cannot read checkpoint {checkpoint} ({exc})", "pass a best.ckpt from a run, or an MLflow run id"
             ) from None

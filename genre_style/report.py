@@ -18,7 +18,7 @@ from typing import Sequence
 from genre_style.errors import UserError, command
 from genre_style.reporting.render import to_html, to_markdown
 from genre_style.reporting.runs import group_runs, select_runs
-from genre_style.reporting.sections import build_sections, repeated_runs_sections
+from genre_style.reporting.sections import build_sections, downstream_section, repeated_runs_sections
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one line of output, not a bar per file
 
@@ -44,7 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not runs:
         raise UserError(f"no finished training runs match in experiment {args.experiment!r}", "train first, or loosen --filter")
     sections = build_sections(client, group_runs(runs), out_dir)
-    sections = repeated_runs_sections(runs) + sections
+    downstream = downstream_section(runs)
+    sections = repeated_runs_sections(runs) + ([downstream] if downstream else []) + sections
     title = "genre-style report: the Deep Softmax Autoencoder paper, reproduced"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.md").write_text(to_markdown(sections, title))

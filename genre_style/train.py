@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from genre_style.config_checks import validate_config
 from genre_style.errors import UserError, say_error
@@ -69,10 +69,21 @@ def train(cfg: DictConfig) -> float:
             trainer.fit(model, datamodule=datamodule, ckpt_path=resumed and resumed.last_checkpoint, weights_only=False)
             best = best_checkpoint(trainer)
             trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=False, verbose=False)
-            metrics = evaluate_best(trainer, model, datamodule, history.history, folder.artifacts, dict(cfg.evaluation))
+            settings = dict(cfg.evaluation)
+            downstream: Any = OmegaConf.to_container(settings.pop("downstream", None) or OmegaConf.create([]))
+            metrics = evaluate_best(trainer, model, datamodule, history.history, folder.artifacts, settings)
             if metrics is None:  # a DDP process other than rank zero: its part is done
                 return float("nan")
             folder.finish(best)
+            if downstream and (folder.artifacts / "checkpoints" / "best.ckpt").exists():  # frozen embeddings elsewhere
+                from genre_style.evaluation.brackets import downstream_after_training
+
+                checkpoint = folder.artifacts / "checkpoints" / "best.ckpt"
+                metrics.update(
+                    downstream_after_training(
+                        checkpoint, downstream, folder.artifacts / "downstream", cfg.paths.cache_dir, cfg.seed
+                    )
+                )
             if tracker is not None:
                 tracker.finish(cfg, metrics, history.history, folder.artifacts)
     except BaseException as exc:

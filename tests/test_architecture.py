@@ -7,7 +7,14 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "genre_style"
-CLI_MODULES = {"genre_style.train", "genre_style.embed", "genre_style.predict", "genre_style.report", "genre_style.download"}
+CLI_MODULES = {
+    "genre_style.train",
+    "genre_style.embed",
+    "genre_style.predict",
+    "genre_style.report",
+    "genre_style.download",
+    "genre_style.downstream",
+}
 
 
 def _module_name(path: Path) -> str:

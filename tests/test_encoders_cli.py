@@ -20,8 +20,8 @@ def _only_run(out):
 
 
 @pytest.fixture(scope="module")
-def dsae_cnn_and_logreg(tmp_path_factory):
-    """A DSAE on the log-mel CNN and the scikit-learn baseline, in one store."""
+def dsae_cnn_and_logreg(tmp_path_factory, small_corpus):
+    """A DSAE on the log-mel CNN (scored at its end on a downstream folder too) and the scikit-learn baseline."""
     out = tmp_path_factory.mktemp("encoders")
     cnn = run_cli(
         [
@@ -31,6 +31,7 @@ def dsae_cnn_and_logreg(tmp_path_factory):
             "model.recon_reduction=mean",
             "model.encoder.channels=[4,8]",
             "trainer.max_epochs=2",
+            f"evaluation.downstream=[{{root:'{small_corpus}',genres:[jazz,pop,metal],name:three,splits:2,episodes:5}}]",
         ],
         out / "cnn",
     )
@@ -47,7 +48,9 @@ def test_logreg_writes_the_same_metrics_and_plots_as_the_learned_models(dsae_cnn
     assert logreg.data.params["model"] == "LogisticRegressionBaseline"
     # system/* are MLflow's samples every 10 s: a run that took longer under load has some the other may lack.
     classifier_metrics = {
-        k for k in cnn.data.metrics if not k.startswith("system/") and not any(w in k for w in ("recon", "/ce", "bottleneck"))
+        k
+        for k in cnn.data.metrics
+        if not k.startswith(("system/", "final/downstream/")) and not any(w in k for w in ("recon", "/ce", "bottleneck"))
     }
     embedding = {k.replace("bottleneck", "hidden") for k in cnn.data.metrics if "bottleneck" in k}
     assert classifier_metrics | embedding <= set(logreg.data.metrics)  # test/acc, track_acc, f1_<genre>, probe/knn, ...
@@ -181,3 +184,29 @@ def test_the_hear_api_loads_a_trained_checkpoint(dsae_cnn_and_logreg, small_corp
     scene = hear.get_scene_embeddings(audio, model)
     assert scene.shape == (1, model.scene_embedding_size) == (1, 64)
     np.testing.assert_allclose(scene[0].numpy(), model.embedder.embed_file(song).embedding, rtol=1e-5, atol=1e-6)
+
+
+def test_downstream_at_the_end_of_training_is_logged_and_reported(dsae_cnn_and_logreg, tmp_path):
+    client, run = _only_run(dsae_cnn_and_logreg / "cnn")
+    metrics = run.data.metrics
+    for embedding in ("model", "random_weights", "features_stats"):
+        for metric in ("probe_clip_acc", "probe_song_acc", "knn_acc", "proto_1shot_acc", "proto_5shot_acc", "same_song_map"):
+            assert 0 <= metrics[f"final/downstream/three/{embedding}/{metric}"] <= 1, (embedding, metric)
+    assert {"downstream/three.md", "downstream/three.json"} <= set(_artifacts(client, run.info.run_id))
+    report = run_cli(["--out", str(tmp_path / "report")], dsae_cnn_and_logreg / "cnn", module="genre_style.report")
+    assert report.returncode == 0, report.stderr[-3000:]
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "Frozen embeddings on other folders" in text and "| three |" in text
+
+
+def test_the_downstream_cli_scores_a_run_and_logs_into_it(dsae_cnn_and_logreg, small_corpus):
+    client, run = _only_run(dsae_cnn_and_logreg / "logreg")
+    result = run_cli(
+        [run.info.run_id, str(small_corpus), "--genres", "classical,jazz", "--splits", "2", "--episodes", "5", "--name", "two"],
+        dsae_cnn_and_logreg / "logreg",
+        module="genre_style.downstream",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| model - features=stats |" in result.stdout and "| model - random weights |" in result.stdout
+    logged = client.get_run(run.info.run_id).data.metrics
+    assert "final/downstream/two/model/proto_5shot_acc" in logged

@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 Kind = Literal["map", "waveform", "vector"]
 KINDS: tuple[Kind, ...] = ("map", "waveform", "vector")
 DEFAULT = "raw_pool"  # the paper's
+# The classical baseline's front-end and its settings (conf/features/stats.yaml): the bracket that downstream
+# evaluation scores every embedding beside (genre_style/evaluation/brackets.py).
+CLASSICAL = "stats"
+CLASSICAL_SETTINGS = {"n_fft": 1024, "frame_hop": 512, "n_mfcc": 20, "n_mels": 64}
 
 
 @dataclass(frozen=True)

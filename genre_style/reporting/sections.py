@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from genre_style.data.front_ends import DEFAULT as DEFAULT_FRONT_END
+from genre_style.evaluation.brackets import EMBEDDINGS
+from genre_style.evaluation.downstream import metric_key
 from genre_style.reporting.runs import MODEL_NAMES, configuration_key, scored_clips
 from genre_style.tracking.run_record import data_name
 
@@ -260,3 +262,33 @@ def _fetch_plot(client: Any, run_id: str, name: str, dest: Path) -> Path | None:
         return Path(client.download_artifacts(run_id, f"plots/{name}", str(dest)))
     except Exception:  # that run has no such plot (e.g. no logits for the autoencoder)
         return None
+
+
+DOWNSTREAM_COLUMNS = (("probe_clip_acc", "probe, clips"), ("probe_song_acc", "probe, songs"), ("proto_5shot_acc", "5-shot"))
+
+
+def downstream_section(runs: Sequence[Any]) -> Section | None:
+    """Frozen embeddings on other folders (`evaluation.downstream`, `python -m genre_style.downstream`): per run and
+    set, the model beside its two brackets, in %."""
+    rows = []
+    for run in runs:
+        m = run.data.metrics
+        names = sorted({k.split("/")[1] for k in m if k.startswith("downstream/") and k.count("/") == 3})
+        for name in names:
+            cells = [
+                " / ".join(_pct(m.get(f"downstream/{name}/{metric_key(e)}/{metric}")) or "-" for e in EMBEDDINGS)
+                for metric, _ in DOWNSTREAM_COLUMNS
+            ]
+            rows.append([short_label(run.data.params), run.data.params.get("seed", "?"), name, *cells, run.info.run_id[:8]])
+    if not rows:
+        return None
+    section = Section("Frozen embeddings on other folders (genres the model may never have seen)")
+    section.tables.append(
+        (
+            f"Accuracy (%): the model / the same architecture with random weights / {EMBEDDINGS[2]}, on the same clips "
+            "and song splits (mean over the splits; the run's downstream/*.md has the intervals and paired differences)",
+            ["configuration", "seed", "set", *(title for _, title in DOWNSTREAM_COLUMNS), "run"],
+            rows,
+        )
+    )
+    return section

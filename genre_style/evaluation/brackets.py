@@ -1,0 +1,146 @@
+"""A labelled GTZAN-layout folder's clips embedded three ways, on exactly the same clips: by the trained model, by
+the same architecture with random weights, and as `features=stats` (the classical MFCC + log-mel statistics).
+The two brackets say what a figure means: training that does not beat random weights learned nothing that
+carries, and an embedding that does not beat the statistics is not worth its network."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from genre_style.data import front_ends
+from genre_style.data.audio import ClipSpec
+from genre_style.data.clip_table import ClipTable
+from genre_style.data.gtzan import available_genres, discover_tracks, resolve_genres
+from genre_style.data.preprocess import load_or_build
+from genre_style.errors import UserError
+from genre_style.evaluation.downstream import ClipEmbeddings, DownstreamResult, score_embeddings
+from genre_style.inference import Embedder, standardize
+
+# The classical baseline's front-end with its own settings, whatever the model's front-end.
+STATS_SETTINGS: dict[str, Any] = {"features": front_ends.CLASSICAL, **front_ends.CLASSICAL_SETTINGS}
+STATS_NAME = f"features={front_ends.CLASSICAL}"
+EMBEDDINGS = ("model", "random weights", STATS_NAME)  # what three_embeddings returns, in order
+BATCH = 512
+
+
+def labelled_clips(
+    root: str | Path,
+    genres: str | Sequence[str],
+    spec: ClipSpec,
+    cache_dir: str | Path | None,
+    workers: int | None = None,
+    progress: bool = False,
+) -> ClipTable:
+    """The clips of a labelled folder through `spec` (cached like training's); at least two genres."""
+    names = available_genres(root) if genres == "all" or list(genres) == ["all"] else list(genres)
+    if len(names) < 2:
+        raise UserError(
+            f"{root} has {len(names)} genre ({', '.join(names)}): a downstream evaluation needs at least two",
+            "point it at a folder with two or more genre folders, or list more with --genres",
+        )
+    names = resolve_genres(root, names)  # unknown or repeated genres: named, with the genres found
+    table, _, _ = load_or_build(discover_tracks(root, names), names, spec, cache_dir, workers, progress)
+    songs_per_genre = np.bincount(table.track_labels, minlength=len(names))
+    if songs_per_genre.min() < 2:
+        short = names[int(songs_per_genre.argmin())]
+        raise UserError(
+            f"genre {short!r} in {root} has {songs_per_genre.min()} usable song(s): song-level splits need 2 or more",
+            f"add songs to {short}, or leave it out with --genres",
+        )
+    return table
+
+
+def model_embeddings(embedder: Embedder, table: ClipTable, name: str) -> ClipEmbeddings:
+    """The embedder's clip embeddings of a table built with its own spec (standardised as in training)."""
+    x = table.features.reshape(len(table), *embedder.spec.feature_shape)
+    chunks = []
+    for start in range(0, len(x), BATCH):
+        block = standardize(np.array(x[start : start + BATCH], dtype=np.float32), *_stats(embedder))
+        chunks.append(embedder.outputs(block)[0])
+    return ClipEmbeddings(name, np.concatenate(chunks), table.labels, table.track_index)
+
+
+def _stats(embedder: Embedder) -> tuple[np.ndarray | None, np.ndarray | None]:
+    return embedder.preprocessing.mean, embedder.preprocessing.std
+
+
+def random_weights(embedder: Embedder, seed: int) -> Embedder:
+    """The same architecture and preprocessing, freshly initialised (`seed`): the no-training bracket."""
+    import torch
+
+    torch.manual_seed(seed)
+    model = type(embedder.model)(**dict(embedder.model.hparams))
+    return Embedder(model, embedder.genres, embedder.preprocessing)
+
+
+def three_embeddings(
+    embedder: Embedder,
+    root: str | Path,
+    genres: str | Sequence[str],
+    clips_per_track: int = 20,
+    cache_dir: str | Path | None = None,
+    workers: int | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> tuple[list[str], list[ClipEmbeddings]]:
+    """(genre names, [model, random weights, features=stats]) on the same clips of `root`."""
+    spec = replace(embedder.spec, clips_per_track=clips_per_track)
+    table = labelled_clips(root, genres, spec, cache_dir, workers, progress)
+    stats_spec = replace(spec, **STATS_SETTINGS)
+    stats_table = labelled_clips(root, table.genres, stats_spec, cache_dir, workers, progress)
+    if stats_table.track_ids != table.track_ids or not np.array_equal(stats_table.track_index, table.track_index):
+        raise RuntimeError("the statistics bracket did not get the same clips as the model")  # same files, same cuts
+    stats = ClipEmbeddings(STATS_NAME, stats_table.features, stats_table.labels, stats_table.track_index)
+    trained = model_embeddings(embedder, table, EMBEDDINGS[0])
+    untrained = model_embeddings(random_weights(embedder, seed), table, EMBEDDINGS[1])
+    return list(table.genres), [trained, untrained, stats]
+
+
+def evaluate_folder(
+    embedder: Embedder,
+    root: str | Path,
+    genres: str | Sequence[str] = "all",
+    name: str | None = None,
+    out_dir: Path | None = None,
+    splits: int = 10,
+    test_share: float = 0.3,
+    episodes: int = 100,
+    clips_per_track: int = 20,
+    cache_dir: str | Path | None = None,
+    seed: int = 0,
+) -> tuple[str, DownstreamResult]:
+    """Embed `root` three ways, score them, write `<out_dir>/<name>.md` and `.json`; (name, DownstreamResult)."""
+    name = name or Path(root).resolve().name
+    genre_names, embeddings = three_embeddings(embedder, root, genres, clips_per_track, cache_dir, None, seed)
+    result = score_embeddings(embeddings, genre_names, splits, test_share, episodes, seed=seed)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        heading = (
+            f"# Frozen embeddings on `{name}`: {', '.join(genre_names)} ({result.n_songs} songs, {result.n_clips} clips)\n\n"
+            f"Mean [95 % interval] over {splits} song-level splits ({100 * (1 - test_share):.0f}/{100 * test_share:.0f}), "
+            f"in %; few-shot: {episodes} episodes a split; retrieval: every clip against all others.\n\n"
+        )
+        (out_dir / f"{name}.md").write_text(heading + result.markdown() + "\n")
+        (out_dir / f"{name}.json").write_text(json.dumps({"name": name, "root": str(root), **result.to_dict()}, indent=1))
+    return name, result
+
+
+def downstream_after_training(
+    checkpoint: Path, entries: Sequence[dict[str, Any]], out_dir: Path, cache_dir: str | Path | None, seed: int
+) -> dict[str, float]:
+    """`evaluation.downstream`: each entry ({root, genres, name, splits, episodes, ...}) scored with the run's best
+    checkpoint, as `python -m genre_style.downstream` would; flat metrics `downstream/<name>/...`."""
+    embedder = Embedder.from_checkpoint(checkpoint)
+    metrics: dict[str, float] = {}
+    for entry in entries:
+        settings = dict(entry)
+        name, result = evaluate_folder(
+            embedder, settings.pop("root"), out_dir=out_dir, cache_dir=cache_dir, **{"seed": seed, **settings}
+        )
+        metrics.update(result.metrics(f"downstream/{name}"))
+    return metrics
