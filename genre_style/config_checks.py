@@ -110,6 +110,7 @@ def validate_config(cfg: DictConfig, overrides: list[str] | None = None) -> None
     _check_augment(cfg)
     _check_variational(cfg)
     _check_downstream(cfg)
+    _check_contrastive(cfg)
     pool, segment = OmegaConf.select(cfg, "data.pool"), OmegaConf.select(cfg, "data.segment_samples")
     from genre_style.data import front_ends  # numpy only: stays light
 
@@ -225,6 +226,14 @@ def _check_downstream(cfg: DictConfig) -> None:
             )
         if not Path(str(root)).expanduser().is_dir():
             raise UserError(f"evaluation.downstream[{i}].root={root} is not a folder", "point it at a GTZAN-layout folder")
+
+
+def _check_contrastive(cfg: DictConfig) -> None:
+    weight, temperature = _number(cfg, "model.contrastive_weight"), _number(cfg, "model.contrastive_temperature")
+    if weight is not None and weight < 0:
+        raise UserError(f"model.contrastive_weight={weight} must be >= 0", "e.g. model.contrastive_weight=0.5, or 0 for off")
+    if temperature is not None and temperature <= 0:
+        raise UserError(f"model.contrastive_temperature={temperature} must be positive", "e.g. 0.1")
 
 
 def _check_variational(cfg: DictConfig) -> None:

@@ -236,3 +236,46 @@ def test_band_mean_norm_makes_the_log_mel_cnn_deaf_to_a_recording_chains_eq():
     torch.testing.assert_close(normed(x + eq), normed(x), atol=1e-5, rtol=1e-4)
     plain = LogMelCNN((32, 40), 16, channels=[8, 16], dropout=0.0).eval()
     assert not torch.allclose(plain(x + eq), plain(x), atol=1e-3)
+
+
+# --- the label-free song contrastive term ---------------------------------------------------------------------
+
+
+def test_song_contrastive_loss_rewards_a_songs_clips_agreeing_and_is_the_formula():
+    from genre_style.models.losses import song_contrastive_loss
+
+    torch.manual_seed(0)
+    songs = torch.tensor([0, 0, 1, 1, 2, 2])
+    centres = torch.randn(3, 8) * 10
+    together = centres[songs] + 0.01 * torch.randn(6, 8)
+    scattered = torch.randn(6, 8)
+    assert song_contrastive_loss(together, together, songs) < 0.5 * song_contrastive_loss(scattered, scattered, songs)
+    # by hand for one anchor: positives are its other view and both views of its song's other clip
+    z1, z2 = torch.randn(6, 8), torch.randn(6, 8)
+    z = torch.nn.functional.normalize(torch.cat([z1, z2]), dim=1)
+    sim = z @ z.T / 0.1
+    sim.fill_diagonal_(float("-inf"))
+    log_prob = sim - torch.logsumexp(sim, dim=1, keepdim=True)
+    anchor0 = -log_prob[0, [1, 6, 7]].mean()
+    ids = torch.cat([songs, songs])
+    per_anchor = [-log_prob[i, [j for j in range(12) if j != i and ids[j] == ids[i]]].mean() for i in range(12)]
+    torch.testing.assert_close(song_contrastive_loss(z1, z2, songs), torch.stack(per_anchor).mean())
+    assert per_anchor[0] == anchor0
+
+
+def test_the_contrastive_term_adds_to_any_models_loss_and_is_logged():
+    torch.manual_seed(0)
+    node, shape = ENCODERS["logmel_cnn"]
+    kwargs = dict(input_shape=shape, num_classes=2, class_names=["a", "b"], encoder=node, embedding_dim=16)
+    model = DeepSoftmaxAutoencoder(**kwargs, recon_reduction="mean", contrastive_weight=0.5, augment={"time_shift": True})
+    assert model.logged_losses == ("loss", "recon", "ce", "contrastive")
+    x, y = _shaped_batch(shape, 8)
+    songs = torch.arange(8) // 2
+    loss = model._step((x, y, songs), "train")
+    stashed = model._pending["train"][-1][0]  # loss, recon, ce, contrastive
+    torch.testing.assert_close(loss.detach(), 0.9 * stashed[1] + 0.1 * stashed[2] + 0.5 * stashed[3])
+    loss.backward()
+    assert all(p.grad is not None for p in model.encoder.parameters())
+    label_free = Autoencoder(**kwargs, recon_reduction="mean", contrastive_weight=1.0)  # no label anywhere in its loss
+    assert label_free.logged_losses == ("loss", "recon", "contrastive")
+    assert torch.isfinite(label_free._step((x, y, songs), "train"))

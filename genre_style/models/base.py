@@ -13,7 +13,7 @@ from torchmetrics.wrappers import ClasswiseWrapper
 
 from genre_style.models.augment import Augment, Mixed
 from genre_style.models.encoders import Encoder
-from genre_style.models.losses import reconstruction_errors
+from genre_style.models.losses import reconstruction_errors, song_contrastive_loss
 from genre_style.models.plain_steps import plain_step, plain_steps_suffice
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (x [B, *input_shape] float32, y [B] int64, track index [B] int64)
@@ -69,11 +69,14 @@ class GenreModel(pl.LightningModule):
         augment: dict[str, Any] | None = None,
         gradient_clip_val: float | None = None,
         input_kind: str | None = None,
+        contrastive_weight: float = 0.0,
+        contrastive_temperature: float = 0.1,
     ) -> None:
         """`encoder`, `optimizer`, `scheduler` and `augment` are Hydra node dicts (`_target_` + arguments):
         plain data, so checkpoints hold them and `embed` rebuilds the model from its hyperparameters alone.
         `input_kind` is the front-end's kind (`datamodule.input_kind`: map, waveform or vector), what augmentation
-        may do to a clip; None: a map for 2-D clips, a waveform otherwise."""
+        may do to a clip; None: a map for 2-D clips, a waveform otherwise. `contrastive_weight` adds that much of
+        `losses.song_contrastive_loss` (no labels: two augmented views, a song's clips as positives) to the loss."""
         super().__init__()
         # Manual optimisation: training_step steps the optimiser itself, once per minibatch it was given.
         self.automatic_optimization = False
@@ -84,6 +87,7 @@ class GenreModel(pl.LightningModule):
         self.scheduler_config = plain(scheduler)
         self.gradient_clip_val = gradient_clip_val  # by norm; Trainer(gradient_clip_val) is for automatic optimisation
         self._plain_steps = False  # decided when training starts (see plain_steps.py)
+        self.contrastive_weight, self.contrastive_temperature = float(contrastive_weight), float(contrastive_temperature)
         self.embedding_dim = embedding_dim
         self.encoder: Encoder = build(
             encoder or {"_target_": "genre_style.models.encoders.MLPEncoder"},
@@ -101,7 +105,7 @@ class GenreModel(pl.LightningModule):
         self._pending: dict[str, list[tuple[Any, ...]]] = {"train": [], "val": [], "test": []}
         self.loss_means = torch.nn.ModuleDict(
             {
-                stage: torch.nn.ModuleDict({name: MeanMetric(nan_strategy="disable") for name in self.loss_names})
+                stage: torch.nn.ModuleDict({name: MeanMetric(nan_strategy="disable") for name in self.logged_losses})
                 for stage in ("train_", "val_", "test_")
             }  # "train" alone would clash with nn.Module.train
         )
@@ -116,6 +120,11 @@ class GenreModel(pl.LightningModule):
     def loss_names(self) -> tuple[str, ...]:
         """The entries of `compute_losses`, logged as `<stage>/<name>`."""
         return ("loss",)
+
+    @property
+    def logged_losses(self) -> tuple[str, ...]:
+        """`loss_names`, plus the label-free term where it is on."""
+        return self.loss_names + (("contrastive",) if self.contrastive_weight else ())
 
     @staticmethod
     def _test_metrics(num_classes: int, names: list[str]) -> MetricCollection:
@@ -154,17 +163,34 @@ class GenreModel(pl.LightningModule):
     # --- Lightning hooks ---------------------------------------------------------------------------
 
     def _step(self, batch: Batch, stage: str) -> torch.Tensor:
-        x, y, _ = batch
-        mixed = None
+        x, y, songs = batch
+        clean, mixed = x, None
         if stage == "train" and self.augment.active:
             x, mixed = self.augment(x, y)
         out = self(x)
         losses = self.compute_losses(out, x, y, mixed)
-        values = torch.stack([losses[name].detach() for name in self.loss_names])
+        if self.contrastive_weight:
+            losses = self._add_contrastive(losses, out, clean, y, songs, stage)
+        values = torch.stack([losses[name].detach() for name in self.logged_losses])
         weight = torch.full((1,), len(x), dtype=values.dtype, device=values.device)
         preds = out.logits.detach().argmax(dim=1) if self.has_classifier else None
         self._pending[stage].append((values, weight, preds, y))
         return losses["loss"]
+
+    def _add_contrastive(
+        self,
+        losses: dict[str, torch.Tensor],
+        out: ModelOutputs,
+        clean: torch.Tensor,
+        y: torch.Tensor,
+        songs: torch.Tensor,
+        stage: str,
+    ) -> dict[str, torch.Tensor]:
+        """The song contrastive term on the embedding of this view and of a second, independently augmented one
+        (in training; val/test score the clips as they are, so the term measures the same-song agreement)."""
+        second = self.augment(clean, y)[0] if stage == "train" and self.augment.active else clean
+        term = song_contrastive_loss(out.embedding, self.embed(second), songs, self.contrastive_temperature)
+        return {**losses, "loss": losses["loss"] + self.contrastive_weight * term, "contrastive": term}
 
     def _log_epoch(self, stage: str) -> None:
         pending, self._pending[stage] = self._pending[stage], []
@@ -173,7 +199,7 @@ class GenreModel(pl.LightningModule):
         values = torch.stack([p[0] for p in pending])  # [steps, losses]
         weights = torch.cat([p[1] for p in pending])
         means: Any = self.loss_means[stage + "_"]
-        for i, name in enumerate(self.loss_names):
+        for i, name in enumerate(self.logged_losses):
             means[name].update(values[:, i], weight=weights)
         logged = {f"{stage}/{name}": metric.compute() for name, metric in means.items()}
         for metric in means.values():
@@ -224,7 +250,7 @@ class GenreModel(pl.LightningModule):
         traceback: say it at once, with the names it does log."""
         from genre_style.errors import UserError
 
-        logged = {f"val/{name}" for name in self.loss_names} | ({"val/acc"} if self.has_classifier else set())
+        logged = {f"val/{name}" for name in self.logged_losses} | ({"val/acc"} if self.has_classifier else set())
         for callback in (self.trainer.early_stopping_callback, self.trainer.checkpoint_callback):
             monitor = getattr(callback, "monitor", None)
             if monitor and monitor not in logged:

@@ -1,4 +1,5 @@
-"""Losses that compose: reconstruction, cross-entropy, and the DSAE's gamma mix of the two."""
+"""Losses that compose: reconstruction, cross-entropy, the DSAE's gamma mix of the two, and a label-free song
+contrastive term that any model can add (`model.contrastive_weight`)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,20 @@ def classification_loss(logits: torch.Tensor, y: torch.Tensor, mixed: Mixed | No
     if mixed is None:
         return F.cross_entropy(logits, y)
     return mixed.lam * F.cross_entropy(logits, y) + (1 - mixed.lam) * F.cross_entropy(logits, y[mixed.perm])
+
+
+def song_contrastive_loss(z1: torch.Tensor, z2: torch.Tensor, songs: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+    """A label-free term: NT-Xent (SimCLR) over two views `[B, D]` of a batch of clips, where a clip's positives are
+    its other view and both views of every other clip of the same song in the batch (`songs` `[B]`, ids); all else
+    is a negative. What it learns is what a song keeps from clip to clip and under augmentation: its style. The
+    mean over the 2B anchors of -log(sum of positives' softmax weight / their count), as in SupCon."""
+    z = F.normalize(torch.cat([z1, z2]), dim=1)
+    ids = torch.cat([songs, songs])
+    itself = torch.eye(len(z), dtype=torch.bool, device=z.device)
+    similarity = (z @ z.T / temperature).masked_fill(itself, float("-inf"))
+    positives = (ids[:, None] == ids[None, :]) & ~itself
+    log_prob = similarity - torch.logsumexp(similarity, dim=1, keepdim=True)
+    return -(log_prob.masked_fill(~positives, 0.0).sum(dim=1) / positives.sum(dim=1)).mean()
 
 
 def gamma_mix(reconstruction: torch.Tensor, cross_entropy: torch.Tensor, gamma: float) -> torch.Tensor:
