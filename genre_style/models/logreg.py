@@ -37,12 +37,12 @@ class LogisticRegressionBaseline(GenreModel):
     """Multinomial logistic regression on the (flattened, standardised) clip features; the embedding is the
     standardised input the classifier reads (`features=stats`: MFCC and log-mel statistics)."""
 
-    def __init__(self, C: float = 1.0, max_iter: int = 2000, **kwargs: Any) -> None:
+    def __init__(self, C: float = 1.0, max_iter: int = 2000, class_weight: str | None = None, **kwargs: Any) -> None:
         kwargs["encoder"] = {"_target_": f"{__name__}.Standardize"}
         kwargs["embedding_dim"] = math.prod(kwargs["input_shape"])
         super().__init__(**kwargs)
         self.save_hyperparameters(logger=False)
-        self.C, self.max_iter = C, max_iter
+        self.C, self.max_iter, self.class_weight = C, max_iter, class_weight
         self.classifier = torch.nn.Linear(self.embedding_dim, self.num_classes)
         self._train_clips: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._fitted = False
@@ -74,7 +74,7 @@ class LogisticRegressionBaseline(GenreModel):
             y = torch.cat([c[1] for c in self._train_clips]).numpy()
             self._train_clips, self._fitted = [], True
             scaler = StandardScaler().fit(x)
-            classifier = LogisticRegression(C=self.C, max_iter=self.max_iter).fit(scaler.transform(x), y)
+            classifier = LogisticRegression(C=self.C, max_iter=self.max_iter, class_weight=self.class_weight).fit(scaler.transform(x), y)
             coef, intercept = classifier.coef_, classifier.intercept_
             if coef.shape[0] == 1:  # scikit-learn's binary case: one row for class 1; softmax needs both
                 coef, intercept = np.vstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
