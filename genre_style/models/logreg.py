@@ -74,7 +74,9 @@ class LogisticRegressionBaseline(GenreModel):
             y = torch.cat([c[1] for c in self._train_clips]).numpy()
             self._train_clips, self._fitted = [], True
             scaler = StandardScaler().fit(x)
-            classifier = LogisticRegression(C=self.C, max_iter=self.max_iter, class_weight=self.class_weight).fit(scaler.transform(x), y)
+            classifier = LogisticRegression(C=self.C, max_iter=self.max_iter, class_weight=self.class_weight).fit(
+                scaler.transform(x), y
+            )
             coef, intercept = classifier.coef_, classifier.intercept_
             if coef.shape[0] == 1:  # scikit-learn's binary case: one row for class 1; softmax needs both
                 coef, intercept = np.vstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
