@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.splits < 1 or args.episodes < 1 or not 0 < args.test_share < 1:
         raise UserError("--splits and --episodes must be >= 1 and --test-share in (0, 1)", "e.g. --splits 10 --test-share 0.3")
-    from genre_style.loading import load_model
+    from genre_style.loading import load_model, run_id_of
 
     outputs = Path(os.environ.get("GENRE_STYLE_OUTPUTS") or "outputs")
     out_dir = args.out or outputs / "downstream"
@@ -80,19 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(result.markdown())
     print(f"-> {out_dir / (name + '.md')}, {out_dir / (name + '.json')}")
-    run_id = _run_id(args.model)
+    run_id = run_id_of(args.model)
     if run_id and not args.no_log:
         _log_to_run(run_id, args.tracking_uri, name, result, out_dir)
     return 0
-
-
-def _run_id(model: str) -> str | None:
-    """The MLflow run a model came from, when MODEL names one (a run id or runs:/<id>/...)."""
-    if model.startswith("runs:/"):
-        return model.removeprefix("runs:/").split("/", 1)[0]
-    if len(model) == 32 and all(c in "0123456789abcdef" for c in model.lower()) and not Path(model).exists():
-        return model
-    return None
 
 
 if __name__ == "__main__":

@@ -43,13 +43,14 @@ class HearModel(torch.nn.Module):
         return next(self.network.parameters()).device
 
     def embed_clips(self, clips: np.ndarray) -> torch.Tensor:
-        """Clip embeddings `[n, D]` float32 on the model's device for waveform clips `[n, segment_samples]`."""
-        chunks = []
-        for start in range(0, len(clips), WINDOWS_PER_BATCH):
-            x = self.embedder.preprocessing.features(clips[start : start + WINDOWS_PER_BATCH])
-            with torch.no_grad():
-                chunks.append(self.network(torch.as_tensor(x, device=self.device)).embedding.float())
-        return torch.cat(chunks)
+        """Clip embeddings `[n, D]` float32 on the model's device for waveform clips `[n, segment_samples]`,
+        through `Embedder.outputs` a batch at a time."""
+        features = self.embedder.preprocessing.features
+        chunks = [
+            self.embedder.outputs(features(clips[start : start + WINDOWS_PER_BATCH]))[0]
+            for start in range(0, len(clips), WINDOWS_PER_BATCH)
+        ]
+        return torch.as_tensor(np.concatenate(chunks), device=self.device)
 
 
 def load_model(model_file_path: str = "", tracking_uri: str | None = None) -> HearModel:
@@ -96,6 +97,5 @@ def get_timestamp_embeddings(audio: torch.Tensor, model: HearModel) -> tuple[tor
 
 def get_scene_embeddings(audio: torch.Tensor, model: HearModel) -> torch.Tensor:
     """One embedding per sound `[n_sounds, D]` float32: the mean of its clips' embeddings (shorter sounds padded)."""
-    preprocessing = model.embedder.preprocessing
-    scenes = [model.embed_clips(preprocessing.clips(sound, name="a HEAR sound")).mean(dim=0) for sound in _as_numpy(audio)]
-    return torch.stack(scenes).to(audio.device)
+    scenes = [model.embedder.embed_audio(sound, name="a HEAR sound").embedding for sound in _as_numpy(audio)]
+    return torch.as_tensor(np.stack(scenes), dtype=torch.float32, device=audio.device)

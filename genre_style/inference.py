@@ -165,12 +165,15 @@ class Embedder:
         return cls(model, list(meta["class_names"]), Preprocessing.from_state(data_state))
 
     def outputs(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """(embeddings `[n, D]`, logits `[n, G]` or None) for model inputs `x` `[n, *feature_shape]`."""
+        """(embeddings `[n, D]`, logits `[n, G]` or None) for model inputs `x` `[n, *feature_shape]`, on the CPU;
+        computed on the model's device (a GPU where it was moved to one)."""
         import torch
 
+        device = next(self.model.parameters()).device
         with torch.no_grad():
-            out = self.model(torch.as_tensor(x))
-        return out.embedding.numpy(), None if out.logits is None else out.logits.numpy()
+            out = self.model(torch.as_tensor(x, device=device))
+        logits = None if out.logits is None else out.logits.float().cpu().numpy()
+        return out.embedding.float().cpu().numpy(), logits
 
     def embed_audio(
         self, signal: np.ndarray, sample_rate: int | None = None, max_clips: int | None = None, name: str = ""

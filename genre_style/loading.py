@@ -31,11 +31,21 @@ def load_model(model: str | Path, tracking_uri: str | None = None) -> Embedder:
         return Embedder.from_checkpoint(_checkpoint(model, tracking_uri, Path(workdir)))
 
 
+def run_id_of(model: str | Path) -> str | None:
+    """The MLflow run a MODEL argument names (a 32-character run id that is no file, or `runs:/<id>/...`), else None."""
+    model = str(model)
+    if model.startswith("runs:/"):
+        return model.removeprefix("runs:/").split("/", 1)[0]
+    if len(model) == 32 and all(c in "0123456789abcdef" for c in model.lower()) and not Path(model).exists():
+        return model
+    return None
+
+
 def _checkpoint(model: str, tracking_uri: str | None, workdir: Path) -> Path:
     """A checkpoint path as given, or the `checkpoints/best.ckpt` artifact of an MLflow run id."""
     if Path(model).exists():
         return Path(model)
-    if len(model) == 32 and all(c in "0123456789abcdef" for c in model.lower()):
+    if run_id_of(model) is not None:
         from genre_style.tracking.store import default_tracking_uri, open_client
 
         uri = tracking_uri or default_tracking_uri()

@@ -75,10 +75,10 @@ def train(cfg: DictConfig) -> float:
             if metrics is None:  # a DDP process other than rank zero: its part is done
                 return float("nan")
             folder.finish(best)
-            if downstream and (folder.artifacts / "checkpoints" / "best.ckpt").exists():  # frozen embeddings elsewhere
+            checkpoint = folder.artifacts / "checkpoints" / "best.ckpt"
+            if downstream and checkpoint.exists():  # frozen embeddings on other folders, from the checkpoint users get
                 from genre_style.evaluation.brackets import downstream_after_training
 
-                checkpoint = folder.artifacts / "checkpoints" / "best.ckpt"
                 metrics.update(
                     downstream_after_training(
                         checkpoint, downstream, folder.artifacts / "downstream", cfg.paths.cache_dir, cfg.seed

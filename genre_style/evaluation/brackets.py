@@ -60,13 +60,10 @@ def model_embeddings(embedder: Embedder, table: ClipTable, name: str) -> ClipEmb
     x = table.features.reshape(len(table), *embedder.spec.feature_shape)
     chunks = []
     for start in range(0, len(x), BATCH):
-        block = standardize(np.array(x[start : start + BATCH], dtype=np.float32), *_stats(embedder))
+        block = np.array(x[start : start + BATCH], dtype=np.float32)
+        block = standardize(block, embedder.preprocessing.mean, embedder.preprocessing.std)
         chunks.append(embedder.outputs(block)[0])
     return ClipEmbeddings(name, np.concatenate(chunks), table.labels, table.track_index)
-
-
-def _stats(embedder: Embedder) -> tuple[np.ndarray | None, np.ndarray | None]:
-    return embedder.preprocessing.mean, embedder.preprocessing.std
 
 
 def random_weights(embedder: Embedder, seed: int) -> Embedder:
