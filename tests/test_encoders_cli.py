@@ -210,3 +210,31 @@ def test_the_downstream_cli_scores_a_run_and_logs_into_it(dsae_cnn_and_logreg, s
     assert "| model - features=stats |" in result.stdout and "| model - random weights |" in result.stdout
     logged = client.get_run(run.info.run_id).data.metrics
     assert "final/downstream/two/model/proto_5shot_acc" in logged
+
+
+def test_balanced_class_weights_reach_the_baselines_fit(tmp_path):
+    """`model.class_weight=balanced` is scikit-learn's: on an unbalanced train split it changes the fitted model."""
+    import torch
+
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    genres = ["classical", "jazz", "pop", "metal"]
+    train = [f"{g}/{g}.{n:05d}.wav" for g in genres for n in range(4 if g == "classical" else 2)]  # 4 + 2 + 2 + 2 songs
+    (lists / "train.txt").write_text("\n".join(train))
+    (lists / "valid.txt").write_text("\n".join(f"{g}/{g}.00004.wav" for g in genres))
+    (lists / "test.txt").write_text("\n".join(f"{g}/{g}.00005.wav" for g in genres))
+    common = [
+        *(a for a in FAST_RUN if not a.startswith("logger.")),
+        "model=logreg",
+        "features=stats",
+        "logger=none",
+        "data.split=fault_filtered",
+        f"data.split_lists={lists}",
+    ]
+    weights = []
+    for name, extra in (("plain", []), ("balanced", ["model.class_weight=balanced"])):
+        result = run_cli([*common, *extra], tmp_path / name)
+        assert result.returncode == 0, result.stderr[-3000:]
+        state = torch.load(next((tmp_path / name).rglob("best.ckpt")), weights_only=False)["state_dict"]
+        weights.append(state["classifier.weight"])
+    assert not torch.equal(*weights)

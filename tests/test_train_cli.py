@@ -256,6 +256,11 @@ def test_missing_data_root_is_one_clear_message(tmp_path):
         ("data.eval_clips_per_track=21", "data.eval_clips_per_track=21"),
         ("experiment=best callbacks.weight_average.decay=1.5", "callbacks.weight_average.decay=1.5"),
         ("model=two_layer gamma=0.5", "gamma=0.5 is not used by TwoLayerNet"),
+        ("model.contrastive_weight=-1", "model.contrastive_weight=-1"),
+        ("model.contrastive_temperature=0", "model.contrastive_temperature=0"),
+        ("experiment=best +model.augment.band_tilt=-1", "model.augment.band_tilt=-1"),
+        ("evaluation.downstream=[{root:/nonexistent/folder}]", "evaluation.downstream[0].root=/nonexistent/folder"),
+        ("evaluation.downstream=[{genres:[a,b]}]", "evaluation.downstream[0] has no root"),
     ],
 )
 def test_bad_settings_are_rejected_before_training(tmp_path, override, needle):
