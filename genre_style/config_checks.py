@@ -134,6 +134,7 @@ def validate_config(cfg: DictConfig, overrides: list[str] | None = None) -> None
     _check_registration(cfg)
     check_environment(cfg)
     _check_encoder_fits_features(cfg)  # imports torch: after every light check
+    _check_unlabelled(cfg)
 
 
 def _name(cfg: DictConfig, key: str) -> str:
@@ -193,6 +194,24 @@ def _check_encoder_fits_features(cfg: DictConfig) -> None:
             f"encoder {name} cannot read features={features} (a {kind}; it reads {' or '.join(reads)}: "
             f"features={' or '.join(fitting)})",
             f"add features={fitting[0]}, or use encoder=mlp for features={features}",
+        )
+
+
+def _check_unlabelled(cfg: DictConfig) -> None:
+    """`data.unlabelled` trains only label-free terms (`GenreModel.label_free_terms`): a model without one would
+    read those songs and learn nothing from them. Imports the model's class."""
+    from hydra.utils import get_class
+
+    folders, target = OmegaConf.select(cfg, "data.unlabelled"), OmegaConf.select(cfg, "model._target_")
+    if not folders or not target:
+        return
+    has_decoder = bool(getattr(get_class(str(target)), "has_decoder", False))
+    if not has_decoder and not (_number(cfg, "model.contrastive_weight") or 0):
+        name = str(target).rsplit(".", 1)[-1]
+        raise UserError(
+            f"data.unlabelled gives songs without a genre, but {name} has no label-free loss term to train on them",
+            "use a model with a decoder (model=dsae or model=autoencoder) or add model.contrastive_weight=0.5, "
+            "or drop data.unlabelled",
         )
 
 

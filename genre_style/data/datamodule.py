@@ -20,7 +20,7 @@ from genre_style.data import front_ends
 from genre_style.data.audio import ClipSpec
 from genre_style.data.batching import InMemoryClips, RandomCrops, SplitIntoMinibatches, TensorBatches
 from genre_style.data.clip_table import ClipTable
-from genre_style.data.gtzan import discover_tracks, resolve_genres
+from genre_style.data.gtzan import UNLABELLED, discover_tracks, discover_unlabelled, resolve_genres
 from genre_style.data.preprocess import load_or_build
 from genre_style.data.splits import SPLIT_MODES, SPLIT_NAMES, balance_classes, listed_split, segment_split, track_split
 from genre_style.data.synthetic import SyntheticSpec, generate_corpus
@@ -28,6 +28,7 @@ from genre_style.errors import UserError
 from genre_style.inference import standardize
 
 log = logging.getLogger(__name__)
+UNLABELLED_LABEL = -1  # the label of a clip without a genre (`data.unlabelled`): losses and metrics that need one skip it
 
 
 def standardizer(train: np.ndarray, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
@@ -80,6 +81,7 @@ class GenreDataModule(pl.LightningDataModule):
         split: str = "track",
         split_sizes: Sequence[float] = (0.75, 0.125, 0.125),
         split_lists: str | None = None,
+        unlabelled: str | Sequence[str] | None = None,
         batch_size: int = 64,
         minibatches_per_step: int = 32,
         eval_batch_size: int = 1024,
@@ -116,6 +118,8 @@ class GenreDataModule(pl.LightningDataModule):
         self.split = split
         self.split_sizes = list(split_sizes)
         self.split_lists = split_lists
+        self.unlabelled = [unlabelled] if isinstance(unlabelled, str) else list(unlabelled or [])
+        self.unlabelled_tensors: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self.batch_size = batch_size
         self.minibatches_per_step = minibatches_per_step
         self.eval_batch_size = eval_batch_size
@@ -204,6 +208,28 @@ class GenreDataModule(pl.LightningDataModule):
             )
         sizes = {name: len(self.indices[name]) for name in SPLIT_NAMES}
         log.info("clips per split (%s split): %s", self.split, sizes)
+        if self.unlabelled:
+            self.unlabelled_tensors = self._unlabelled_clips(len(table.track_ids))
+
+    def _unlabelled_clips(self, first_song: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`data.unlabelled`'s clips for the training loader only: label `UNLABELLED_LABEL` (the cross-entropy and
+        accuracy skip them), song ids after the labelled ones (the contrastive term's positives), standardised with
+        the labelled training split's statistics (so the figures on labelled data are unchanged in kind)."""
+        tracks = discover_unlabelled(self.unlabelled)
+        table, _, _ = load_or_build(tracks, [UNLABELLED], self.spec, self.cache_dir, self.workers, self.progress)
+        x = standardize(table.features.reshape(len(table), *self.input_shape), self.mean, self.std)
+        log.info("unlabelled: %d clips of %d songs feed the label-free terms only", len(table), len(table.track_ids))
+        return (
+            torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32)),
+            torch.full((len(table),), UNLABELLED_LABEL, dtype=torch.int64),
+            torch.as_tensor(table.track_index + first_song),
+        )
+
+    def training_tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What the training loader draws from: the train split, then `data.unlabelled`'s clips if any."""
+        if self.unlabelled_tensors is None:
+            return self.tensors["train"]
+        return tuple(torch.cat([a, b]) for a, b in zip(self.tensors["train"], self.unlabelled_tensors))  # type: ignore[return-value]
 
     def _load_table(self) -> ClipTable:
         if self.table is None:  # from_table() sets it; otherwise read (or reuse the cache of) the audio files
@@ -235,9 +261,10 @@ class GenreDataModule(pl.LightningDataModule):
         return self._loader(split, shuffle=False)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        dataset = InMemoryClips(*self.tensors[split])
+        tensors = self.training_tensors() if shuffle else self.tensors[split]
+        dataset = InMemoryClips(*tensors)
         if shuffle and self.random_crop:  # training only: evaluation always sees the stored clips
-            dataset = self._train_crops = RandomCrops(*self.tensors[split], seed=self.seed)
+            dataset = self._train_crops = RandomCrops(*tensors, seed=self.seed)
             if self._crop_state is not None:
                 dataset.generator.set_state(self._crop_state)
         if not shuffle:

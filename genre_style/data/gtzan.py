@@ -79,6 +79,31 @@ def resolve_genres(root: str | Path, genres: str | Sequence[str]) -> list[str]:
     return genres
 
 
+UNLABELLED = "unlabelled"  # the genre name of a `data.unlabelled` song: it has none
+
+
+def discover_unlabelled(folders: str | Sequence[str]) -> list[Track]:
+    """Every audio file under `folders` (any depth, any layout), in a stable order, as songs without a genre:
+    `data.unlabelled` feeds them to the label-free loss terms only. The track id is the folder's name and the
+    file's path under it, so two folders' `song.wav` stay two songs."""
+    tracks = []
+    for folder in [folders] if isinstance(folders, str) else list(folders):
+        base = Path(folder).expanduser()
+        if not base.is_dir():
+            raise UserError(
+                f"data.unlabelled folder {str(base)!r} does not exist or is not a folder",
+                "pass folders of audio files, e.g. data.unlabelled=[/music/untagged], or data.unlabelled=null",
+            )
+        files = sorted(p for p in base.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+        if not files:
+            raise UserError(
+                f"data.unlabelled folder {str(base)!r} holds no audio files ({', '.join(AUDIO_EXTENSIONS)})",
+                "point it at a folder with audio files in it (any depth), or data.unlabelled=null",
+            )
+        tracks += [Track(path=p, genre=UNLABELLED, track_id=f"{base.name}/{p.relative_to(base).with_suffix('')}") for p in files]
+    return tracks
+
+
 def discover_tracks(root: str | Path, genres: Sequence[str]) -> list[Track]:
     """All audio files of the given genres, in a stable order (genre order, then file name)."""
     genre_root = find_genre_root(root)

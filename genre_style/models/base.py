@@ -126,6 +126,11 @@ class GenreModel(pl.LightningModule):
         """`loss_names`, plus the label-free term where it is on."""
         return self.loss_names + (("contrastive",) if self.contrastive_weight else ())
 
+    @property
+    def label_free_terms(self) -> tuple[str, ...]:
+        """The loss terms that need no genre label: all that the clips of `data.unlabelled` can train."""
+        return (("reconstruction",) if self.has_decoder else ()) + (("contrastive",) if self.contrastive_weight else ())
+
     @staticmethod
     def _test_metrics(num_classes: int, names: list[str]) -> MetricCollection:
         per_class = {
@@ -213,6 +218,8 @@ class GenreModel(pl.LightningModule):
             )
         if self.has_classifier:
             preds, targets = torch.cat([p[2] for p in pending]), torch.cat([p[3] for p in pending])
+            labelled = targets >= 0  # `data.unlabelled`'s clips have no genre to be right about
+            preds, targets = preds[labelled], targets[labelled]
             if stage == "test":
                 test_metrics: Any = self.test_metrics
                 test_metrics.update(preds, targets)

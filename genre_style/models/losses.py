@@ -31,10 +31,21 @@ def reconstruction_errors(x: torch.Tensor, x_hat: torch.Tensor, reduction: str =
 
 
 def classification_loss(logits: torch.Tensor, y: torch.Tensor, mixed: Mixed | None = None) -> torch.Tensor:
-    """Softmax cross-entropy, averaged over the batch; under mixup, the same blend of both clips' labels."""
+    """Softmax cross-entropy, averaged over the clips with a genre; under mixup, the same blend of both clips'
+    labels. A negative label marks a clip without one (`data.unlabelled`): it adds nothing, and a batch of such
+    clips alone gives 0 (with a gradient path), so only the label-free terms train on it."""
     if mixed is None:
+        return _labelled_cross_entropy(logits, y)
+    return mixed.lam * _labelled_cross_entropy(logits, y) + (1 - mixed.lam) * _labelled_cross_entropy(logits, y[mixed.perm])
+
+
+def _labelled_cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    labelled = y >= 0
+    if bool(labelled.all()):
         return F.cross_entropy(logits, y)
-    return mixed.lam * F.cross_entropy(logits, y) + (1 - mixed.lam) * F.cross_entropy(logits, y[mixed.perm])
+    if not bool(labelled.any()):
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits[labelled], y[labelled])
 
 
 def song_contrastive_loss(z1: torch.Tensor, z2: torch.Tensor, songs: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:

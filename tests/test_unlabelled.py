@@ -1,0 +1,86 @@
+"""`data.unlabelled`: folders of songs without genres that train only the label-free terms (reconstruction, the
+song contrastive term), never the classifier, and never reach val, test or a figure."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from genre_style.data.datamodule import UNLABELLED_LABEL, GenreDataModule
+from genre_style.models.losses import classification_loss
+from tests.conftest import FAST_RUN, run_cli
+
+
+@pytest.fixture(scope="module")
+def untagged(small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Audio without genres, in no particular layout: two folders deep, mixed names."""
+    folder = tmp_path_factory.mktemp("untagged") / "library"
+    genres = sorted(p for p in small_corpus.iterdir() if p.is_dir())
+    for i, source in enumerate(sorted(genres[0].iterdir())[:3] + sorted(genres[1].iterdir())[:2]):
+        dest = folder / f"disc{i % 2}" / f"song {i}{source.suffix}"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, dest)
+    return folder
+
+
+def test_the_cross_entropy_skips_clips_without_a_genre():
+    torch.manual_seed(0)
+    logits = torch.randn(6, 3, requires_grad=True)
+    y = torch.tensor([0, UNLABELLED_LABEL, 2, 1, UNLABELLED_LABEL, 0])
+    labelled = y >= 0
+    torch.testing.assert_close(classification_loss(logits, y), F.cross_entropy(logits[labelled], y[labelled]))
+    only_unlabelled = classification_loss(logits, torch.full((6,), UNLABELLED_LABEL))
+    assert float(only_unlabelled.detach()) == 0.0
+    only_unlabelled.backward()  # a batch of unlabelled clips alone still back-propagates (through the other terms)
+    assert logits.grad is not None and float(logits.grad.abs().sum()) == 0.0
+
+
+def test_unlabelled_songs_join_training_only_with_songs_of_their_own(small_corpus: Path, untagged: Path, tmp_path: Path):
+    module = GenreDataModule(
+        root=str(small_corpus),
+        genres="all",
+        clips_per_track=3,
+        unlabelled=str(untagged),
+        cache_dir=str(tmp_path),
+        progress=False,
+        workers=1,
+        minibatches_per_step=1,
+    )
+    module.setup("fit")
+    x, y, songs = module.training_tensors()
+    n_train = len(module.tensors["train"][0])
+    assert len(x) > n_train and (y[n_train:] == UNLABELLED_LABEL).all() and (y[:n_train] >= 0).all()
+    new_songs = set(songs[n_train:].tolist())
+    assert len(new_songs) == 5 and not new_songs & set(module.table.track_index.tolist())  # 5 songs, none a labelled one
+    for split in ("val", "test"):  # evaluation never sees them
+        assert (module.tensors[split][1] >= 0).all()
+    seen = torch.cat([labels for _, labels, _ in module.train_dataloader()])
+    assert int((seen == UNLABELLED_LABEL).sum()) == len(x) - n_train  # one epoch draws every unlabelled clip once
+    assert np.isfinite(x.numpy()).all()
+
+
+def test_a_training_run_learns_from_unlabelled_songs(untagged: Path, tmp_path: Path):
+    args = [*FAST_RUN, "model=dsae", "model.contrastive_weight=0.5", f"data.unlabelled=[{untagged}]"]
+    result = run_cli(args, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (
+        "unlabelled: " in result.stderr + result.stdout
+        and "of 5 songs feed the label-free terms" in result.stderr + result.stdout
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["model=two_layer"], "has no label-free loss term"),
+        (["model=dsae", "data.unlabelled=[/no/such/folder]"], "/no/such/folder"),
+    ],
+)
+def test_unlabelled_songs_a_model_cannot_use_get_a_one_line_error(untagged: Path, tmp_path: Path, extra, expected):
+    result = run_cli([*FAST_RUN, f"data.unlabelled=[{untagged}]", *extra], tmp_path)
+    assert result.returncode != 0 and expected in result.stderr and "Traceback" not in result.stderr, result.stderr[-2000:]
