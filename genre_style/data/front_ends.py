@@ -26,6 +26,8 @@ DEFAULT = "raw_pool"  # the paper's
 # evaluation scores every embedding beside (genre_style/evaluation/brackets.py).
 CLASSICAL = "stats"
 CLASSICAL_SETTINGS = {"n_fft": 1024, "frame_hop": 512, "n_mfcc": 20, "n_mels": 64}
+# The front-ends whose maps style transfer turns back into audio (style_transfer/inversion.py): mel power in dB.
+INVERTIBLE = ("logmel",)
 
 
 @dataclass(frozen=True)

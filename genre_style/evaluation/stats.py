@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def summarize(values: Sequence[float], confidence: float = 0.95) -> Summary:
     return Summary(n, mean, sd, mean - half, mean + half)
 
 
-def paired_difference(a: Mapping[object, float], b: Mapping[object, float], confidence: float = 0.95) -> Summary | None:
+def paired_difference(a: Mapping[Any, float], b: Mapping[Any, float], confidence: float = 0.95) -> Summary | None:
     """Summary of `a[k] - b[k]` over the keys (seeds) both have; None when they share none."""
     shared = sorted(set(a) & set(b), key=str)
     if not shared:

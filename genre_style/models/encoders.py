@@ -105,10 +105,18 @@ class LogMelCNN(Encoder):
         self.dropout = nn.Dropout(dropout)
         self.project = nn.Linear(2 * channels[-1], output_dim)
 
+    def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Each conv block's output `[B, C_i, bands_i, frames_i]` for maps `x` `[B, bands, frames]`, first block first:
+        what style transfer matches (an early block's activations for content, Gram matrices for style)."""
+        h = (x - x.mean(dim=-1, keepdim=True) if self.band_mean_norm else x).unsqueeze(1)
+        maps = []
+        for block in self.features:
+            h = block(h)
+            maps.append(h)
+        return maps
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.band_mean_norm:
-            x = x - x.mean(dim=-1, keepdim=True)
-        h = self.features(x.unsqueeze(1)).mean(dim=2)  # [B, C, frames']: frequency averaged out
+        h = self.feature_maps(x)[-1].mean(dim=2)  # [B, C, frames']: frequency averaged out
         pooled = torch.cat([h.mean(dim=-1), h.amax(dim=-1)], dim=1)
         return self.project(self.dropout(pooled))
 

@@ -1,0 +1,59 @@
+"""Style transfer over many content/style pairs of different genres, judged by models that did not make it.
+
+    python benchmarks/bench_transfer.py --model RUN/artifacts/checkpoints/best.ckpt \
+        --judge conv=OTHER_RUN/.../best.ckpt --judge stats=LOGREG_RUN/.../best.ckpt \
+        --root /path/to/gtzan --songs RUN/artifacts/data/split_tracks.csv --split test --pairs 36 --out /tmp/transfer
+
+Songs come from one split of a run's `split_tracks.csv` (the transfer model's test split: songs it never trained on);
+each becomes content once per other genre, with a random style song of that genre from the same split. Prints the
+table (mean [95 % interval] over pairs, in %) and the paired differences against the brackets, writes it with every
+output WAV under --out, and one JSON line of all values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--judge", action="append", required=True, help="NAME=MODEL (repeatable)")
+    parser.add_argument("--root", required=True, help="the GTZAN-layout folder the songs are in")
+    parser.add_argument("--songs", required=True, help="a run's artifacts/data/split_tracks.csv")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--pairs", type=int, default=36)
+    parser.add_argument("--seconds", type=float, default=8.0, help="each content's first SECONDS")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=REPO / "outputs" / "bench_transfer")
+    args = parser.parse_args()
+
+    from genre_style.data.gtzan import discover_tracks
+    from genre_style.loading import load_model
+    from genre_style.style_transfer import benchmark, scores
+
+    with open(args.songs) as handle:
+        chosen = {row["track_id"]: row["genre"] for row in csv.DictReader(handle) if row["split"] == args.split}
+    tracks = discover_tracks(args.root, sorted(set(chosen.values())))
+    songs = [(t.path, t.genre) for t in tracks if t.track_id in chosen]
+    pairs = benchmark.pairs_from(songs, args.pairs, args.seed)
+    embedder = load_model(args.model)
+    judges = [scores.Judge(name, load_model(model)) for name, model in (j.split("=", 1) for j in args.judge)]
+    results = benchmark.run_pairs(embedder, judges, pairs, args.out, args.seconds)
+    table = results.markdown(against=[benchmark.DEFAULT_ENTRIES[0][0], benchmark.DEFAULT_ENTRIES[2][0]])
+    heading = f"{len(pairs)} pairs from the {args.split} split of {args.songs}, {args.seconds:g} s of each content\n\n"
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "table.md").write_text(heading + table + "\n")
+    (args.out / "values.json").write_text(results.to_json())
+    print(heading + table)
+    print(results.to_json())
+
+
+if __name__ == "__main__":
+    main()
