@@ -31,6 +31,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=36)
     parser.add_argument("--seconds", type=float, default=8.0, help="each content's first SECONDS")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", action="append", help="run only the entries whose name contains this (repeatable)")
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "bench_transfer")
     args = parser.parse_args()
 
@@ -45,8 +46,10 @@ def main() -> None:
     pairs = benchmark.pairs_from(songs, args.pairs, args.seed)
     embedder = load_model(args.model)
     judges = [scores.Judge(name, load_model(model)) for name, model in (j.split("=", 1) for j in args.judge)]
-    results = benchmark.run_pairs(embedder, judges, pairs, args.out, args.seconds)
-    table = results.markdown(against=[benchmark.DEFAULT_ENTRIES[0][0], benchmark.DEFAULT_ENTRIES[2][0]])
+    entries = [e for e in benchmark.DEFAULT_ENTRIES if not args.only or any(part in e[0] for part in args.only)]
+    results = benchmark.run_pairs(embedder, judges, pairs, args.out, args.seconds, entries)
+    brackets = [e[0] for e in entries if e[1] in ("inversion", "equalise") and "griffin" not in e[0]]
+    table = results.markdown(against=brackets)
     heading = f"{len(pairs)} pairs from the {args.split} split of {args.songs}, {args.seconds:g} s of each content\n\n"
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "table.md").write_text(heading + table + "\n")

@@ -36,7 +36,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, help="a checkpoint (.ckpt), an MLflow run id, or models:/<name>/<version>")
     parser.add_argument("--out", type=Path, help="the output WAV (default outputs/transfer/<content>-to-<style>.wav)")
     parser.add_argument("--method", default="latent", choices=[*METHODS, *BRACKETS[:2]], help="default latent")
-    parser.add_argument("--strength", type=float, default=2.0, help="latent: how far codes move toward the style (2.0)")
+    parser.add_argument(
+        "--strength",
+        default="auto",
+        help="latent: how far codes move toward the style, or auto: the least that convinces the model",
+    )
     parser.add_argument("--steps", type=int, default=150, help="features: optimisation steps (150)")
     parser.add_argument("--style-weight", type=float, default=1.0, help="features: weight of the Gram term (1.0)")
     parser.add_argument("--content-weight", type=float, default=1.0, help="features: weight of the content term (1.0)")
@@ -96,12 +100,26 @@ def _log_run(args: argparse.Namespace, files: dict[str, Path], settings: dict[st
     print(f"logged to run {run.info.run_id} (experiment {EXPERIMENT}) in {uri}")
 
 
+def _strength(value: str) -> float | None:
+    """`auto` (None: guided by the transfer model's own classifier, methods.latent_maps) or a number >= 0."""
+    if value == "auto":
+        return None
+    try:
+        strength = float(value)
+    except ValueError:
+        strength = -1.0
+    if strength < 0:
+        raise UserError(f"--strength {value} is neither auto nor a number >= 0", "e.g. --strength auto or --strength 2")
+    return strength
+
+
 @command
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if args.strength < 0 or args.steps < 1 or args.style_clips < 1:
-        raise UserError("--strength must be >= 0, --steps and --style-clips >= 1", "e.g. --strength 2 --steps 150")
+    strength = _strength(args.strength)
+    if args.steps < 1 or args.style_clips < 1:
+        raise UserError("--steps and --style-clips must be >= 1", "e.g. --steps 150 --style-clips 40")
     import soundfile as sf
 
     from genre_style.loading import load_model
@@ -121,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = {
         "method": args.method,
         "resynthesis": args.resynthesis,
-        "strength": args.strength,
+        "strength": strength,
         "steps": args.steps,
         "style_weight": args.style_weight,
         "content_weight": args.content_weight,
@@ -149,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             files["style"] = Path(args.style)
         inputs = {"content": args.content, "style": args.style, "model": args.model}
         inputs.update({judge.name: path for judge, path in zip(judges, args.judge)})
-        _log_run(args, files, {**inputs, **settings}, metrics)
+        _log_run(args, files, {**inputs, **settings, "strength": args.strength}, metrics)
     return 0
 
 

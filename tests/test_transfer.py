@@ -109,18 +109,42 @@ def test_a_model_without_a_decoder_cannot_do_latent():
         methods.transfer(embedder, clips.reshape(-1), methods.Style(clips, "b", "b"), "features")
 
 
-@pytest.mark.parametrize("case", ["short content", "unknown genre", "not audio"])
+def test_the_guided_strength_is_the_least_that_convinces_the_transfer_model(trained, small_corpus):
+    from genre_style.inference import song_probabilities
+    from genre_style.style_transfer import sources
+
+    embedder = Embedder.from_checkpoint(trained["model"])
+    clips = inversion.song_clips(load_mono(_song(small_corpus, "classical"), SPEC.sample_rate), embedder.spec)
+    style = sources.load_style("jazz", embedder.spec, sources.training_root(trained["model"]))
+    assert style.genre == "jazz" and len(style.clips) > 0
+
+    def verdict(maps: np.ndarray) -> float:
+        x = (maps - embedder.preprocessing.mean) / embedder.preprocessing.std
+        _, logits = embedder.outputs(x.astype(np.float32))
+        return float(song_probabilities(logits)[embedder.genres.index("jazz")])
+
+    guided = methods.latent_maps(embedder, clips, style, strength=None, guide=0.9)
+    fixed = {k: methods.latent_maps(embedder, clips, style, strength=k) for k in methods.GUIDED_STRENGTHS}
+    chosen = next(k for k, maps in fixed.items() if np.allclose(maps, guided, atol=1e-4))
+    assert verdict(guided) >= 0.9 or chosen == methods.GUIDED_STRENGTHS[-1]
+    assert all(verdict(fixed[k]) < 0.9 for k in methods.GUIDED_STRENGTHS if k < chosen)
+
+
+@pytest.mark.parametrize("case", ["short content", "unknown genre", "not audio", "bad strength"])
 def test_bad_inputs_get_one_line_errors(trained, small_corpus, tmp_path, case):
-    content, style, expected = str(_song(small_corpus, "jazz")), "metal", ""
+    content, style, expected, extra = str(_song(small_corpus, "jazz")), "metal", "", []
     if case == "short content":
         content, expected = str(tmp_path / "short.wav"), "shorter than one of the model's clips"
         sf.write(content, np.zeros(5000, dtype=np.float32), SPEC.sample_rate)
     elif case == "unknown genre":
         style, expected = "polka", "neither an audio file nor a genre"
-    else:
+    elif case == "not audio":
         content, expected = str(tmp_path / "notes.wav"), "not usable audio"
         Path(content).write_text("not a sound")
-    result = run_cli([content, style, "--model", str(trained["model"]), "--no-log"], tmp_path, module="genre_style.transfer")
+    else:
+        extra, expected = ["--strength", "lots"], "neither auto nor a number"
+    args = [content, style, "--model", str(trained["model"]), "--no-log", *extra]
+    result = run_cli(args, tmp_path, module="genre_style.transfer")
     assert result.returncode != 0 and expected in result.stderr and "Traceback" not in result.stderr, result.stderr[-2000:]
 
 

@@ -24,6 +24,7 @@ DEFAULT_ENTRIES: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("latent, strength 1", "latent", {"strength": 1.0}),
     ("latent, strength 2", "latent", {"strength": 2.0}),
     ("latent, strength 3", "latent", {"strength": 3.0}),
+    ("latent, guided by the model", "latent", {"strength": None}),
     ("features", "features", {"steps": 100}),
 )
 

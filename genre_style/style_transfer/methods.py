@@ -57,9 +57,19 @@ def _model_input(embedder: Embedder, clips: np.ndarray) -> Any:
     return torch.as_tensor(embedder.preprocessing.features(clips), device=device)
 
 
-def latent_maps(embedder: Embedder, content: np.ndarray, style: Style, strength: float = 1.0, **_: Any) -> np.ndarray:
-    """`[n, n_mels, frames]` dB maps of the content's clips `[n, samples]` with their codes moved toward the style."""
+GUIDED_STRENGTHS = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0)  # `strength=None`: the first that convinces the model itself
+
+
+def latent_maps(
+    embedder: Embedder, content: np.ndarray, style: Style, strength: float | None = 2.0, guide: float = 0.9, **_: Any
+) -> np.ndarray:
+    """`[n, n_mels, frames]` dB maps of the content's clips `[n, samples]` with their codes moved toward the style.
+    `strength=None` guides the move by the transfer model's own classifier: the smallest of GUIDED_STRENGTHS whose
+    maps it gives the style's genre with song probability >= `guide` (the largest if none does), so a song that
+    needs a small move keeps more of itself. Judges never take part: they are other models."""
     import torch
+
+    from genre_style.inference import song_probabilities
 
     model = embedder.model
     if not getattr(model, "has_decoder", False):
@@ -67,12 +77,20 @@ def latent_maps(embedder: Embedder, content: np.ndarray, style: Style, strength:
             f"--method latent decodes moved codes back to maps, and {type(model).__name__} has no decoder",
             "use --method features, or a model with a decoder (model=dsae or model=autoencoder, e.g. experiment=best)",
         )
+    guided = strength is None and style.genre in embedder.genres and getattr(model, "has_classifier", False)
     x_content, x_style = _model_input(embedder, content), _model_input(embedder, style.clips)
     with torch.no_grad():
         z_content, z_style = model(x_content).embedding, model(x_style).embedding
-        moved = z_content + strength * (z_style.mean(dim=0) - z_content.mean(dim=0))
-        change = model.decoder(moved) - model.decoder(z_content)
-    return _unstandardised(embedder, (x_content + change.view_as(x_content)).cpu().numpy())
+        direction = z_style.mean(dim=0) - z_content.mean(dim=0)
+        decoded_content = model.decoder(z_content)
+        for step in GUIDED_STRENGTHS if guided else (2.0 if strength is None else strength,):
+            change = model.decoder(z_content + step * direction) - decoded_content
+            moved = x_content + change.view_as(x_content)
+            if guided:
+                verdict = song_probabilities(model(moved).logits.float().cpu().numpy())
+                if verdict[embedder.genres.index(str(style.genre))] >= guide:
+                    break
+    return _unstandardised(embedder, moved.cpu().numpy())
 
 
 def _gram(activations: Any) -> Any:
