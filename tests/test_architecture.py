@@ -14,6 +14,7 @@ CLI_MODULES = {
     "genre_style.report",
     "genre_style.download",
     "genre_style.downstream",
+    "genre_style.transfer",
 }
 
 
