@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from genre_style.evaluation.stats import Summary, paired_difference, summarize
+from genre_style.evaluation.stats import Summary, paired_difference, percent_cell, summarize
 from genre_style.inference import song_probabilities
 
 PROTOCOL_METRICS = ("probe_clip_acc", "probe_song_acc", "knn_acc", "proto_1shot_acc", "proto_5shot_acc")
@@ -85,23 +85,16 @@ class DownstreamResult:
         header = "| embedding | " + " | ".join(METRIC_NAMES[m] for m in metrics) + " |"
         lines = [header, "|" + "---|" * (len(metrics) + 1)]
         for name in names:
-            lines.append(f"| {name} | " + " | ".join(_cell(self.summary(name, m)) for m in metrics) + " |")
+            lines.append(f"| {name} | " + " | ".join(percent_cell(self.summary(name, m)) for m in metrics) + " |")
         for other in names:
             if other == reference or reference not in self.per_split:
                 continue
             cells = []
             for m in metrics:
                 diff = self.difference(reference, other, m)
-                cells.append("" if diff is None else _cell(diff, signed=True))
+                cells.append("" if diff is None else percent_cell(diff, signed=True))
             lines.append(f"| {reference} - {other} | " + " | ".join(cells) + " |")
         return "\n".join(lines)
-
-
-def _cell(summary: Summary, signed: bool = False) -> str:
-    sign = "+" if signed else ""
-    if summary.n == 1 or summary.sd != summary.sd:
-        return f"{100 * summary.mean:{sign}.1f}"
-    return f"{100 * summary.mean:{sign}.1f} [{100 * summary.low:{sign}.1f}, {100 * summary.high:{sign}.1f}]"
 
 
 # --- splits ----------------------------------------------------------------------------------------------------

@@ -29,6 +29,14 @@ class Summary:
         )
 
 
+def percent_cell(summary: Summary, signed: bool = False) -> str:
+    """A table cell in percent: `mean [low, high]`, or the mean alone for one value (`signed`: with a + sign)."""
+    sign = "+" if signed else ""
+    if summary.n == 1 or summary.sd != summary.sd:
+        return f"{100 * summary.mean:{sign}.1f}"
+    return f"{100 * summary.mean:{sign}.1f} [{100 * summary.low:{sign}.1f}, {100 * summary.high:{sign}.1f}]"
+
+
 def summarize(values: Sequence[float], confidence: float = 0.95) -> Summary:
     from scipy import stats
 

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from genre_style.evaluation.stats import Summary, paired_difference, summarize
+from genre_style.evaluation.stats import Summary, paired_difference, percent_cell, summarize
 from genre_style.inference import Embedder
 from genre_style.style_transfer import inversion, methods, scores, sources
 
@@ -89,24 +89,19 @@ class Results:
         measures = self.measures()
         lines = ["| entry | " + " | ".join(measures) + " |", "|" + "---|" * (len(measures) + 1)]
         for entry in self.values:
-            lines.append(f"| {entry} | " + " | ".join(_cell(self.summary(entry, m)) for m in measures) + " |")
+            lines.append(f"| {entry} | " + " | ".join(percent_cell(self.summary(entry, m)) for m in measures) + " |")
         for bracket in against:
             for entry in self.values:
                 if entry in against or entry.startswith("style"):
                     continue
                 cells = [self.difference(entry, bracket, m) for m in measures]
-                lines.append(f"| {entry} - {bracket} | " + " | ".join("" if c is None else _cell(c, True) for c in cells) + " |")
+                lines.append(
+                    f"| {entry} - {bracket} | " + " | ".join("" if c is None else percent_cell(c, True) for c in cells) + " |"
+                )
         return "\n".join(lines)
 
     def to_json(self) -> str:
         return json.dumps(self.values)
-
-
-def _cell(summary: Summary, signed: bool = False) -> str:
-    sign = "+" if signed else ""
-    if summary.n == 1 or summary.sd != summary.sd:
-        return f"{100 * summary.mean:{sign}.1f}"
-    return f"{100 * summary.mean:{sign}.1f} [{100 * summary.low:{sign}.1f}, {100 * summary.high:{sign}.1f}]"
 
 
 def run_pairs(
