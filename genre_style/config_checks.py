@@ -198,8 +198,9 @@ def _check_encoder_fits_features(cfg: DictConfig) -> None:
 
 
 def _check_unlabelled(cfg: DictConfig) -> None:
-    """`data.unlabelled` trains only label-free terms (`GenreModel.label_free_terms`): a model without one would
-    read those songs and learn nothing from them. Imports the model's class."""
+    """`data.unlabelled` trains only label-free terms (a decoder's reconstruction, `model.contrastive_weight`'s song
+    contrastive term): a model without one would read those songs and learn nothing from them. Imports the model's
+    class."""
     from hydra.utils import get_class
 
     folders, target = OmegaConf.select(cfg, "data.unlabelled"), OmegaConf.select(cfg, "model._target_")

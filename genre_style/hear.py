@@ -40,7 +40,7 @@ class HearModel(torch.nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return next(self.network.parameters()).device
+        return self.embedder.device
 
     def embed_clips(self, clips: np.ndarray) -> torch.Tensor:
         """Clip embeddings `[n, D]` float32 on the model's device for waveform clips `[n, segment_samples]`,

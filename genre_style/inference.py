@@ -140,6 +140,11 @@ class Embedder:
         return self.preprocessing.spec
 
     @property
+    def device(self) -> Any:
+        """Where the model's weights are (a `torch.device`): inputs go there."""
+        return next(self.model.parameters()).device
+
+    @property
     def has_classifier(self) -> bool:
         return bool(getattr(self.model, "has_classifier", False))
 
@@ -169,9 +174,8 @@ class Embedder:
         computed on the model's device (a GPU where it was moved to one)."""
         import torch
 
-        device = next(self.model.parameters()).device
         with torch.no_grad():
-            out = self.model(torch.as_tensor(x, device=device))
+            out = self.model(torch.as_tensor(x, device=self.device))
         logits = None if out.logits is None else out.logits.float().cpu().numpy()
         return out.embedding.float().cpu().numpy(), logits
 

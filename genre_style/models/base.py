@@ -126,11 +126,6 @@ class GenreModel(pl.LightningModule):
         """`loss_names`, plus the label-free term where it is on."""
         return self.loss_names + (("contrastive",) if self.contrastive_weight else ())
 
-    @property
-    def label_free_terms(self) -> tuple[str, ...]:
-        """The loss terms that need no genre label: all that the clips of `data.unlabelled` can train."""
-        return (("reconstruction",) if self.has_decoder else ()) + (("contrastive",) if self.contrastive_weight else ())
-
     @staticmethod
     def _test_metrics(num_classes: int, names: list[str]) -> MetricCollection:
         per_class = {

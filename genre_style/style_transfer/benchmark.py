@@ -5,7 +5,7 @@ differences against the brackets (benchmarks/bench_transfer.py drives it)."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -13,7 +13,7 @@ import numpy as np
 
 from genre_style.evaluation.stats import Summary, paired_difference, percent_cell, summarize
 from genre_style.inference import Embedder
-from genre_style.style_transfer import inversion, methods, scores, sources
+from genre_style.style_transfer import methods, scores, sources
 
 # What a row of the table is: a name, the method (or bracket) and its settings.
 DEFAULT_ENTRIES: tuple[tuple[str, str, dict[str, Any]], ...] = (
@@ -122,12 +122,7 @@ def run_pairs(
     results = Results()
     for pair in tqdm(pairs, desc="transfer pairs", unit="pair", disable=not progress):
         content = sources.load_audio(pair.content, spec, seconds)
-        style_signal = sources.load_audio(pair.style, spec, None, what="style")
-        style = methods.Style(
-            inversion.song_clips(style_signal, spec, f"the style {pair.style}")[::2][:style_clips],
-            pair.style_genre,
-            pair.style.stem,
-        )
+        style = replace(sources.load_style(str(pair.style), spec, None, style_clips), genre=pair.style_genre)
         for entry, method, settings in entries:
             output = methods.transfer(embedder, content, style, method, **settings)
             folder = out_dir / "".join(c if c.isalnum() else "_" for c in entry)

@@ -1,9 +1,10 @@
 """Between audio and a log-mel front-end's maps, both ways, with the front-end's own parameters.
 
 A song is cut into clips that overlap by half (`song_clips`), each clip's map is computed exactly as in training
-(`audio.clip_features`), maps come back to samples through librosa's mel inversion (non-negative least squares to a
-linear spectrogram, then Griffin-Lim phase), and the clips are overlap-added under Hann windows (`overlap_add`), so
-no seam clicks where two independently inverted clips meet.
+(`clip_maps`), maps come back to samples either as a time-varying filter of the content's own STFT with its phase
+(`maps_to_clips_with_phase`) or from the map alone (`maps_to_clips`: the filter bank's pseudo-inverse, then
+Griffin-Lim), and the clips are overlap-added under Hann windows (`overlap_add`), so no seam clicks where two
+independently inverted clips meet.
 """
 
 from __future__ import annotations
@@ -84,6 +85,13 @@ def maps_to_clips(db_maps: np.ndarray, spec: ClipSpec, n_iter: int = GRIFFIN_LIM
     return np.nan_to_num(np.asarray(audio, dtype=np.float32))
 
 
+def clip_maps(clips: np.ndarray, spec: ClipSpec) -> np.ndarray:
+    """`[n, segment_samples] -> [n, n_mels, frames]`: the clips' maps in dB, as training computes them (unstandardised)."""
+    from genre_style.data.audio import clip_features
+
+    return clip_features(clips, spec).reshape(len(clips), *spec.feature_shape)
+
+
 def band_gains_to_bins(gain_db: np.ndarray, spec: ClipSpec) -> np.ndarray:
     """`[..., n_mels, frames]` -> `[..., bins, frames]`: each FFT bin's gain the weighted mean of the mel bands it
     feeds (the filter bank's columns, normalised); a bin no band covers takes its nearest band's."""
@@ -105,9 +113,7 @@ def maps_to_clips_with_phase(db_maps: np.ndarray, content_clips: np.ndarray, spe
     artefacts, the content's harmonics and timing kept, and a target equal to the content gives the content back."""
     import librosa
 
-    from genre_style.data.audio import clip_features
-
-    content_maps = clip_features(content_clips, spec).reshape(np.shape(db_maps))
+    content_maps = clip_maps(content_clips, spec)
     gain = 10.0 ** (band_gains_to_bins(np.asarray(db_maps, dtype=np.float64) - content_maps, spec) / 20.0)
     stft = librosa.stft(content_clips, n_fft=spec.n_fft, hop_length=spec.frame_hop, center=True)
     audio = librosa.istft(stft * gain, hop_length=spec.frame_hop, n_fft=spec.n_fft, center=True, length=spec.segment_samples)

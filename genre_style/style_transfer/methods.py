@@ -53,8 +53,7 @@ def _unstandardised(embedder: Embedder, x: np.ndarray) -> np.ndarray:
 def _model_input(embedder: Embedder, clips: np.ndarray) -> Any:
     import torch
 
-    device = next(embedder.model.parameters()).device
-    return torch.as_tensor(embedder.preprocessing.features(clips), device=device)
+    return torch.as_tensor(embedder.preprocessing.features(clips), device=embedder.device)
 
 
 GUIDED_STRENGTHS = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0)  # `strength=None`: the first that convinces the model itself
@@ -187,16 +186,10 @@ def transfer(
     inversion.check_invertible(spec)
     clips = inversion.song_clips(content, spec)
     if method == "inversion":
-        maps = _content_maps(embedder, clips)
+        maps = inversion.clip_maps(clips, spec)
     else:
         maps = MAP_METHODS[method](embedder, clips, style, **settings)
     return inversion.limited(inversion.maps_to_audio(maps, spec, len(content), clips, resynthesis))
-
-
-def _content_maps(embedder: Embedder, clips: np.ndarray) -> np.ndarray:
-    from genre_style.data.audio import clip_features
-
-    return clip_features(clips, embedder.spec).reshape(len(clips), *embedder.spec.feature_shape)
 
 
 def equalised(content: np.ndarray, style: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
