@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from genre_style.acceleration import to_preferred_layout
 from genre_style.data.audio import ClipSpec, clip_features, load_mono, segment
 from genre_style.errors import UserError
 
@@ -167,6 +168,7 @@ class Embedder:
         module_name, class_name = meta["model_class"].rsplit(".", 1)
         model = getattr(importlib.import_module(module_name), class_name)(**state["hyper_parameters"])
         model.load_state_dict(state["state_dict"])
+        to_preferred_layout(model, "cpu")  # as training lays it out on the CPU: the same math, the same numbers
         return cls(model, list(meta["class_names"]), Preprocessing.from_state(data_state))
 
     def outputs(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

@@ -1,0 +1,84 @@
+"""How a model's math runs fastest on the hardware at hand: memory layout and compilation, decided in one place.
+
+Measured on this project's CPU machine (2-core AMD EPYC, torch 2.13, the log-mel CNN DSAE at batch 64; see
+docs/performance.md, "#30"):
+- **channels-last** weights and activations: a training step 0.72-0.80x the default (NCHW) layout, because oneDNN's
+  convolutions and max pooling run on NHWC directly; the values differ from NCHW's only by float reassociation
+  (~1e-3 after a few Adam steps) and repeat to the bit run after run. Only 2-D convolutions have such a layout;
+  on a GPU in float32 it is not measured here, so `auto` keeps it to the CPU.
+- **torch.compile** (Inductor): a step 1.0-1.4x eager's, slower, with or without channels-last, quiet or beside a
+  CPU hog, after a 38 s first compile (4 s from Inductor's cache). So `auto` never compiles on a CPU; on a GPU,
+  where Inductor's fused Triton kernels are the known win, it compiles runs of at least `min_compile_steps`
+  optimiser steps (not measured here: no GPU was lent).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from genre_style.errors import UserError
+
+CHOICES = ("auto", True, False)
+
+
+def checked_choice(name: str, value: Any) -> str | bool:
+    """`auto`, true or false (YAML gives booleans; the command line may give the strings)."""
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        value = value.lower() == "true"
+    if value not in CHOICES or (isinstance(value, str) and value != "auto"):
+        raise UserError(f"{name}={value!r} is not auto, true or false", f"e.g. {name}=auto")
+    return value
+
+
+def has_conv2d(model: Any) -> bool:
+    """Whether the model has a 2-D convolution: the only layers a channels-last layout speeds up."""
+    import torch
+
+    return any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+
+
+def channels_last_pays(model: Any, device_type: str, setting: str | bool = "auto") -> bool:
+    """`setting` true/false as given; `auto`: a model with 2-D convolutions on the CPU (measured above)."""
+    setting = checked_choice("channels_last", setting)
+    if setting == "auto":
+        return device_type == "cpu" and has_conv2d(model)
+    return bool(setting) and has_conv2d(model)
+
+
+def to_preferred_layout(model: Any, device_type: str, setting: str | bool = "auto") -> bool:
+    """Put the model's 4-D weights in channels-last where that pays (in place: the parameters stay the same objects,
+    so an optimiser built on them keeps them). Checkpoints hold the same values either way and load into either
+    layout. Returns whether it did."""
+    import torch
+
+    if not channels_last_pays(model, device_type, setting):
+        return False
+    model.to(memory_format=torch.channels_last)
+    return True
+
+
+def compile_pays(device_type: str, optimiser_steps: int, setting: str | bool = "auto", min_compile_steps: int = 1000) -> bool:
+    """`setting` true/false as given; `auto`: a GPU run of at least `min_compile_steps` optimiser steps (measured
+    above: on the CPU a compiled step is slower, so the compile time is never earned back there)."""
+    setting = checked_choice("compile", setting)
+    if setting == "auto":
+        return device_type == "cuda" and optimiser_steps >= min_compile_steps
+    return bool(setting)
+
+
+def use_compile_cache(cache_dir: str | Path | None) -> None:
+    """Inductor's caches (compiled graphs, kernels) under `cache_dir`, so sweep trials, resumed runs and later runs
+    on this machine or a shared disk load what an earlier one compiled; `TORCHINDUCTOR_CACHE_DIR` where set wins."""
+    if cache_dir:
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir))
+
+
+def bf16_is_native() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX); without it, bf16 autocast is emulated:
+    measured 7x slower than float32 on this project's CPU machine."""
+    import torch
+
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())

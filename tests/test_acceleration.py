@@ -1,0 +1,122 @@
+"""The model's layout and compilation (genre_style/acceleration.py): the rule `auto` follows, channels-last fits that
+repeat to the bit and match the default layout, a compiled fit that matches an eager one and whose checkpoint loads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import pytest
+import torch
+
+from genre_style.acceleration import channels_last_pays, checked_choice, compile_pays
+from genre_style.callbacks.acceleration import Acceleration
+from genre_style.data.clip_table import ClipTable
+from genre_style.data.datamodule import GenreDataModule
+from genre_style.errors import UserError
+from genre_style.inference import Embedder
+from genre_style.models.dsae import DeepSoftmaxAutoencoder
+from genre_style.models.encoders import mlp_encoder
+
+GENRES = ["classical", "jazz", "pop", "metal"]
+MAP = (16, 20)  # (bands, frames): a small log-mel map
+CONV = {"_target_": "genre_style.models.encoders.LogMelCNN", "channels": [4, 8], "dropout": 0.3}
+
+
+def _maps(n_tracks: int = 16, clips: int = 6) -> ClipTable:
+    rng = np.random.default_rng(0)
+    track_labels = np.arange(n_tracks) % len(GENRES)
+    track_index = np.repeat(np.arange(n_tracks), clips)
+    labels = track_labels[track_index]
+    features = (rng.normal(size=(len(labels), *MAP)) + 0.5 * labels[:, None, None]).astype(np.float32)
+    return ClipTable(
+        features=features,
+        labels=labels.astype(np.int64),
+        track_index=track_index.astype(np.int64),
+        genres=GENRES,
+        track_ids=[f"t{i}" for i in range(n_tracks)],
+        track_labels=track_labels.astype(np.int64),
+    )
+
+
+def _fit(acceleration: Acceleration, folder: Path | None = None, validate: bool = True):
+    pl.seed_everything(3, verbose=False)
+    dm = GenreDataModule.from_table(
+        _maps(), batch_size=16, minibatches_per_step=1, split="segment", split_sizes=[64, 16, 16], seed=3
+    )
+    dm.setup("fit")
+    model = DeepSoftmaxAutoencoder(
+        encoder=CONV,
+        embedding_dim=8,
+        input_shape=dm.input_shape,
+        num_classes=4,
+        class_names=GENRES,
+        decoder_sizes=[32],
+        recon_reduction="mean",
+    )
+    trainer = pl.Trainer(
+        max_epochs=2,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[acceleration],
+        limit_val_batches=None if validate else 0,  # each new shape (val, no grad) is one more compile
+    )
+    trainer.fit(model, datamodule=dm)
+    if folder is not None:
+        trainer.save_checkpoint(folder / "model.ckpt")
+    return model, dm
+
+
+def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_auto_compiles_only_a_long_enough_gpu_run_and_lays_out_only_conv_models_on_the_cpu():
+    assert not compile_pays("cpu", 10**6)  # measured: a compiled step is slower on the CPU
+    assert not compile_pays("cuda", 999) and compile_pays("cuda", 1000)
+    assert compile_pays("cpu", 5, True) and not compile_pays("cuda", 10**6, False)
+    conv = DeepSoftmaxAutoencoder(encoder=CONV, embedding_dim=8, input_shape=MAP, num_classes=4, class_names=GENRES)
+    mlp = DeepSoftmaxAutoencoder(encoder=mlp_encoder([8]), embedding_dim=8, input_shape=(50,), num_classes=4, class_names=GENRES)
+    assert channels_last_pays(conv, "cpu") and not channels_last_pays(conv, "cuda")
+    assert not channels_last_pays(mlp, "cpu", True)  # nothing to lay out
+    assert checked_choice("compile", "false") is False
+    with pytest.raises(UserError, match="compile='maybe' is not auto, true or false"):
+        checked_choice("compile", "maybe")
+
+
+def test_a_tiny_run_stays_eager_under_auto_and_a_channels_last_fit_repeats_to_the_bit():
+    first, second = Acceleration(), Acceleration()
+    a, _ = _fit(first)
+    b, _ = _fit(second)
+    assert not first.compiled and first.layout == "channels_last"
+    assert a.encoder.features[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert all(torch.equal(x, y) for x, y in zip(_weights(a).values(), _weights(b).values()))
+    default, _ = _fit(Acceleration(channels_last=False))
+    for name, value in _weights(default).items():  # the same math but for float reassociation
+        torch.testing.assert_close(value, _weights(a)[name], atol=1e-4, rtol=1e-3)
+
+
+@pytest.mark.slow  # ~25 s: Inductor compiles the forward and backward graphs cold
+def test_a_compiled_fit_matches_an_eager_one_and_its_checkpoint_loads_in_embed(tmp_path, monkeypatch):
+    import torch._inductor.config as inductor
+
+    monkeypatch.setattr(inductor, "fallback_random", True)  # dropout draws from torch's generator, as eager does
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+    eager, _ = _fit(Acceleration(compile=False, channels_last=False), validate=False)
+    compiled_run = Acceleration(compile=True, channels_last=False)
+    compiled, dm = _fit(compiled_run, folder=tmp_path, validate=False)
+    assert compiled_run.compiled
+    for name, value in _weights(eager).items():
+        torch.testing.assert_close(_weights(compiled)[name], value, atol=1e-4, rtol=1e-3)
+    embedder = Embedder.from_checkpoint(tmp_path / "model.ckpt")  # a plain eager model from the compiled run's weights
+    clips = dm.tensors["test"][0][:8]
+    embeddings, logits = embedder.outputs(clips.numpy())
+    eager.eval()
+    with torch.no_grad():
+        expected = eager(clips)
+    np.testing.assert_allclose(embeddings, expected.embedding.numpy(), atol=1e-3, rtol=1e-3)
+    np.testing.assert_allclose(logits, expected.logits.numpy(), atol=1e-3, rtol=1e-3)
