@@ -40,7 +40,7 @@ def _maps(n_tracks: int = 16, clips: int = 6) -> ClipTable:
     )
 
 
-def _fit(acceleration: Acceleration, folder: Path | None = None, validate: bool = True):
+def _fit(acceleration: Acceleration, folder: Path | None = None, validate: bool = True, precision: str = "32-true"):
     pl.seed_everything(3, verbose=False)
     dm = GenreDataModule.from_table(
         _maps(), batch_size=16, minibatches_per_step=1, split="segment", split_sizes=[64, 16, 16], seed=3
@@ -63,6 +63,7 @@ def _fit(acceleration: Acceleration, folder: Path | None = None, validate: bool 
         enable_progress_bar=False,
         enable_model_summary=False,
         callbacks=[acceleration],
+        precision=precision,
         limit_val_batches=None if validate else 0,  # each new shape (val, no grad) is one more compile
     )
     trainer.fit(model, datamodule=dm)
@@ -120,3 +121,13 @@ def test_a_compiled_fit_matches_an_eager_one_and_its_checkpoint_loads_in_embed(t
         expected = eager(clips)
     np.testing.assert_allclose(embeddings, expected.embedding.numpy(), atol=1e-3, rtol=1e-3)
     np.testing.assert_allclose(logits, expected.logits.numpy(), atol=1e-3, rtol=1e-3)
+
+
+def test_bf16_on_a_cpu_without_bf16_hardware_trains_and_says_it_is_emulated(monkeypatch, caplog):
+    import genre_style.callbacks.acceleration as acceleration
+
+    monkeypatch.setattr(acceleration, "bf16_is_native", lambda: False)  # as on this project's CPU machine
+    with caplog.at_level("WARNING", logger="genre_style.callbacks.acceleration"):
+        model, _ = _fit(Acceleration(), validate=False, precision="bf16-mixed")
+    assert "trainer.precision=bf16-mixed on a CPU without bfloat16 hardware" in caplog.text
+    assert all(torch.isfinite(v).all() for v in _weights(model).values())
