@@ -4,7 +4,9 @@ The project's path is what `python -m genre_style.train` runs: its config, DataM
 callbacks (checkpointing, early stopping, history), Trainer settings and MLflow logging. The floor is a
 plain loop over the same in-memory tensors with the same model, optimiser and batch size, with the
 same validation pass each epoch. Both run in this process, alternating in blocks (4 project epochs, then
-4 bare ones), and the medians of per-epoch times after a warm-up are compared. Goal: ratio <= 1.10.
+4 bare ones), and the medians of per-epoch times after a warm-up are compared. Goals: ratio <= 1.10 for the MLP;
+<= 0.85 for the log-mel CNN, where the project lays the model out channels-last and the bare loop, as a user's own
+loop would, runs it as built (genre_style/acceleration.py).
 
 python -m benchmarks.bench_train [--epochs 13] [--rounds 5] [--block 4] [--batch-sizes 64 256] [--device cpu|cuda]
 python -m benchmarks.bench_train --encoder logmel_cnn     # the log-mel CNN on 64 x 79 maps (3200 clips, fewer epochs)
@@ -40,6 +42,9 @@ ENCODERS: dict[str, dict[str, Any]] = {
         "shape": (20000,),
     },
 }
+
+
+GOALS = {"logmel_cnn": "<= 0.85"}  # the project's path against the bare eager loop (issue #30)
 
 
 def encoder_table(encoder: str) -> Any:
@@ -248,7 +253,7 @@ def measure(batch_size: int, args: argparse.Namespace, store: str) -> dict[str, 
         "median_block_ratio": median(block_ratios),
         "block_ratio_quartiles": "{:.3f}-{:.3f}".format(*quartiles(block_ratios)),
         "epochs": len(ours),
-        "goal": "<= 1.10",
+        "goal": GOALS.get(args.encoder, "<= 1.10"),
     }
 
 
