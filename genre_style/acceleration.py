@@ -8,8 +8,9 @@ docs/performance.md, "#30"):
   on a GPU in float32 it is not measured here, so `auto` keeps it to the CPU.
 - **torch.compile** (Inductor): a step 1.0-1.4x eager's, slower, with or without channels-last, quiet or beside a
   CPU hog, after a 38 s first compile (4 s from Inductor's cache). So `auto` never compiles on a CPU; on a GPU,
-  where Inductor's fused Triton kernels are the known win, it compiles runs of at least `min_compile_steps`
-  optimiser steps (not measured here: no GPU was lent).
+  where Inductor's fused Triton kernels are the known win, it compiles convolutional models (the layers whose batch
+  norm, ReLU and pooling it fuses) for runs of at least `min_compile_steps` optimiser steps (not measured here: no
+  GPU was lent). MLP models (the paper's, the demo's) stay eager under `auto`.
 """
 
 from __future__ import annotations
@@ -59,12 +60,21 @@ def to_preferred_layout(model: Any, device_type: str, setting: str | bool = "aut
     return True
 
 
-def compile_pays(device_type: str, optimiser_steps: int, setting: str | bool = "auto", min_compile_steps: int = 1000) -> bool:
-    """`setting` true/false as given; `auto`: a GPU run of at least `min_compile_steps` optimiser steps (measured
-    above: on the CPU a compiled step is slower, so the compile time is never earned back there)."""
+def has_conv(model: Any) -> bool:
+    """Whether the model has a convolution (1-D or 2-D): what `auto` compiles."""
+    import torch
+
+    return any(isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d)) for m in model.modules())
+
+
+def compile_pays(
+    model: Any, device_type: str, optimiser_steps: int, setting: str | bool = "auto", min_compile_steps: int = 1000
+) -> bool:
+    """`setting` true/false as given; `auto`: a convolutional model's GPU run of at least `min_compile_steps` optimiser
+    steps (measured above: on the CPU a compiled step is slower, so the compile time is never earned back there)."""
     setting = checked_choice("compile", setting)
     if setting == "auto":
-        return device_type == "cuda" and optimiser_steps >= min_compile_steps
+        return device_type == "cuda" and has_conv(model) and optimiser_steps >= min_compile_steps
     return bool(setting)
 
 

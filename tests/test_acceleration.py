@@ -77,16 +77,29 @@ def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def test_auto_compiles_only_a_long_enough_gpu_run_and_lays_out_only_conv_models_on_the_cpu():
-    assert not compile_pays("cpu", 10**6)  # measured: a compiled step is slower on the CPU
-    assert not compile_pays("cuda", 999) and compile_pays("cuda", 1000)
-    assert compile_pays("cpu", 5, True) and not compile_pays("cuda", 10**6, False)
     conv = DeepSoftmaxAutoencoder(encoder=CONV, embedding_dim=8, input_shape=MAP, num_classes=4, class_names=GENRES)
     mlp = DeepSoftmaxAutoencoder(encoder=mlp_encoder([8]), embedding_dim=8, input_shape=(50,), num_classes=4, class_names=GENRES)
+    assert not compile_pays(conv, "cpu", 10**6)  # measured: a compiled step is slower on the CPU
+    assert not compile_pays(conv, "cuda", 999) and compile_pays(conv, "cuda", 1000)
+    assert compile_pays(mlp, "cpu", 5, True) and not compile_pays(conv, "cuda", 10**6, False)
     assert channels_last_pays(conv, "cpu") and not channels_last_pays(conv, "cuda")
     assert not channels_last_pays(mlp, "cpu", True)  # nothing to lay out
     assert checked_choice("compile", "false") is False
     with pytest.raises(UserError, match="compile='maybe' is not auto, true or false"):
         checked_choice("compile", "maybe")
+
+
+def test_auto_leaves_the_built_in_demo_eager_on_any_device(tmp_path):
+    from hydra.utils import instantiate
+
+    from tests.test_configs import _compose
+
+    cfg = _compose(["experiment=demo"], tmp_path)
+    model = instantiate(cfg.model, input_shape=(500,), num_classes=4, class_names=GENRES)
+    steps = cfg.trainer.max_epochs * 100  # far more than the demo takes: the rule must not hinge on the count
+    for device_type in ("cpu", "cuda"):
+        assert not compile_pays(model, device_type, steps, cfg.callbacks.acceleration.compile)
+        assert not channels_last_pays(model, device_type, cfg.callbacks.acceleration.channels_last)
 
 
 def test_a_tiny_run_stays_eager_under_auto_and_a_channels_last_fit_repeats_to_the_bit():

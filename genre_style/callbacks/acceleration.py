@@ -49,7 +49,8 @@ class Acceleration(pl.Callback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         datamodule = getattr(trainer, "datamodule", None)  # a property Lightning adds
         steps = int(trainer.estimated_stepping_batches) * int(getattr(datamodule, "minibatches_per_step", 1) or 1)
-        if self.compiled or not compile_pays(trainer.strategy.root_device.type, steps, self.compile, self.min_compile_steps):
+        device_type = trainer.strategy.root_device.type
+        if self.compiled or not compile_pays(pl_module, device_type, steps, self.compile, self.min_compile_steps):
             return
         use_compile_cache(self.compile_cache_dir)
         pl_module.compile()
