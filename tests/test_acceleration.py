@@ -115,7 +115,7 @@ def test_a_tiny_run_stays_eager_under_auto_and_a_channels_last_fit_repeats_to_th
 
 
 @pytest.mark.slow  # ~25 s: Inductor compiles the forward and backward graphs cold
-def test_a_compiled_fit_matches_an_eager_one_and_its_checkpoint_loads_in_embed(tmp_path, monkeypatch):
+def test_a_compiled_fit_matches_an_eager_one_repeats_to_the_bit_and_its_checkpoint_loads_in_embed(tmp_path, monkeypatch):
     import torch._inductor.config as inductor
 
     monkeypatch.setattr(inductor, "fallback_random", True)  # dropout draws from torch's generator, as eager does
@@ -126,6 +126,8 @@ def test_a_compiled_fit_matches_an_eager_one_and_its_checkpoint_loads_in_embed(t
     assert compiled_run.compiled
     for name, value in _weights(eager).items():
         torch.testing.assert_close(_weights(compiled)[name], value, atol=1e-4, rtol=1e-3)
+    again, _ = _fit(Acceleration(compile=True, channels_last=False), validate=False)  # Inductor's cache: seconds
+    assert all(torch.equal(a, b) for a, b in zip(_weights(compiled).values(), _weights(again).values()))
     embedder = Embedder.from_checkpoint(tmp_path / "model.ckpt")  # a plain eager model from the compiled run's weights
     clips = dm.tensors["test"][0][:8]
     embeddings, logits = embedder.outputs(clips.numpy())
