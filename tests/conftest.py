@@ -30,6 +30,29 @@ FAST_RUN = [
 ]
 
 
+def labelled_clips(
+    n_tracks: int, clips: int, shape: Sequence[int], genres: Sequence[str] = ("classical", "jazz", "pop", "metal")
+):
+    """An in-memory ClipTable: `clips` clips of `shape` per track, each a genre prototype plus unit noise, tracks
+    dealt round the genres (seed 0)."""
+    from genre_style.data.clip_table import ClipTable
+
+    rng = np.random.default_rng(0)
+    track_labels = np.arange(n_tracks) % len(genres)
+    track_index = np.repeat(np.arange(n_tracks), clips)
+    labels = track_labels[track_index]
+    prototypes = rng.normal(size=(len(genres), *shape))
+    features = (prototypes[labels] + rng.normal(size=(len(labels), *shape))).astype(np.float32)
+    return ClipTable(
+        features=features,
+        labels=labels.astype(np.int64),
+        track_index=track_index.astype(np.int64),
+        genres=list(genres),
+        track_ids=[f"t{i}" for i in range(n_tracks)],
+        track_labels=track_labels.astype(np.int64),
+    )
+
+
 @pytest.fixture(scope="session")
 def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """4 genres x 6 tracks x 3 s, written once per test session (read-only for tests)."""

@@ -12,38 +12,27 @@ import torch
 
 from genre_style.acceleration import channels_last_pays, checked_choice, compile_pays
 from genre_style.callbacks.acceleration import Acceleration
-from genre_style.data.clip_table import ClipTable
 from genre_style.data.datamodule import GenreDataModule
 from genre_style.errors import UserError
 from genre_style.inference import Embedder
 from genre_style.models.dsae import DeepSoftmaxAutoencoder
 from genre_style.models.encoders import mlp_encoder
+from tests.conftest import labelled_clips
 
 GENRES = ["classical", "jazz", "pop", "metal"]
 MAP = (16, 20)  # (bands, frames): a small log-mel map
 CONV = {"_target_": "genre_style.models.encoders.LogMelCNN", "channels": [4, 8], "dropout": 0.3}
 
 
-def _maps(n_tracks: int = 16, clips: int = 6) -> ClipTable:
-    rng = np.random.default_rng(0)
-    track_labels = np.arange(n_tracks) % len(GENRES)
-    track_index = np.repeat(np.arange(n_tracks), clips)
-    labels = track_labels[track_index]
-    features = (rng.normal(size=(len(labels), *MAP)) + 0.5 * labels[:, None, None]).astype(np.float32)
-    return ClipTable(
-        features=features,
-        labels=labels.astype(np.int64),
-        track_index=track_index.astype(np.int64),
-        genres=GENRES,
-        track_ids=[f"t{i}" for i in range(n_tracks)],
-        track_labels=track_labels.astype(np.int64),
-    )
-
-
 def _fit(acceleration: Acceleration, folder: Path | None = None, validate: bool = True, precision: str = "32-true"):
     pl.seed_everything(3, verbose=False)
     dm = GenreDataModule.from_table(
-        _maps(), batch_size=16, minibatches_per_step=1, split="segment", split_sizes=[64, 16, 16], seed=3
+        labelled_clips(16, 6, MAP, GENRES),
+        batch_size=16,
+        minibatches_per_step=1,
+        split="segment",
+        split_sizes=[64, 16, 16],
+        seed=3,
     )
     dm.setup("fit")
     model = DeepSoftmaxAutoencoder(

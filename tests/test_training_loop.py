@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import lightning.pytorch as pl
-import numpy as np
 import pytest
 import torch
 
@@ -11,25 +10,13 @@ from genre_style.data.clip_table import ClipTable
 from genre_style.data.datamodule import GenreDataModule
 from genre_style.models.dsae import DeepSoftmaxAutoencoder
 from genre_style.models.encoders import mlp_encoder
+from tests.conftest import labelled_clips
 
 GENRES = ["classical", "jazz", "pop", "metal"]
 
 
 def _table(n_tracks: int = 24, clips: int = 10, dim: int = 50) -> ClipTable:
-    rng = np.random.default_rng(0)
-    track_labels = np.arange(n_tracks) % len(GENRES)
-    track_index = np.repeat(np.arange(n_tracks), clips)
-    labels = track_labels[track_index]
-    prototypes = rng.normal(size=(len(GENRES), dim))
-    features = (prototypes[labels] + rng.normal(size=(len(labels), dim))).astype(np.float32)
-    return ClipTable(
-        features=features,
-        labels=labels.astype(np.int64),
-        track_index=track_index.astype(np.int64),
-        genres=GENRES,
-        track_ids=[f"t{i}" for i in range(n_tracks)],
-        track_labels=track_labels.astype(np.int64),
-    )
+    return labelled_clips(n_tracks, clips, (dim,), GENRES)
 
 
 def _fit(
