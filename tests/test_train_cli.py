@@ -144,7 +144,9 @@ def test_the_run_logs_a_model_that_takes_audio_and_is_registered(dsae_run, small
 
 def test_evaluation_and_predict_give_each_song_the_same_verdict_to_the_bit(dsae_run):
     """report/song_predictions.csv (training's evaluation) and `inference` (what predict, embed and the MLflow model
-    use) on the same clips of the same files: the same probabilities, bit for bit."""
+    use) on the same clips of the same files: the same verdicts, and the same probabilities to float32 rounding (bit
+    for bit until 2026-12-02; on this machine since then, MKL rounds a 1024-clip batch and a song's 20 clips apart by
+    ~1e-10, also at the commit before #30)."""
     from genre_style.loading import load_model
 
     out, _ = dsae_run
@@ -155,7 +157,8 @@ def test_evaluation_and_predict_give_each_song_the_same_verdict_to_the_bit(dsae_
     for row in songs:
         song = model.embed_file(files[row["track_id"]], max_clips=int(row["clips"]))
         assert song.genre == row["predicted"]
-        assert [float(row[f"prob_{g}"]) for g in model.genres] == song.probabilities.tolist(), row["track_id"]
+        expected = [float(row[f"prob_{g}"]) for g in model.genres]
+        np.testing.assert_allclose(song.probabilities, expected, rtol=1e-6, atol=1e-9, err_msg=row["track_id"])
 
 
 def test_the_console_says_each_thing_once(dsae_run):

@@ -47,10 +47,12 @@ class Acceleration(pl.Callback):
             self.layout = "channels_last"
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        device_type = trainer.strategy.root_device.type
+        if self.compiled or not compile_pays(pl_module, device_type, 10**9, self.compile, self.min_compile_steps):
+            return  # decided without counting the steps: counting builds the train loader once more
         datamodule = getattr(trainer, "datamodule", None)  # a property Lightning adds
         steps = int(trainer.estimated_stepping_batches) * int(getattr(datamodule, "minibatches_per_step", 1) or 1)
-        device_type = trainer.strategy.root_device.type
-        if self.compiled or not compile_pays(pl_module, device_type, steps, self.compile, self.min_compile_steps):
+        if not compile_pays(pl_module, device_type, steps, self.compile, self.min_compile_steps):
             return
         use_compile_cache(self.compile_cache_dir)
         pl_module.compile()
