@@ -33,19 +33,21 @@ def checked_choice(name: str, value: Any) -> str | bool:
     return value
 
 
-def has_conv2d(model: Any) -> bool:
-    """Whether the model has a 2-D convolution: the only layers a channels-last layout speeds up."""
+def has_conv(model: Any, dims: tuple[int, ...] = (1, 2)) -> bool:
+    """Whether the model has a convolution of one of `dims` (1-D, 2-D): channels-last speeds up only 2-D ones,
+    `auto` compiles either."""
     import torch
 
-    return any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+    kinds = tuple({1: torch.nn.Conv1d, 2: torch.nn.Conv2d}[d] for d in dims)
+    return any(isinstance(m, kinds) for m in model.modules())
 
 
 def channels_last_pays(model: Any, device_type: str, setting: str | bool = "auto") -> bool:
     """`setting` true/false as given; `auto`: a model with 2-D convolutions on the CPU (measured above)."""
     setting = checked_choice("channels_last", setting)
     if setting == "auto":
-        return device_type == "cpu" and has_conv2d(model)
-    return bool(setting) and has_conv2d(model)
+        return device_type == "cpu" and has_conv(model, (2,))
+    return bool(setting) and has_conv(model, (2,))
 
 
 def to_preferred_layout(model: Any, device_type: str, setting: str | bool = "auto") -> bool:
@@ -58,13 +60,6 @@ def to_preferred_layout(model: Any, device_type: str, setting: str | bool = "aut
         return False
     model.to(memory_format=torch.channels_last)
     return True
-
-
-def has_conv(model: Any) -> bool:
-    """Whether the model has a convolution (1-D or 2-D): what `auto` compiles."""
-    import torch
-
-    return any(isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d)) for m in model.modules())
 
 
 def compile_pays(
