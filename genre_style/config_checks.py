@@ -127,7 +127,8 @@ def validate_config(cfg: DictConfig, overrides: list[str] | None = None) -> None
     if split is not None and split not in SPLIT_MODES:
         raise UserError(
             f"unknown data.split={split!r}",
-            "use data.split=track (honest), segment (the paper's) or fault_filtered (GTZAN's standard)",
+            "use data.split=track (honest), segment (the paper's), fault_filtered (GTZAN's standard), "
+            "or with a manifest as data.root: manifest (its split column) or artist (no artist in two splits)",
         )
     _check_distributed(cfg)
     _check_manual_optimisation(cfg)

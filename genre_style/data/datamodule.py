@@ -1,4 +1,5 @@
-"""The LightningDataModule: corpus -> cached clip table -> balanced split -> in-memory tensors.
+"""The LightningDataModule: corpus (a GTZAN-layout folder or a manifest) -> cached clip table -> balanced split ->
+in-memory tensors.
 
 Batches are sliced from tensors already in memory (a sampler yielding one index tensor or slice per batch
 to an `InMemoryClips` dataset) rather than collated sample by sample: the data set is small, the model is
@@ -21,8 +22,19 @@ from genre_style.data.audio import ClipSpec
 from genre_style.data.batching import InMemoryClips, RandomCrops, SplitIntoMinibatches, TensorBatches
 from genre_style.data.clip_table import ClipTable
 from genre_style.data.gtzan import UNLABELLED, discover_tracks, discover_unlabelled, resolve_genres
+from genre_style.data.manifest import is_manifest, read_manifest
 from genre_style.data.preprocess import load_or_build
-from genre_style.data.splits import SPLIT_MODES, SPLIT_NAMES, balance_classes, listed_split, segment_split, track_split
+from genre_style.data.splits import (
+    GIVEN_SPLITS,
+    SPLIT_MODES,
+    SPLIT_NAMES,
+    assigned_split,
+    balance_classes,
+    group_split,
+    listed_split,
+    segment_split,
+    track_split,
+)
 from genre_style.data.synthetic import SyntheticSpec, generate_corpus
 from genre_style.errors import UserError
 from genre_style.inference import standardize
@@ -171,12 +183,20 @@ class GenreDataModule(pl.LightningDataModule):
             return
         table = self._load_table()
         # A published split is used as published: no clips are dropped to balance it.
-        balance = self.balance and self.split != "fault_filtered"
+        balance = self.balance and self.split not in GIVEN_SPLITS
         keep = balance_classes(table.labels, self.seed) if balance else np.arange(len(table))
         if self.split == "segment":
             local = segment_split(len(keep), self.split_sizes, self.seed)
         elif self.split == "track":
             local = track_split(table.track_index[keep], table.track_labels, self.split_sizes, self.seed, table.genres)
+        elif self.split == "manifest":
+            local = assigned_split(table.track_index[keep], self._manifest_column("split"))
+        elif self.split == "artist":
+            # A song without an artist is a group of its own.
+            groups = [g or f"<song {t}>" for g, t in zip(self._manifest_column("group"), table.track_ids)]
+            local = group_split(
+                table.track_index[keep], table.track_labels, groups, self.split_sizes, self.seed, table.genres
+            )
         else:
             from genre_style.data.fault_filtered import fault_filtered_split
 
@@ -210,6 +230,31 @@ class GenreDataModule(pl.LightningDataModule):
         log.info("clips per split (%s split): %s", self.split, sizes)
         if self.unlabelled:
             self.unlabelled_tensors = self._unlabelled_clips(len(table.track_ids))
+
+    def _manifest_column(self, column: str) -> list[str | None]:
+        """A manifest's `split` or `group` per track of the table (None where a row leaves it empty); a UserError
+        where data.split asks for a column the data does not have."""
+        mode = f"data.split={self.split}"
+        if not is_manifest(self.root):
+            raise UserError(
+                f"{mode} reads a manifest's {'split' if column == 'split' else 'artist'} column, and data.root "
+                f"{str(self.root)!r} is a folder",
+                "pass data.root=<manifest.csv|.parquet> (columns path,genre,split,artist), or use data.split=track",
+            )
+        manifest = read_manifest(self.root)
+        if not (manifest.has_split if column == "split" else manifest.has_group):
+            wanted = "split" if column == "split" else "artist (or group)"
+            raise UserError(
+                f"{mode} needs a {wanted} column, and the manifest {str(self.root)!r} has none",
+                f"add a {wanted} column to it, or use data.split=track",
+            )
+        by_id = {row.track_id: getattr(row, column) for row in manifest.rows}
+        values = [by_id.get(track_id) for track_id in self._load_table().track_ids]
+        if column == "split":
+            left_out = sum(value is None for value in values)
+            if left_out:
+                log.warning("%d of %d songs have no split in the manifest: they are left out", left_out, len(values))
+        return values
 
     def _unlabelled_clips(self, first_song: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """`data.unlabelled`'s clips for the training loader only: label `UNLABELLED_LABEL` (the cross-entropy and

@@ -1,4 +1,5 @@
-"""Find the tracks of a GTZAN-layout corpus: `<root>/<genre>/<genre>.NNNNN.<ext>`.
+"""Find the tracks of a corpus: a GTZAN-layout folder `<root>/<genre>/<genre>.NNNNN.<ext>`, or any labelled
+collection listed in a manifest file (`data/manifest.py`) given as the root.
 
 Also accepts the Kaggle copy (`<root>/Data/genres_original/...`) and the tarball's `<root>/genres/...`.
 """
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from genre_style.data.manifest import is_manifest, read_manifest
 from genre_style.errors import UserError
 
 AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".mp3", ".ogg")
@@ -25,11 +27,14 @@ HOW_TO_GET_GTZAN = (
 
 @dataclass(frozen=True)
 class Track:
-    """One audio file of the corpus; `track_id` (e.g. `jazz.00054`) names it in splits and reports."""
+    """One audio file of the corpus; `track_id` (e.g. `jazz.00054`) names it in splits and reports. A manifest may
+    also give its `split` (`data.split=manifest`) and its `group`, e.g. the artist (`data.split=artist`)."""
 
     path: Path
     genre: str
     track_id: str
+    split: str | None = None
+    group: str | None = None
 
 
 def find_genre_root(root: str | Path) -> Path:
@@ -54,7 +59,9 @@ def _genre_folders(folder: Path) -> list[str]:
 
 
 def available_genres(root: str | Path) -> list[str]:
-    """Names of the genre folders found under `root`, sorted."""
+    """Names of the genre folders found under `root` (or the genres a manifest lists), sorted."""
+    if is_manifest(root):
+        return read_manifest(root).genres
     return _genre_folders(find_genre_root(root))
 
 
@@ -105,7 +112,11 @@ def discover_unlabelled(folders: str | Sequence[str]) -> list[Track]:
 
 
 def discover_tracks(root: str | Path, genres: Sequence[str]) -> list[Track]:
-    """All audio files of the given genres, in a stable order (genre order, then file name)."""
+    """All audio files of the given genres, in a stable order (genre order, then file name; a manifest's own order
+    within a genre)."""
+    if is_manifest(root):
+        rows = read_manifest(root).rows
+        return [Track(r.path, r.genre, r.track_id, r.split, r.group) for g in genres for r in rows if r.genre == g]
     genre_root = find_genre_root(root)
     tracks = []
     for genre in genres:

@@ -1,4 +1,5 @@
-"""Balancing and train/val/test splits: the paper's random clip split and an honest track split."""
+"""Balancing and train/val/test splits: the paper's random clip split, an honest track split, an artist-grouped one
+(no artist in two splits), and splits given with the data (GTZAN's published lists, a manifest's `split` column)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from genre_style.errors import UserError
 log = logging.getLogger(__name__)
 
 SPLIT_NAMES = ("train", "val", "test")
-SPLIT_MODES = ("segment", "track", "fault_filtered")  # data.split: the paper's, the honest one, GTZAN's standard
+# data.split: the paper's, the honest one, GTZAN's standard, a manifest's own, songs grouped by a manifest's artist
+SPLIT_MODES = ("segment", "track", "fault_filtered", "manifest", "artist")
+GIVEN_SPLITS = ("fault_filtered", "manifest")  # used as published: no clips dropped to balance them
 
 
 def balance_classes(labels: np.ndarray, seed: int) -> np.ndarray:
@@ -145,4 +148,57 @@ def listed_split(
         if absent:
             log.warning("genre %r has no %s song on the lists among the tracks on disk", genre, " and no ".join(absent))
     clip_split = names[track_index]
+    return {name: np.flatnonzero(clip_split == name) for name in SPLIT_NAMES}
+
+
+def assigned_split(track_index: np.ndarray, split_of_track: Sequence[str | None]) -> dict[str, np.ndarray]:
+    """Each clip in its track's given split (`split_of_track[t]`: train, val, test, or None to leave it out)."""
+    names = np.array([name or "" for name in split_of_track])
+    clip_split = names[track_index] if len(track_index) else np.array([], dtype=str)
+    return {name: np.flatnonzero(clip_split == name) for name in SPLIT_NAMES}
+
+
+def group_split(
+    track_index: np.ndarray,
+    track_labels: np.ndarray,
+    track_groups: Sequence[str],
+    sizes: Sequence[float],
+    seed: int,
+    genre_names: Sequence[str] | None = None,
+) -> dict[str, np.ndarray]:
+    """Every track of a group (an artist) in one split, so no artist is heard in training and scored in test.
+    A group goes with its most common genre; per genre, groups are dealt largest first (ties in a random order
+    drawn from `seed`) to the split furthest below its share of that genre's tracks (`sizes`, fractions)."""
+    if any(s > 1 for s in sizes) or len(sizes) != 3:
+        raise UserError(f"data.split=artist takes data.split_sizes as three fractions, got {list(sizes)}", "e.g. [0.7,0.15,0.15]")
+    rng = np.random.default_rng(seed)
+    present = np.unique(track_index)
+    members: dict[str, list[int]] = {}
+    for t in present:
+        members.setdefault(track_groups[int(t)], []).append(int(t))
+    genre_of = {g: int(np.bincount(track_labels[ts]).argmax()) for g, ts in members.items()}
+    split_of_track: dict[int, str] = {}
+    for genre in sorted(set(genre_of.values())):
+        groups = [g for g in members if genre_of[g] == genre]
+        name = genre_names[genre] if genre_names else genre
+        if len(groups) < 3:
+            raise UserError(
+                f"genre {name!r} has {len(groups)} artist(s); data.split=artist needs at least 3 per genre",
+                "add songs of more artists, or use data.split=track",
+            )
+        order = [groups[i] for i in rng.permutation(len(groups))]
+        order.sort(key=lambda g: -len(members[g]))  # stable: equal sizes keep the random order
+        total = sum(len(members[g]) for g in groups)
+        filled = dict.fromkeys(SPLIT_NAMES, 0)
+        for group in order:
+            split = max(SPLIT_NAMES, key=lambda s: sizes[SPLIT_NAMES.index(s)] * total - filled[s])
+            filled[split] += len(members[group])
+            split_of_track.update(dict.fromkeys(members[group], split))
+        empty = [s for s in SPLIT_NAMES if not filled[s] and sizes[SPLIT_NAMES.index(s)] > 0]
+        if empty:
+            raise UserError(
+                f"genre {name!r}: its {len(groups)} artists leave the {' and '.join(empty)} split(s) empty",
+                "add songs of more artists, or change data.split_sizes",
+            )
+    clip_split = np.array([split_of_track.get(int(t), "") for t in track_index])
     return {name: np.flatnonzero(clip_split == name) for name in SPLIT_NAMES}

@@ -21,6 +21,8 @@ PAPER_TABLE_2 = {  # DSAE, test set: precision, recall, F1
 }
 SPLIT_NAMES = {
     "fault_filtered": "artist-filtered split (no artist in two splits: GTZAN's fault-filtered benchmark)",
+    "artist": "artist-grouped split (no artist in two splits: grouped by the manifest's artist column)",
+    "manifest": "the manifest's own split (as the collection publishes it, e.g. FMA's)",
     "track": "track split (no song in two splits, but an artist's songs may be: overstates new-artist accuracy)",
     "segment": "random clip split (the paper's protocol: a song's clips in every split)",
 }
