@@ -194,9 +194,7 @@ class GenreDataModule(pl.LightningDataModule):
         elif self.split == "artist":
             # A song without an artist is a group of its own.
             groups = [g or f"<song {t}>" for g, t in zip(self._manifest_column("group"), table.track_ids)]
-            local = group_split(
-                table.track_index[keep], table.track_labels, groups, self.split_sizes, self.seed, table.genres
-            )
+            local = group_split(table.track_index[keep], table.track_labels, groups, self.split_sizes, self.seed, table.genres)
         else:
             from genre_style.data.fault_filtered import fault_filtered_split
 
