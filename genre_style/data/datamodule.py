@@ -23,7 +23,9 @@ from genre_style.data.batching import InMemoryClips, RandomCrops, SplitIntoMinib
 from genre_style.data.clip_table import ClipTable
 from genre_style.data.gtzan import UNLABELLED, discover_tracks, discover_unlabelled, resolve_genres
 from genre_style.data.manifest import is_manifest, read_manifest
-from genre_style.data.preprocess import load_or_build
+from genre_style.data.gtzan import Track
+from genre_style.data.preprocess import cache_key, load_or_build
+from genre_style.data.store import ClipStore, StoreClips, StoreRows, build_or_resume, store_folder
 from genre_style.data.splits import (
     GIVEN_SPLITS,
     SPLIT_MODES,
@@ -40,6 +42,7 @@ from genre_style.errors import UserError
 from genre_style.inference import standardize
 
 log = logging.getLogger(__name__)
+STORES = ("auto", "memory", "disk")  # data.store: where the clips' features live
 UNLABELLED_LABEL = -1  # the label of a clip without a genre (`data.unlabelled`): losses and metrics that need one skip it
 
 
@@ -99,6 +102,8 @@ class GenreDataModule(pl.LightningDataModule):
         eval_batch_size: int = 1024,
         workers: int | None = None,
         cache_dir: str | None = None,
+        store: str = "auto",
+        memory_budget_mb: float = 4096,
         seed: int = 42,
         synthetic: dict | None = None,
         progress: bool = True,
@@ -136,7 +141,12 @@ class GenreDataModule(pl.LightningDataModule):
         self.minibatches_per_step = minibatches_per_step
         self.eval_batch_size = eval_batch_size
         self.workers = workers
+        if store not in STORES:
+            raise UserError(f"unknown data.store={store!r}", f"use one of {list(STORES)}")
         self.cache_dir = cache_dir
+        self.store_mode = store
+        self.memory_budget_mb = memory_budget_mb
+        self.store: ClipStore | None = None  # the clips on disk (data.store=disk), else None: they are in self.table
         self.seed = seed
         self.synthetic = (
             SyntheticSpec(**{"genres": tuple(self._genre_list()), **(synthetic or {})}) if synthetic is not None else None
@@ -151,7 +161,8 @@ class GenreDataModule(pl.LightningDataModule):
         self.cache_hit: bool | None = None
         self.cache_key = "in-memory"  # the clip cache's file name: the same audio, front-end and genres share it
         self.indices: dict[str, np.ndarray] = {}
-        self.tensors: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        self.tensors: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}  # in memory
+        self.stored: dict[str, StoreClips] = {}  # or on disk: each split's clips read a batch at a time
         self.mean: np.ndarray | None = None
         self.std: np.ndarray | None = None
 
@@ -213,6 +224,9 @@ class GenreDataModule(pl.LightningDataModule):
             self.indices.update({name: self.indices[name][first[self.indices[name]]] for name in ("val", "test")})
         if self.random_crop:  # crops join a clip to its neighbour: keep the training clips in track order
             self.indices["train"] = np.sort(self.indices["train"])
+        if self.store is not None:
+            self._setup_stored(self.store)
+            return
         features = table.features.reshape(len(table), *self.input_shape)
         if self.standardize:  # statistics from the train split only: nothing leaks from val/test
             self.mean, self.std = standardizer(features[self.indices["train"]])
@@ -228,6 +242,21 @@ class GenreDataModule(pl.LightningDataModule):
         log.info("clips per split (%s split): %s", self.split, sizes)
         if self.unlabelled:
             self.unlabelled_tensors = self._unlabelled_clips(len(table.track_ids))
+
+    def _setup_stored(self, store: ClipStore) -> None:
+        """The splits as views of the disk store: nothing but labels and indices in memory."""
+        if self.random_crop or self.unlabelled:
+            raise UserError(
+                "data.store=disk serves stored clips only: data.random_crop and data.unlabelled need the clips in memory",
+                "use data.store=memory (if they fit), or data.random_crop=false data.unlabelled=null",
+            )
+        if self.standardize:  # statistics from the train split only, read in chunks
+            self.mean, self.std = standardizer(StoreRows(store, self.indices["train"]))
+        self.stored = {name: StoreClips(store, self.indices[name], self.mean, self.std) for name in SPLIT_NAMES}
+        log.info(
+            "clips per split (%s split, on disk at %s): %s",
+            self.split, store.folder, {name: len(self.indices[name]) for name in SPLIT_NAMES},
+        )  # fmt: skip
 
     def _manifest_column(self, column: str) -> list[str | None]:
         """A manifest's `split` or `group` per track of the table (None where a row leaves it empty); a UserError
@@ -278,6 +307,8 @@ class GenreDataModule(pl.LightningDataModule):
         if self.table is None:  # from_table() sets it; otherwise read (or reuse the cache of) the audio files
             genres = resolve_genres(self.root, self.requested_genres)
             tracks = discover_tracks(self.root, genres)
+            if self._on_disk(len(tracks)):
+                return self._load_store(tracks, genres)
             self.table, cache_path, self.cache_hit = load_or_build(
                 tracks, genres, self.spec, self.cache_dir, self.workers, self.progress
             )
@@ -289,6 +320,39 @@ class GenreDataModule(pl.LightningDataModule):
                 f"cache hit {cache_path}" if self.cache_hit else f"built, cached at {cache_path}",
             )
         return self.table
+
+    def _on_disk(self, n_tracks: int) -> bool:
+        """data.store: `disk`, `memory`, or `auto`: disk where the clips' features would pass data.memory_budget_mb."""
+        if self.store_mode != "auto":
+            return self.store_mode == "disk"
+        estimate_mb = n_tracks * self.spec.clips_per_track * self.spec.feature_dim * 4 / 2**20
+        return estimate_mb > self.memory_budget_mb
+
+    def _load_store(self, tracks: Sequence[Track], genres: list[str]) -> ClipTable:
+        if self.cache_dir is None:
+            raise UserError("data.store=disk keeps the clips under data.cache_dir, and it is null", "set data.cache_dir")
+        folder = store_folder(self.cache_dir, cache_key(tracks, genres, self.spec))
+        self.store, self.cache_hit = build_or_resume(tracks, genres, self.spec, folder, self.workers, self.progress)
+        self.cache_key = folder.name
+        store = self.store
+        self.table = ClipTable(  # everything but the features, which stay on disk
+            features=np.zeros((len(store), 0), dtype=np.float32),
+            labels=store.labels,
+            track_index=store.track_index,
+            genres=store.genres,
+            track_ids=store.track_ids,
+            track_labels=store.track_labels,
+            skipped=store.skipped,
+        )
+        self._feature_shape = store.feature_shape
+        log.info("clip store: %d clips from %d tracks on disk at %s", len(store), len(store.track_ids), folder)
+        return self.table
+
+    def split_features(self, split: str) -> torch.Tensor:
+        """A split's model inputs, all at once (the reports' raw-input views); read from disk for a disk store."""
+        if self.stored:
+            return self.stored[split][slice(0, len(self.stored[split]))][0]
+        return self.tensors[split][0]
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
@@ -304,12 +368,18 @@ class GenreDataModule(pl.LightningDataModule):
         return self._loader(split, shuffle=False)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        if self.stored:
+            return self._batches(self.stored["train" if shuffle else split], shuffle)
         tensors = self.training_tensors() if shuffle else self.tensors[split]
         dataset = InMemoryClips(*tensors)
         if shuffle and self.random_crop:  # training only: evaluation always sees the stored clips
             dataset = self._train_crops = RandomCrops(*tensors, seed=self.seed)
             if self._crop_state is not None:
                 dataset.generator.set_state(self._crop_state)
+        return self._batches(dataset, shuffle)
+
+    def _batches(self, dataset: Any, shuffle: bool) -> DataLoader:
+        """A loader of whole batches, each one index tensor (or slice) into `dataset`: in memory or on disk alike."""
         if not shuffle:
             sampler = TensorBatches(len(dataset), self.eval_batch_size, shuffle=False)
             # batch_size=None: each index tensor from the sampler is one batch, sliced in one go.

@@ -69,9 +69,15 @@ def resolve_workers(workers: int | None) -> int:
 
 
 def build_clip_table(
-    tracks: Sequence[Track], genres: Sequence[str], spec: ClipSpec, workers: int | None = None, progress: bool = True
+    tracks: Sequence[Track],
+    genres: Sequence[str],
+    spec: ClipSpec,
+    workers: int | None = None,
+    progress: bool = True,
+    allow_empty: bool = False,
 ) -> ClipTable:
-    """Decode, segment and pool every track; unusable files are skipped with a warning and recorded."""
+    """Decode, segment and pool every track; unusable files are skipped with a warning and recorded. A table with
+    no usable track is an error unless `allow_empty` (one part of a disk store may have none)."""
     from tqdm.auto import tqdm
 
     workers = min(resolve_workers(workers), max(1, len(tracks)))
@@ -102,6 +108,10 @@ def build_clip_table(
         track_index.append(np.full(len(clips), len(track_ids), dtype=np.int64))
         track_ids.append(track.track_id)
         track_labels.append(genre_index[track.genre])
+    if not features and allow_empty:
+        features.append(np.zeros((0, spec.feature_dim), dtype=np.float32))
+        labels.append(np.zeros(0, dtype=np.int64))
+        track_index.append(np.zeros(0, dtype=np.int64))
     if not features:
         raise UserError(
             f"none of the {len(tracks)} audio files could be used (first problem: {skipped[0]['reason'] if skipped else 'no files'})",

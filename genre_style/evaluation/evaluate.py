@@ -118,7 +118,7 @@ def evaluate(
     """Score every split, write the reports under `out_dir`, return the final metrics."""
     outputs = {split: predict_split(trainer, model, datamodule, split) for split in SPLIT_NAMES}
     metrics = final_metrics(outputs, model.has_classifier)
-    raw = {split: datamodule.tensors[split][0].flatten(1).numpy() for split in SPLIT_NAMES}  # maps as vectors
+    raw = {split: datamodule.split_features(split).flatten(1).numpy() for split in SPLIT_NAMES}  # maps as vectors
     genres = datamodule.class_names
     write_reports(outputs, raw["test"], model, genres, history, out_dir, title, best_epoch)
     if model.has_classifier:

@@ -25,7 +25,10 @@ DEFAULT_ENTRIES: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("latent, strength 2", "latent", {"strength": 2.0}),
     ("latent, strength 3", "latent", {"strength": 3.0}),
     ("latent, guided by the model", "latent", {"strength": None}),
+    ("latent, guided to 0.99", "latent", {"strength": None, "guide": 0.99}),
     ("features", "features", {"steps": 100}),
+    ("features + genre term 1", "features", {"steps": 100, "genre_weight": 1.0}),
+    ("features + genre term 5", "features", {"steps": 100, "genre_weight": 5.0}),
 )
 
 

@@ -60,20 +60,12 @@ GUIDED_STRENGTHS = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0)  # `strength=None`: the f
 
 
 def latent_maps(
-    embedder: Embedder,
-    content: np.ndarray,
-    style: Style,
-    strength: float | None = 2.0,
-    guide: float = 0.9,
-    balance: float = 0.0,
-    **_: Any,
+    embedder: Embedder, content: np.ndarray, style: Style, strength: float | None = 2.0, guide: float = 0.9, **_: Any
 ) -> np.ndarray:
     """`[n, n_mels, frames]` dB maps of the content's clips `[n, samples]` with their codes moved toward the style.
     `strength=None` guides the move by the transfer model's own classifier: the smallest of GUIDED_STRENGTHS whose
     maps it gives the style's genre with song probability >= `guide` (the largest if none does), so a song that
-    needs a small move keeps more of itself. Judges never take part: they are other models.
-    `balance` in [0, 1] then closes that fraction of the gap, per mel band, between the moved maps' mean level and
-    the style's (`balanced`): the code move follows the music, the balance is the long-term colour it leaves."""
+    needs a small move keeps more of itself. Judges never take part: they are other models."""
     import torch
 
     from genre_style.inference import song_probabilities
@@ -84,10 +76,6 @@ def latent_maps(
             f"--method latent decodes moved codes back to maps, and {type(model).__name__} has no decoder",
             "use --method features, or a model with a decoder (model=dsae or model=autoencoder, e.g. experiment=best)",
         )
-    if not 0.0 <= balance <= 1.0:
-        raise UserError(
-            f"--balance {balance:g} is outside [0, 1]", "use 0 (the code move alone) up to 1 (the style's mean level)"
-        )
     guided = strength is None and style.genre in embedder.genres and getattr(model, "has_classifier", False)
     x_content, x_style = _model_input(embedder, content), _model_input(embedder, style.clips)
     with torch.no_grad():
@@ -96,22 +84,12 @@ def latent_maps(
         decoded_content = model.decoder(z_content)
         for step in GUIDED_STRENGTHS if guided else (2.0 if strength is None else strength,):
             change = model.decoder(z_content + step * direction) - decoded_content
-            moved = balanced(x_content + change.view_as(x_content), x_style, balance)
+            moved = x_content + change.view_as(x_content)
             if guided:
                 verdict = song_probabilities(model(moved).logits.float().cpu().numpy())
                 if verdict[embedder.genres.index(str(style.genre))] >= guide:
                     break
     return _unstandardised(embedder, moved.cpu().numpy())
-
-
-def balanced(maps: Any, style_maps: Any, balance: float) -> Any:
-    """`maps` `[n, ..., n_mels, frames]` with `balance` times the gap between the style maps' and their own mean per mel
-    band (over clips and frames) added to every frame. Standardisation is affine per band, so closing a fraction of
-    the gap in standardised units closes the same fraction in dB."""
-    if not balance:
-        return maps
-    gap = style_maps.mean(dim=(0, -1), keepdim=True) - maps.mean(dim=(0, -1), keepdim=True)
-    return maps + balance * gap
 
 
 def _gram(activations: Any) -> Any:
