@@ -21,11 +21,9 @@ from genre_style.data import front_ends
 from genre_style.data.audio import ClipSpec
 from genre_style.data.batching import InMemoryClips, RandomCrops, SplitIntoMinibatches, TensorBatches
 from genre_style.data.clip_table import ClipTable
-from genre_style.data.gtzan import UNLABELLED, discover_tracks, discover_unlabelled, resolve_genres
+from genre_style.data.gtzan import UNLABELLED, Track, discover_tracks, discover_unlabelled, resolve_genres
 from genre_style.data.manifest import is_manifest, read_manifest
-from genre_style.data.gtzan import Track
 from genre_style.data.preprocess import cache_key, load_or_build
-from genre_style.data.store import ClipStore, StoreClips, StoreRows, build_or_resume, store_folder
 from genre_style.data.splits import (
     GIVEN_SPLITS,
     SPLIT_MODES,
@@ -37,6 +35,7 @@ from genre_style.data.splits import (
     segment_split,
     track_split,
 )
+from genre_style.data.store import ClipStore, StoreClips, StoreRows, build_or_resume, store_folder
 from genre_style.data.synthetic import SyntheticSpec, generate_corpus
 from genre_style.errors import UserError
 from genre_style.inference import standardize
@@ -46,10 +45,11 @@ STORES = ("auto", "memory", "disk")  # data.store: where the clips' features liv
 UNLABELLED_LABEL = -1  # the label of a clip without a genre (`data.unlabelled`): losses and metrics that need one skip it
 
 
-def standardizer(train: np.ndarray, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+def standardizer(train: np.ndarray | StoreRows, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation to z-score clips with: per feature for vectors, per band (shared over
     time, so a shift in time changes nothing) for (bands, frames) maps. Shaped to broadcast over one clip.
-    Sums in float64 over chunks of clips: no float64 copy of the whole split (320 MB for 6000 log-mel maps)."""
+    Sums in float64 over chunks of clips: no float64 copy of the whole split (320 MB for 6000 log-mel maps), and a
+    split on disk (`store.StoreRows`) is read a chunk at a time."""
     axes = (0, 2) if train.ndim == 3 else (0,)
     total = np.zeros(train.shape[1], dtype=np.float64)
     squares = np.zeros(train.shape[1], dtype=np.float64)

@@ -39,11 +39,15 @@ STORE_FORMAT = 1
 PART_TRACKS = 256  # tracks a part: ~170 MB of log-mel maps at 33 clips a track, the most preprocessing holds at once
 
 
-def _atomic_write(path: Path, write: Any) -> None:
+def _atomic_write(path: Path, content: np.ndarray | dict) -> None:
+    """An array as `.npy`, or a dict as JSON, under a temporary name and then renamed: whole or absent."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            write(handle)
+            if isinstance(content, np.ndarray):
+                np.save(handle, content)
+            else:
+                handle.write(json.dumps(content).encode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -82,7 +86,7 @@ class ClipStore:
             self._fds = [os.open(self.folder / f"part-{i:05d}.npy", os.O_RDONLY) for i in range(len(self._parts))]
         starts = np.array([p[0] for p in self._parts])
         part_of = np.searchsorted(starts, indices, side="right") - 1
-        view, row = memoryview(out).cast("B"), self.clip_bytes
+        view, row = out.data.cast("B"), self.clip_bytes
         for j, (clip, part) in enumerate(zip(indices.tolist(), part_of.tolist())):
             first, _, offset = self._parts[part]
             os.preadv(self._fds[part], [view[j * row : (j + 1) * row]], offset + (clip - first) * row)
@@ -133,7 +137,7 @@ def build_or_resume(
         if progress:
             log.info("store %s: part %d of %d (%d tracks)", folder.name, i + 1, len(parts), len(part))
         table = build_clip_table(part, genres, spec, workers, progress=False, allow_empty=True)
-        _atomic_write(folder / f"part-{i:05d}.npy", lambda h: np.save(h, table.features.reshape(len(table), *spec.feature_shape)))
+        _atomic_write(folder / f"part-{i:05d}.npy", table.features.reshape(len(table), *spec.feature_shape))
         meta = {
             "format": STORE_FORMAT,
             "tracks": [t.track_id for t in part],
@@ -142,9 +146,9 @@ def build_or_resume(
             "clips_per_track": np.bincount(table.track_index, minlength=len(table.track_ids)).tolist(),
             "skipped": table.skipped,
         }
-        _atomic_write(folder / f"part-{i:05d}.json", lambda h: h.write(json.dumps(meta).encode()))
+        _atomic_write(folder / f"part-{i:05d}.json", meta)
     summary = {"format": STORE_FORMAT, "parts": len(parts), "genres": list(genres), "feature_shape": list(spec.feature_shape)}
-    _atomic_write(index, lambda h: h.write(json.dumps(summary).encode()))
+    _atomic_write(index, summary)
     store = open_store(folder)
     if not len(store):
         raise UserError(
