@@ -41,6 +41,12 @@ def _parser() -> argparse.ArgumentParser:
         default="auto",
         help="latent: how far codes move toward the style, or auto: the least that convinces the model",
     )
+    parser.add_argument(
+        "--equalise",
+        type=float,
+        default=0.0,
+        help="first move the content's mean spectrum this fraction (0-1, in dB) toward the style's (0)",
+    )
     parser.add_argument("--steps", type=int, default=150, help="features: optimisation steps (150)")
     parser.add_argument("--style-weight", type=float, default=1.0, help="features: weight of the Gram term (1.0)")
     parser.add_argument("--content-weight", type=float, default=1.0, help="features: weight of the content term (1.0)")
@@ -140,6 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "method": args.method,
         "resynthesis": args.resynthesis,
         "strength": strength,
+        "equalise": args.equalise,
         "steps": args.steps,
         "style_weight": args.style_weight,
         "content_weight": args.content_weight,
