@@ -2,8 +2,8 @@
 
 CONTENT is an audio file (the whole song, or its first --seconds); STYLE an audio file or a genre name (that genre's
 songs under --style-root, by default the folder the model was trained on). MODEL is a checkpoint, an MLflow run id or
-a logged model, as everywhere. Methods (genre_style/style_transfer/methods.py): `latent` moves the clips' codes toward
-the style's and applies the decoder's change; `features` optimises the map so the encoder's Gram matrices move to the
+a logged model, as everywhere. Methods (genre_style/style_transfer/methods.py): `latent` takes half the equaliser's
+move (`--equalise 0.5`), then moves the clips' codes toward the style's and applies the decoder's change; `features` optimises the map so the encoder's Gram matrices move to the
 style's. The brackets `inversion` and `equalise` can be asked for by name too, to listen to what they do.
 --judge MODEL (repeatable) scores the output read back from the WAV file with other models; the chroma and onset
 correlations with the content say how much of it is left. Inputs, output, settings and scores go to an MLflow run.
@@ -44,8 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--equalise",
         type=float,
-        default=0.0,
-        help="first move the content's mean spectrum this fraction (0-1, in dB) toward the style's (0)",
+        help="first move the content's mean spectrum this fraction (0-1, in dB) toward the style's "
+        "(default: 0.5 for latent, 0 for features)",
     )
     parser.add_argument("--steps", type=int, default=150, help="features: optimisation steps (150)")
     parser.add_argument("--style-weight", type=float, default=1.0, help="features: weight of the Gram term (1.0)")
@@ -146,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "method": args.method,
         "resynthesis": args.resynthesis,
         "strength": strength,
-        "equalise": args.equalise,
+        "equalise": methods.DEFAULT_EQUALISE.get(args.method, 0.0) if args.equalise is None else args.equalise,
         "steps": args.steps,
         "style_weight": args.style_weight,
         "content_weight": args.content_weight,

@@ -130,7 +130,7 @@ def test_the_guided_strength_is_the_least_that_convinces_the_transfer_model(trai
     assert all(verdict(fixed[k]) < 0.9 for k in methods.GUIDED_STRENGTHS if k < chosen)
 
 
-@pytest.mark.parametrize("case", ["short content", "unknown genre", "not audio", "bad strength"])
+@pytest.mark.parametrize("case", ["short content", "unknown genre", "not audio", "bad strength", "bad equalise"])
 def test_bad_inputs_get_one_line_errors(trained, small_corpus, tmp_path, case):
     content, style, expected, extra = str(_song(small_corpus, "jazz")), "metal", "", []
     if case == "short content":
@@ -141,8 +141,10 @@ def test_bad_inputs_get_one_line_errors(trained, small_corpus, tmp_path, case):
     elif case == "not audio":
         content, expected = str(tmp_path / "notes.wav"), "not usable audio"
         Path(content).write_text("not a sound")
-    else:
+    elif case == "bad strength":
         extra, expected = ["--strength", "lots"], "neither auto nor a number"
+    else:
+        extra, expected = ["--equalise", "2"], "--equalise 2 is outside [0, 1]"
     args = [content, style, "--model", str(trained["model"]), "--no-log", *extra]
     result = run_cli(args, tmp_path, module="genre_style.transfer")
     assert result.returncode != 0 and expected in result.stderr and "Traceback" not in result.stderr, result.stderr[-2000:]

@@ -2,10 +2,10 @@
 
 For collections whose features do not fit in memory (`data.store=disk`, or `auto` past `data.memory_budget_mb`).
 Chosen by `benchmarks/bench_store.py` (docs/data.md): numpy's own `.npy` files, a batch's rows read with
-`os.preadv` into one buffer, served 115k clips/s of 64 x 79 maps with the reader's RSS flat, against 72k for the
-same shards memory-mapped (whose touched pages count as RSS: it grows with the corpus) and 14.5k for litdata's
-StreamingDataLoader (200 by index); and a batch of any clips, so the sampler, the shuffle and hence the training
-order are the in-memory path's own.
+`os.preadv` into one buffer, served 174k clips/s of 64 x 79 maps for +25 MB of RSS, against 168k and +411 MB for the
+same shards memory-mapped (touched pages count as RSS: it grows with the corpus) and 36k and +131 MB for litdata's
+StreamingDataLoader (393 clips/s by index); and a batch of any clips, so the sampler, the shuffle and hence the
+training order are the in-memory path's own.
 
 Layout of `<cache_dir>/store-<key>/` (`key`: preprocess.cache_key, as for the in-memory cache):
     part-00000.npy   the part's clips `[n, *feature_shape]` float32

@@ -21,18 +21,12 @@ DEFAULT_ENTRIES: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("content (inversion, griffin-lim)", "inversion", {"resynthesis": "griffin-lim"}),
     ("equalise (baseline)", "equalise", {}),
     ("style song", "style", {}),
-    ("latent, strength 1", "latent", {"strength": 1.0}),
-    ("latent, strength 2", "latent", {"strength": 2.0}),
-    ("latent, strength 3", "latent", {"strength": 3.0}),
-    ("latent, guided by the model", "latent", {"strength": None}),
-    ("latent, guided to 0.99", "latent", {"strength": None, "guide": 0.99}),
-    ("latent, guided, equalise 0.5", "latent", {"strength": None, "equalise": 0.5}),
-    ("latent, guided, equalise 1", "latent", {"strength": None, "equalise": 1.0}),
-    ("latent, strength 1, equalise 0.5", "latent", {"strength": 1.0, "equalise": 0.5}),
-    ("latent, strength 1, equalise 1", "latent", {"strength": 1.0, "equalise": 1.0}),
+    ("latent, strength 1", "latent", {"strength": 1.0, "equalise": 0.0}),
+    ("latent, strength 2", "latent", {"strength": 2.0, "equalise": 0.0}),
+    ("latent, strength 3", "latent", {"strength": 3.0, "equalise": 0.0}),
+    ("latent, guided by the model", "latent", {"strength": None, "equalise": 0.0}),
+    ("latent, guided, equalise 0.5 (the default)", "latent", {"strength": None, "equalise": 0.5}),
     ("features", "features", {"steps": 100}),
-    ("features + genre term 1", "features", {"steps": 100, "genre_weight": 1.0}),
-    ("features + genre term 5", "features", {"steps": 100, "genre_weight": 5.0}),
 )
 
 
