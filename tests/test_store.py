@@ -133,3 +133,18 @@ def test_a_training_run_on_the_disk_store_repeats_the_in_memory_run_to_the_bit(t
     weights = metrics["memory"].pop("weights"), metrics["disk"].pop("weights")
     assert metrics["memory"] == metrics["disk"]
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_each_ddp_rank_reads_its_own_share_of_the_store(tmp_path, small_corpus):
+    """What Lightning does to the train loader under DDP (its sampler wrapped, one process a rank, seeded alike):
+    each rank's batches are disjoint clips of the train split, together all of it."""
+    from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
+
+    shares = []
+    for rank in (0, 1):
+        dm = _module(small_corpus, tmp_path, "disk", minibatches_per_step=1)
+        dm.setup()
+        loader = dm.train_dataloader()
+        shares.append(torch.cat(list(DistributedSamplerWrapper(loader.sampler, num_replicas=2, rank=rank, shuffle=False))))
+    assert not set(shares[0].tolist()) & set(shares[1].tolist())
+    assert sorted(shares[0].tolist() + shares[1].tolist()) == list(range(len(dm.stored["train"])))
