@@ -8,7 +8,7 @@ PORT ?= 5000
 STORE ?= sqlite:///$(CURDIR)/outputs/mlflow.db
 ARTIFACTS ?= $(CURDIR)/outputs/mlartifacts
 
-.PHONY: install demo test test-fast lint format ui data bench clean
+.PHONY: install demo test test-fast lint format ui data bench bench-scale clean
 
 install: $(STAMP)
 
@@ -51,6 +51,11 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.bench_e2e
 	$(PY) -m benchmarks.bench_best
 	$(PY) -m benchmarks.bench_gpu
+	$(PY) -m benchmarks.bench_store
+
+# The disk store from 1,000 to 20,000 synthetic songs (~45 min, ~4 GB under /tmp/genre-style-scale): not in `bench`.
+bench-scale: $(STAMP)
+	$(PY) -m benchmarks.bench_scale $(ARGS)
 
 # MLflow's job runner (seven huey consumers for GenAI jobs, ~1.9 GB) is switched off: this project submits no jobs.
 ui: $(STAMP)
