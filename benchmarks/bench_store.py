@@ -172,7 +172,10 @@ def main() -> None:
         command = [sys.executable, "-m", "benchmarks.bench_store", "--child", name, "--clips", str(args.clips)]
         result = subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
         lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
-        print(lines[-1] if lines else json.dumps({"candidate": name, "error": result.stderr.strip().splitlines()[-1:]}))
+        error = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        if "No module named 'litdata'" in error:
+            error = "litdata is not installed: pip install litdata (or PYTHONPATH=<a folder with it>) to measure it"
+        print(lines[-1] if lines else json.dumps({"candidate": name, "error": error}))
 
 
 if __name__ == "__main__":
