@@ -5,8 +5,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Sequence
+
+# numba's on-disk cache (librosa's jitted kernels, cache=True) is not safe to fill from two processes at once
+# (numba/numba#10128): in a fresh clone's CI a worker and another process segfaulted together at address 0, and
+# xdist then hung. Each xdist worker, and the CLI runs it starts one at a time, gets a cache of its own; set before
+# anything imports numba.
+if "PYTEST_XDIST_WORKER" in os.environ or "NUMBA_CACHE_DIR" not in os.environ:  # a worker: not its controller's
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix=f"numba-cache-{worker}-")
 
 import numpy as np
 import pytest
