@@ -44,8 +44,10 @@ def choices(cfg: DictConfig) -> dict[str, str]:
 def data_name(root: str) -> str:
     """The data folder's name (for GTZAN's own `genres/` folder, the name of the folder holding it), or a manifest's
     file name without its suffix."""
+    from genre_style.data.manifest import is_manifest
+
     path = Path(root)
-    if path.suffix.lower() in (".csv", ".parquet"):
+    if is_manifest(path):
         return path.stem
     return path.parent.name if path.name == "genres" and path.parent.name else path.name
 
