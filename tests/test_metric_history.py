@@ -2,6 +2,8 @@
 
 import math
 
+import lightning.pytorch as pl
+import pytest
 import torch
 
 from genre_style.callbacks.metric_history import MetricHistory
@@ -26,3 +28,51 @@ def test_history_state_is_one_string_that_round_trips_exactly_and_older_checkpoi
         for key, value in want.items():
             assert got[key] == value or (math.isnan(got[key]) and math.isnan(value)), key
     assert restored.state_dict() == state
+
+
+class _FallingAccuracy(pl.LightningModule):
+    """A tiny real model whose `val/acc` is best at epoch 0 and falls after: the best epoch is not the last."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(4, 2)
+
+    def training_step(self, batch, batch_idx):
+        loss = self.layer(batch[0]).pow(2).mean()
+        self.log("train/loss", loss, on_step=False, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val/acc", 1.0 - 0.1 * self.current_epoch, on_step=False, on_epoch=True)
+
+    def test_step(self, batch, batch_idx):
+        self.log("test/acc", 0.5)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+def test_testing_from_the_full_best_checkpoint_keeps_every_epoch_of_the_history(tmp_path):
+    """experiment=best's bug (issue #41): `trainer.test(ckpt_path=best)` restored the history from the best epoch's
+    checkpoint, so history.json, the learning curves and the run description stopped at the best epoch."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from torch.utils.data import DataLoader, TensorDataset
+
+    loader = DataLoader(TensorDataset(torch.randn(8, 4)), batch_size=4)
+    best = ModelCheckpoint(dirpath=tmp_path, filename="best", monitor="val/acc", mode="max", save_weights_only=False)
+    history = MetricHistory()
+    trainer = pl.Trainer(
+        max_epochs=4,
+        callbacks=[best, history],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    model = _FallingAccuracy()
+    trainer.fit(model, loader, loader)
+    assert torch.load(best.best_model_path, weights_only=False)["epoch"] == 0  # the best epoch is the first
+    trainer.test(model, loader, ckpt_path=best.best_model_path, weights_only=False, verbose=False)
+
+    assert [row["epoch"] for row in history.history] == [0, 1, 2, 3]
+    assert [row["val/acc"] for row in history.history] == pytest.approx([1.0, 0.9, 0.8, 0.7])

@@ -26,9 +26,10 @@ class MetricHistory(pl.Callback):
         self._encoded: list[str] = []  # each row as JSON, encoded once: see state_dict
         self._ended_epoch: int | None = None
         self._trainer: pl.Trainer | None = None
+        self._stage: str | None = None
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        self._trainer = trainer
+        self._trainer, self._stage = trainer, stage
         resumable = any(isinstance(c, ModelCheckpoint) and not c.save_weights_only for c in trainer.checkpoint_callbacks)
         if stage == "fit" and resumable:
             for logger in trainer.loggers:
@@ -75,6 +76,11 @@ class MetricHistory(pl.Callback):
         return {"history_json": "[" + ",".join(self._encoded) + "]"}
 
     def load_state_dict(self, state_dict: dict) -> None:
+        # Lightning restores every callback from a full checkpoint passed to test/validate/predict too: testing from
+        # the best epoch's checkpoint would roll the history back to that epoch and lose the epochs after it. Only
+        # a fit resumes from its checkpoint's history.
+        if self._stage is not None and self._stage != "fit":
+            return
         rows = json.loads(state_dict["history_json"]) if "history_json" in state_dict else state_dict.get("history", [])
         self.history = [dict(row) for row in rows]  # "history": checkpoints written before the JSON form
         self._encoded = [json.dumps(row) for row in self.history]
