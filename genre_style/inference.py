@@ -17,9 +17,7 @@ which is what training has always scored as `track_acc` (chosen on val; see READ
 
 from __future__ import annotations
 
-import importlib
 import logging
-import pickle
 import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -29,7 +27,6 @@ import numpy as np
 
 from genre_style.acceleration import to_preferred_layout
 from genre_style.data.audio import ClipSpec, clip_features, load_mono, segment
-from genre_style.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -152,21 +149,11 @@ class Embedder:
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path) -> Embedder:
         """From a genre-style checkpoint (a run's `best.ckpt`): the model rebuilt from its hyperparameters."""
-        import torch
+        from genre_style.model_files import model_class, read_checkpoint
 
-        try:
-            state = torch.load(str(checkpoint), map_location="cpu", weights_only=False)
-        except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
-            raise UserError(
-                f"cannot read checkpoint {checkpoint} ({exc})", "pass a best.ckpt from a run, or an MLflow run id"
-            ) from None
-        meta, data_state = state.get("genre_style"), state.get("GenreDataModule")
-        if not meta or not data_state:
-            raise UserError(
-                f"{checkpoint} was not written by genre-style training", "pass a best.ckpt from a run, or an MLflow run id"
-            )
-        module_name, class_name = meta["model_class"].rsplit(".", 1)
-        model = getattr(importlib.import_module(module_name), class_name)(**state["hyper_parameters"])
+        state = read_checkpoint(checkpoint)  # weights and plain data only: nothing in the file runs
+        meta, data_state = state["genre_style"], state["GenreDataModule"]
+        model = model_class(meta["model_class"], checkpoint)(**state["hyper_parameters"])
         model.load_state_dict(state["state_dict"])
         to_preferred_layout(model, "cpu")  # as training lays it out on the CPU: the same math, the same numbers
         return cls(model, list(meta["class_names"]), Preprocessing.from_state(data_state))

@@ -36,6 +36,7 @@ def train(cfg: DictConfig) -> float:
     from genre_style.callbacks.metric_history import MetricHistory
     from genre_style.console import quiet_console
     from genre_style.evaluation.evaluate import evaluate_best
+    from genre_style.model_files import numpy_arrays_allowed
     from genre_style.run_folder import RunFolder, find_resume
     from genre_style.sweeps.trial_context import objective_value, trial_callbacks
     from genre_style.tracking.logger import start_run
@@ -66,9 +67,10 @@ def train(cfg: DictConfig) -> float:
                 folder.record_inputs(cfg, datamodule)
                 if tracker is not None:
                     tracker.log_datasets(datamodule, str(cfg.data.root))
-            trainer.fit(model, datamodule=datamodule, ckpt_path=resumed and resumed.last_checkpoint, weights_only=False)
-            best = best_checkpoint(trainer)
-            trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=False, verbose=False)
+            with numpy_arrays_allowed():  # checkpoints read as weights and plain data only (genre_style/model_files.py)
+                trainer.fit(model, datamodule=datamodule, ckpt_path=resumed and resumed.last_checkpoint, weights_only=True)
+                best = best_checkpoint(trainer)
+                trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=False)
             settings = dict(cfg.evaluation)
             downstream: Any = OmegaConf.to_container(settings.pop("downstream", None) or OmegaConf.create([]))
             metrics = evaluate_best(trainer, model, datamodule, history.history, folder.artifacts, settings)

@@ -25,17 +25,24 @@ class RandomState(pl.Callback):
     def state_dict(self) -> dict[str, Any]:
         return {
             "torch": torch.get_rng_state(),
-            "numpy": np.random.get_state(),
+            "numpy": _plain_numpy_state(np.random.get_state()),
             "python": random.getstate(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         torch.set_rng_state(state["torch"])
-        np.random.set_state(state["numpy"])
+        np.random.set_state(tuple(state["numpy"]))
         random.setstate(state["python"])
         if state["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _plain_numpy_state(state: Any) -> tuple[Any, ...]:
+    """numpy's legacy random state with its key array as a list: plain data, which `torch.load(weights_only=True)`
+    reads (`np.random.set_state` takes the list back as it is)."""
+    name, keys, position, has_gauss, cached_gaussian = state
+    return (name, keys.tolist(), int(position), int(has_gauss), float(cached_gaussian))
 
 
 class ResumableEarlyStopping(EarlyStopping):

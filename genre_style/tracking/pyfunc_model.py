@@ -1,21 +1,20 @@
-"""The best checkpoint as an MLflow model: a pyfunc that takes audio and returns genre probabilities and the embedding.
+"""The best checkpoint as an MLflow model (a pyfunc: audio in, genre probabilities and the embedding out), and back.
 
-Input, one row per piece of audio: a `path` to an audio file (anything librosa decodes), or an `audio` waveform
-(mono samples) with its `sample_rate` (any rate: it is resampled to the model's). Output, one row per input: the
-song's verdict, a probability per genre and the mean embedding (genre_style/inference.py, as `predict` gives them).
-`mlflow.pyfunc.load_model("models:/<name>/<version>")` or `("runs:/<run id>/model")` gives it back.
+Logged from code (`mlflow_model_code.py`, MLflow 3's models-from-code) with the checkpoint as its artifact: nothing is
+pickled. `mlflow.pyfunc.load_model("models:/<name>/<version>")` or `("runs:/<run id>/model")` gives the pyfunc back by
+running that file; genre-style's own commands (`load_model`) run nothing of the model's: they read its checkpoint
+artifact alone, through genre_style/model_files.py.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-import warnings
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import mlflow.pyfunc
 import numpy as np
-from mlflow.pyfunc import PythonModel
 
 # What loading the model needs: the versions this process runs, pinned.
 REQUIREMENTS = (
@@ -31,47 +30,6 @@ REQUIREMENTS = (
     "scikit-learn",
     "mlflow",
 )
-
-
-# MLflow warns when a PythonModel subclass is created whose predict has no type hints, under a decorator that puts
-# its own "once" filter ahead of every other (so `console.quiet_console` can't silence it). This model takes files
-# or waveforms on purpose, described by its signature: the warning is recorded here and dropped; others pass on.
-with warnings.catch_warnings(record=True) as _caught:
-
-    class GenreStyleModel(PythonModel):
-        """A trained genre-style model and its preprocessing (front-end, standardisation), from its checkpoint."""
-
-        def load_context(self, context: Any) -> None:
-            from genre_style.inference import Embedder
-
-            self.embedder = Embedder.from_checkpoint(context.artifacts["checkpoint"])
-
-        def predict(self, context, model_input, params=None):  # no type hints: MLflow would read them as a schema
-            import pandas as pd
-
-            frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame({"path": list(model_input)})
-            embedder, rows = self.embedder, []
-            for _, item in frame.iterrows():
-                path = item.get("path")
-                if isinstance(path, str) and path:
-                    song = embedder.embed_file(Path(path))
-                else:
-                    rate = item.get("sample_rate")
-                    song = embedder.embed_audio(
-                        np.asarray(item["audio"], dtype=np.float32), sample_rate=int(rate) if rate == rate and rate else None
-                    )
-                row: dict[str, Any] = {}
-                if song.probabilities is not None:  # the song's verdict: genre_style/inference.py
-                    row["predicted_genre"] = song.genre
-                    row.update({f"prob_{genre}": float(p) for genre, p in zip(embedder.genres, song.probabilities)})
-                row["embedding"] = song.embedding.astype(float).tolist()
-                rows.append(row)
-            return pd.DataFrame(rows)
-
-
-for _warning in _caught:
-    if "Add type hints to the `predict` method" not in str(_warning.message):
-        warnings.warn_explicit(_warning.message, _warning.category, _warning.filename, _warning.lineno)
 
 
 def signature(genres: list[str], has_classifier: bool) -> Any:
@@ -92,8 +50,8 @@ def signature(genres: list[str], has_classifier: bool) -> Any:
 
 
 def log_model(checkpoint: Path, tracking_uri: str, run_id: str, registered_name: str | None) -> Any:
-    """Log (and, with `registered_name`, register) the checkpoint as the run's `model`; the package's code goes with
-    it, so loading needs only the pinned requirements."""
+    """Log (and, with `registered_name`, register) the checkpoint as the run's `model`, from code: the model's file
+    and the package's code go with it, so loading needs only the pinned requirements and unpickles nothing."""
     import pandas as pd
 
     import genre_style
@@ -114,7 +72,7 @@ def log_model(checkpoint: Path, tracking_uri: str, run_id: str, registered_name:
     with mlflow.start_run(run_id=run_id, log_system_metrics=False):  # the training run (the logger ends it)
         return mlflow.pyfunc.log_model(
             name="model",
-            python_model=GenreStyleModel(),
+            python_model=str(Path(__file__).with_name("mlflow_model_code.py")),
             artifacts={"checkpoint": str(checkpoint)},
             code_paths=[str(Path(genre_style.__file__).parent)],
             signature=signature(genres, has_classifier),
@@ -125,16 +83,26 @@ def log_model(checkpoint: Path, tracking_uri: str, run_id: str, registered_name:
 
 
 def embedder_from_mlflow(uri: str, tracking_uri: str | None = None) -> Any:
-    """The `Embedder` inside a logged model (`models:/<name>/<version>`, `runs:/<run id>/model`) of a store (default:
-    $MLFLOW_TRACKING_URI, else outputs/mlflow.db)."""
+    """The `Embedder` of a logged model (`models:/<name>/<version>`, `runs:/<run id>/model`) of a store (default:
+    $MLFLOW_TRACKING_URI, else outputs/mlflow.db), from its checkpoint artifact alone: nothing of the model's is run
+    or unpickled (its code file, or an older model's pickle, stays unread)."""
+    import yaml
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
     from genre_style.errors import UserError
+    from genre_style.inference import Embedder
     from genre_style.tracking.store import default_tracking_uri
 
     mlflow.set_tracking_uri(tracking_uri or default_tracking_uri())
-    try:
-        return mlflow.pyfunc.load_model(uri).unwrap_python_model().embedder
-    except Exception as exc:
-        raise UserError(
-            f"cannot load the MLflow model {uri} ({str(exc).splitlines()[0][:200]})",
-            "check the name and version (MLflow's Models page) and the tracking URI",
-        ) from None
+    with tempfile.TemporaryDirectory() as workdir:
+        try:
+            repository = get_artifact_repository(uri)
+            spec = yaml.safe_load(Path(repository.download_artifacts("MLmodel", workdir)).read_text())
+            relative = spec["flavors"]["python_function"]["artifacts"]["checkpoint"]["path"]
+            checkpoint = repository.download_artifacts(str(relative), workdir)
+        except Exception as exc:
+            raise UserError(
+                f"cannot load the MLflow model {uri} ({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})",
+                "check the name and version (MLflow's Models page) and the tracking URI; it must be a model genre-style logged",
+            ) from None
+        return Embedder.from_checkpoint(checkpoint)
