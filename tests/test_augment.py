@@ -24,13 +24,17 @@ HEAVY = {
 }
 
 
-def test_off_by_default_and_draws_no_random_numbers():
-    augment = Augment()
-    assert not augment.active
+@pytest.mark.parametrize("kind", ["map", "waveform", "vector"])
+def test_off_by_default_and_draws_no_random_numbers(kind):
+    """Runs without augmentation reproduce to the bit only if building it and calling it draw nothing."""
+    shape = {"map": (4, 8, 10), "waveform": (4, 200), "vector": (4, 16)}[kind]
+    x, y = torch.randn(*shape), torch.zeros(4, dtype=torch.long)
     state = torch.random.get_rng_state()
-    x = torch.randn(4, 8, 10)
-    torch.random.set_rng_state(state)
-    assert torch.equal(torch.randn(4, 8, 10), x)  # nothing drawn by constructing it either
+    augment = Augment(kind=kind)
+    assert not augment.active
+    out, mixed = augment(x, y)
+    assert torch.equal(torch.random.get_rng_state(), state)  # nothing drawn, building it or calling it
+    assert torch.equal(out, x) and mixed is None
 
 
 def test_time_shift_rolls_each_clip_and_keeps_its_content():

@@ -68,11 +68,17 @@ def test_a_timestamp_embedding_is_the_clip_embedding_of_its_window(model):
     torch.testing.assert_close(embeddings[0, k], model.embed_clips(clip)[0])
 
 
-def test_scene_embedding_is_the_songs_embedding_that_embed_reports(model):
-    audio = _noise(1, 2.74, model.sample_rate)
+@pytest.mark.parametrize("seconds", [2.74, 0.5])
+def test_scene_embedding_is_the_mean_of_the_sounds_consecutive_clips(model, seconds):
+    """What `embed` reports for a song, computed here from windows cut by hand (get_scene_embeddings goes through
+    embed_audio, so comparing the two would compare it with itself); a sound shorter than a clip is padded to one."""
+    audio = _noise(1, seconds, model.sample_rate)
     scene = hear.get_scene_embeddings(audio, model)[0]
-    song = model.embedder.embed_audio(audio[0].numpy())
-    np.testing.assert_allclose(scene.numpy(), song.embedding, rtol=1e-5, atol=1e-6)
+    signal, window, hop = audio[0].numpy(), model.embedder.spec.segment_samples, model.embedder.spec.hop_samples
+    signal = np.pad(signal, (0, max(0, window - len(signal))))
+    clips = np.stack([signal[s : s + window] for s in range(0, len(signal) - window + 1, hop)])
+    assert len(clips) == (3 if seconds > 2 else 1)  # 2.74 s at 22050 Hz: three 20000-sample clips, the rest dropped
+    torch.testing.assert_close(scene, model.embed_clips(clips).mean(dim=0), rtol=1e-5, atol=1e-6)
 
 
 def test_timestamps_do_not_drift_over_long_audio():

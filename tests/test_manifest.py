@@ -147,6 +147,7 @@ def _trained_split(out: Path) -> dict[str, str]:
         return {row["track_id"]: row["split"] for row in csv.DictReader(handle)}
 
 
+@pytest.mark.slow
 def test_a_manifest_with_an_artist_split_trains_through_the_cli(tmp_path, small_corpus):
     manifest = corpus_manifest(small_corpus, small_corpus.parent / "artists.csv")
     args = [*ON_DISK, f"data.root={manifest}", "data.genres=all", "data.split=artist", "data.split_sizes=[0.5,0.25,0.25]"]
@@ -159,6 +160,7 @@ def test_a_manifest_with_an_artist_split_trains_through_the_cli(tmp_path, small_
     assert len(split_of_artist) == 12 and all(len(s) == 1 for s in split_of_artist.values())
 
 
+@pytest.mark.slow
 def test_a_bad_manifest_stops_the_cli_in_one_line(tmp_path):
     (tmp_path / "m.csv").write_text("file,label\na.wav,jazz\n")
     result = run_cli([*ON_DISK, f"data.root={tmp_path / 'm.csv'}", "data.genres=all"], tmp_path / "out")
@@ -194,6 +196,7 @@ def fma_collection(root: Path, corpus: Path) -> tuple[Path, Path]:
     return metadata, audio
 
 
+@pytest.mark.slow
 def test_fma_layout_becomes_a_manifest_that_trains_through_the_cli(tmp_path, small_corpus):
     metadata, audio = fma_collection(tmp_path / "fma", small_corpus)
     manifest = tmp_path / "fma" / "fma_small.csv"
@@ -211,6 +214,7 @@ def test_fma_layout_becomes_a_manifest_that_trains_through_the_cli(tmp_path, sma
     assert trained == listed and sorted(set(trained.values())) == ["test", "train", "val"]
 
 
+@pytest.mark.slow
 def test_the_fma_command_names_what_it_left_out(tmp_path, small_corpus):
     metadata, audio = fma_collection(tmp_path / "fma", small_corpus)
     shutil.rmtree(audio / "000")

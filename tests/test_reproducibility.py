@@ -26,6 +26,7 @@ def _environment_of_a_fresh_process(**env: str) -> dict[str, str]:
     return json.loads(out.stdout)
 
 
+@pytest.mark.slow  # fresh processes
 def test_importing_the_package_sets_the_reproducible_mode_unless_switched_off_or_set_by_the_user():
     assert _environment_of_a_fresh_process() == {"MKL_CBWR": "AUTO,STRICT", "MKL_DYNAMIC": "FALSE"}
     assert _environment_of_a_fresh_process(GENRE_STYLE_REPRODUCIBLE="0") == {"MKL_CBWR": None, "MKL_DYNAMIC": None}
@@ -36,10 +37,20 @@ def test_the_test_processes_run_with_it_in_effect():
     """conftest imports the package before torch, so MKL started in its reproducible mode here too."""
     assert reproducibility.IN_EFFECT
     assert os.environ["MKL_CBWR"] == "AUTO,STRICT"
-    assert torch.are_deterministic_algorithms_enabled() in (True, False)  # set per Trainer, by trainer.deterministic
     recorded = reproducibility.settings()
     assert recorded["reproducible"] is True and recorded["torch_threads"] == torch.get_num_threads()
     assert recorded["cpu_capability"]
+
+
+def test_the_recorded_settings_follow_torchs_deterministic_switch():
+    """trainer.deterministic sets torch's switch per Trainer: what a run records is the switch as it was then."""
+    before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    try:
+        for on in (True, False):
+            torch.use_deterministic_algorithms(on, warn_only=True)
+            assert reproducibility.settings()["deterministic_algorithms"] is on
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
 
 
 def test_trainer_deterministic_is_on_where_a_gpu_is_and_follows_the_switch(monkeypatch):

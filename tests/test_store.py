@@ -58,6 +58,7 @@ build_or_resume(discover_tracks(sys.argv[1], genres), genres, spec, __import__("
 """
 
 
+@pytest.mark.slow
 def test_a_killed_preprocessing_resumes_and_ends_with_the_same_store(tmp_path, small_corpus):
     killed, whole = tmp_path / "killed", tmp_path / "whole"
     process = subprocess.Popen([sys.executable, "-c", SLOW_BUILD, str(small_corpus), str(killed)], cwd=REPO)
@@ -119,6 +120,7 @@ def test_what_the_disk_store_cannot_serve_is_one_line(tmp_path, small_corpus):
         _module(small_corpus, tmp_path, "ssd")
 
 
+@pytest.mark.slow
 def test_a_training_run_on_the_disk_store_repeats_the_in_memory_run_to_the_bit(tmp_path):
     args = [*FAST_RUN, "data.features=logmel", "data.standardize=true", "model=dsae", "encoder=logmel_cnn"]
     metrics = {}

@@ -56,6 +56,7 @@ def test_inversion_round_trips_keep_length_rate_and_the_music(small_corpus):
     assert np.abs(again - maps).mean() < 3.0  # dB: the same mel map, near enough, from Griffin-Lim's phase
 
 
+@pytest.mark.slow
 def test_a_transfer_moves_an_independent_judge_past_the_inversion_bracket(trained, small_corpus, tmp_path):
     """The CLI end to end: classical toward jazz, read back from its WAV by the judge (another model, another seed)."""
     content, target = _song(small_corpus, "classical"), "jazz"
@@ -79,6 +80,7 @@ def test_a_transfer_moves_an_independent_judge_past_the_inversion_bracket(traine
     assert any(p.endswith(".wav") for p in artifacts) and any(p.endswith(".png") for p in artifacts)
 
 
+@pytest.mark.slow
 def test_the_benchmark_scores_every_entry_on_the_same_pairs(trained, small_corpus, tmp_path):
     songs = [(p, g) for g in ("jazz", "metal", "pop") for p in sorted((small_corpus / g).iterdir())[:2]]
     pairs = benchmark.pairs_from(songs, 6, seed=0)
@@ -109,6 +111,7 @@ def test_a_model_without_a_decoder_cannot_do_latent():
         methods.transfer(embedder, clips.reshape(-1), methods.Style(clips, "b", "b"), "features")
 
 
+@pytest.mark.slow
 def test_the_guided_strength_is_the_least_that_convinces_the_transfer_model(trained, small_corpus):
     from genre_style.inference import song_probabilities
     from genre_style.style_transfer import sources
@@ -130,6 +133,7 @@ def test_the_guided_strength_is_the_least_that_convinces_the_transfer_model(trai
     assert all(verdict(fixed[k]) < 0.9 for k in methods.GUIDED_STRENGTHS if k < chosen)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["short content", "unknown genre", "not audio", "bad strength", "bad equalise"])
 def test_bad_inputs_get_one_line_errors(trained, small_corpus, tmp_path, case):
     content, style, expected, extra = str(_song(small_corpus, "jazz")), "metal", "", []

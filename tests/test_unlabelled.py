@@ -64,6 +64,7 @@ def test_unlabelled_songs_join_training_only_with_songs_of_their_own(small_corpu
     assert np.isfinite(x.numpy()).all()
 
 
+@pytest.mark.slow
 def test_a_training_run_learns_from_unlabelled_songs(untagged: Path, tmp_path: Path):
     args = [*FAST_RUN, "model=dsae", "model.contrastive_weight=0.5", f"data.unlabelled=[{untagged}]"]
     result = run_cli(args, tmp_path)
@@ -74,6 +75,7 @@ def test_a_training_run_learns_from_unlabelled_songs(untagged: Path, tmp_path: P
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
