@@ -83,7 +83,31 @@ def test_embed_reads_a_conv_encoder_checkpoint(dsae_cnn_and_logreg, small_corpus
     out = tmp_path / "emb.csv"
     result = run_cli([ckpt, str(small_corpus / "jazz"), "--out", str(out)], tmp_path, module="genre_style.embed")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert out.exists() and len(out.read_text().splitlines()) > 1
+    import pandas as pd
+
+    from genre_style.inference import Embedder
+
+    clips, tracks = pd.read_csv(out), pd.read_csv(tmp_path / "emb_tracks.csv")
+    songs = sorted((small_corpus / "jazz").glob("*.wav"))
+    assert sorted(tracks["path"]) == [str(p) for p in songs] and len(clips) == 3 * len(songs)  # 3 s songs, 3 clips each
+    embedder = Embedder.from_checkpoint(ckpt)
+    emb = [c for c in clips.columns if c.startswith("emb_")]
+    assert len(emb) == embedder.model.embedding_dim
+    for song in songs:  # each row holds its own clip's embedding, cut here by hand from the file
+        rows = clips[clips["path"] == str(song)].sort_values("clip")
+        np.testing.assert_allclose(rows[emb].to_numpy(), _clip_embeddings(embedder, song), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(rows["start_s"], np.arange(len(rows)) * embedder.spec.hop_samples / 22050, atol=1e-3)
+    np.testing.assert_allclose(clips[[c for c in clips.columns if c.startswith("prob_")]].sum(axis=1), 1.0, atol=1e-5)
+
+
+def _clip_embeddings(embedder, path) -> np.ndarray:
+    """A song's clip embeddings from consecutive windows cut here, not by `inference`: what embed promises per row."""
+    from genre_style.data.audio import load_mono
+
+    signal, spec = load_mono(path, embedder.spec.sample_rate), embedder.spec
+    starts = range(0, len(signal) - spec.segment_samples + 1, spec.hop_samples)
+    clips = np.stack([signal[s : s + spec.segment_samples] for s in starts])
+    return embedder.outputs(embedder.preprocessing.features(clips))[0]
 
 
 def test_experiment_best_composes_and_runs_a_short_fit(tmp_path):
@@ -183,7 +207,9 @@ def test_the_hear_api_loads_a_trained_checkpoint(dsae_cnn_and_logreg, small_corp
     audio = torch.as_tensor(load_mono(song, model.sample_rate))[None]
     scene = hear.get_scene_embeddings(audio, model)
     assert scene.shape == (1, model.scene_embedding_size) == (1, 64)
-    np.testing.assert_allclose(scene[0].numpy(), model.embedder.embed_file(song).embedding, rtol=1e-5, atol=1e-6)
+    by_hand = _clip_embeddings(model.embedder, song)  # the mean of its consecutive clips', cut here (not by embed_audio)
+    assert len(by_hand) == 3
+    np.testing.assert_allclose(scene[0].numpy(), by_hand.mean(axis=0), rtol=1e-4, atol=1e-5)
 
 
 def test_downstream_at_the_end_of_training_is_logged_and_reported(dsae_cnn_and_logreg, tmp_path):
