@@ -1,11 +1,18 @@
-"""`python -m genre_style.embed MODEL INPUT...`: embeddings and genre probabilities for your own audio.
+"""`python -m genre_style.embed MODEL INPUT...`: embeddings (and genre probabilities) for your own audio.
 
-MODEL is a checkpoint (`best.ckpt` of a run), an MLflow run id, or an MLflow model URI (`models:/<name>/<version>`,
-`runs:/<run id>/model`); INPUT are audio files or folders
-(anything librosa decodes: wav, flac, mp3, ogg, au). Each file is decoded to the model's sample rate
-(resampled, stereo mixed down), cut into the clips the model was trained on, turned into features with
-the preprocessing saved in the checkpoint (front-end and standardisation), and embedded (genre_style/inference.py).
-Writes one row per clip and, beside it, one row per file (its verdict and the mean embedding of its clips).
+MODEL is a checkpoint (`best.ckpt` of a run), an MLflow run id, an MLflow model URI (`models:/<name>/<version>`,
+`runs:/<run id>/model`), or an ONNX file from `python -m genre_style.export` (`--backend onnx`). INPUT are audio files,
+folders or quoted glob patterns (anything libsndfile or librosa decodes: wav, flac, mp3, ogg, au). Each file is
+streamed (memory stays flat on long files) at the model's sample rate (resampled, stereo mixed down), cut into
+windows of the model's clip length `--hop` seconds apart (default: the model's own non-overlapping clips), turned into
+features with the preprocessing saved with the model, and run through it in batches of `--batch-size` windows.
+
+Output, either
+- `--out-dir DIR`: per input `DIR/<name>.npy` (the layer's values, `[windows, D]` float32) and
+  `DIR/<name>_timestamps.npy` (each window's start in seconds, `[windows]` float64); `<name>` is the file's path
+  below the folder given (without its suffix), or its stem for a file or glob given;
+- `--out FILE` (default `embeddings.parquet`; `.csv` for CSV): a row per window (start, genre probabilities, `emb_*`
+  values) and, beside it as `*_tracks.*`, a row per file (its verdict and the mean of its windows' values).
 """
 
 from __future__ import annotations
@@ -14,105 +21,113 @@ import argparse
 import logging
 import os
 import sys
+import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
-from genre_style.data.gtzan import AUDIO_EXTENSIONS
-from genre_style.errors import AudioError, UserError, command
-from genre_style.inference import Embedder
-from genre_style.loading import load_model
+from genre_style.errors import UserError, command
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 log = logging.getLogger("genre_style.embed")
 
 
-def audio_files(inputs: Sequence[str | Path]) -> list[Path]:
-    files = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            files += sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
-        elif item.exists():
-            files.append(item)
-        else:
-            raise UserError(f"input {item} does not exist", "pass audio files or folders that hold them")
-    if not files:
-        raise UserError(
-            f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) in {[str(i) for i in inputs]}", "pass audio files or folders"
-        )
-    return files
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m genre_style.embed",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "model",
+        help="a checkpoint (.ckpt), an MLflow run id, a logged model (models:/<name>/<version>, runs:/<run id>/model), "
+        "or an exported .onnx file",
+    )
+    p.add_argument("inputs", nargs="+", help="audio files, folders, or quoted glob patterns ('music/**/*.mp3')")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--out-dir", type=Path, help="one <name>.npy and one <name>_timestamps.npy per input, in this folder")
+    out.add_argument("--out", type=Path, help="one table (.parquet or .csv) [default: embeddings.parquet]")
+    p.add_argument("--hop", type=float, help="seconds between windows, e.g. 0.5 (default: the model's clip hop)")
+    p.add_argument(
+        "--layer", default="embedding", help="embedding (the bottleneck), logits, or an encoder module: encoder.<name>"
+    )
+    p.add_argument("--batch-size", type=int, default=64, help="windows per forward pass")
+    p.add_argument("--device", default="auto", help="auto (a GPU where there is one), cpu, cuda, cuda:<n>, mps")
+    p.add_argument(
+        "--backend", choices=("torch", "onnx"), help="torch, or onnx (onnxruntime) for a .onnx MODEL [default: from MODEL]"
+    )
+    p.add_argument(
+        "--tracking-uri",
+        help="MLflow store to fetch a run's checkpoint from (default: $MLFLOW_TRACKING_URI or outputs/mlflow.db)",
+    )
+    p.add_argument("--max-clips", type=int, default=None, help="at most this many windows per file (default: all)")
+    return p
 
 
-def embed_files(embedder: Embedder, files: Sequence[Path], max_clips: int | None = None) -> tuple[Any, Any, list[dict]]:
-    """(clip table, track table, skipped files) as pandas DataFrames: a row per clip (start, genre probabilities,
-    embedding) and a row per file (its verdict, `inference.song_probabilities`, and mean embedding)."""
-    import pandas as pd
-
-    clip_rows, track_rows, skipped = [], [], []
-    for path in files:
-        try:
-            song = embedder.embed_file(path, max_clips)
-        except AudioError as exc:
-            log.warning("skipping %s: %s", path, exc)
-            skipped.append({"path": str(path), "reason": str(exc)})
-            continue
-        base, clip_probs = {"path": str(path)}, song.clip_probabilities
-        for i, start in enumerate(song.start_s):
-            row = {**base, "clip": i, "start_s": round(float(start), 3)}
-            if clip_probs is not None:
-                row["predicted_genre"] = embedder.genres[int(clip_probs[i].argmax())]
-                row.update({f"prob_{g}": float(p) for g, p in zip(embedder.genres, clip_probs[i])})
-            row.update({f"emb_{j:03d}": float(v) for j, v in enumerate(song.embeddings[i])})
-            clip_rows.append(row)
-        track = {**base, "clips": len(song.start_s)}
-        if song.probabilities is not None:
-            track["predicted_genre"] = song.genre
-            track.update({f"prob_{g}": float(p) for g, p in zip(embedder.genres, song.probabilities)})
-        track.update({f"emb_{j:03d}": float(v) for j, v in enumerate(song.embedding)})
-        track_rows.append(track)
-    return pd.DataFrame(clip_rows), pd.DataFrame(track_rows), skipped
-
-
-def write_table(frame: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".parquet":
-        frame.to_parquet(path, index=False)
-    else:
-        frame.to_csv(path, index=False)
-    return path
+def output_names(files: Sequence, out_dir: Path) -> None:
+    """Refuse two inputs that would write the same `--out-dir` files."""
+    seen: dict[Path, Path] = {}
+    for item in files:
+        if item.name in seen:
+            raise UserError(
+                f"{seen[item.name]} and {item.path} would both write {out_dir / item.name}.npy",
+                "pass their folder instead (names keep the path below it), or embed them into different --out-dir",
+            )
+        seen[item.name] = item.path
 
 
 @command
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m genre_style.embed", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "model", help="a checkpoint (.ckpt), an MLflow run id, or a logged model: models:/<name>/<version>, runs:/<run id>/model"
-    )
-    parser.add_argument("inputs", nargs="+", help="audio files or folders")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=Path("embeddings.parquet"),
-        help="clip-level table (.parquet or .csv); the per-file table goes beside it as *_tracks.*",
-    )
-    parser.add_argument(
-        "--tracking-uri",
-        help="MLflow store to fetch a run's checkpoint from (default: $MLFLOW_TRACKING_URI or outputs/mlflow.db)",
-    )
-    parser.add_argument("--max-clips", type=int, default=None, help="at most this many clips per file (default: all)")
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    files = audio_files(args.inputs)
-    embedder = load_model(args.model, args.tracking_uri)
-    clips, tracks, skipped = embed_files(embedder, files, args.max_clips)
-    if clips.empty:
-        raise UserError(f"none of the {len(files)} file(s) could be decoded (first: {skipped[0]['reason']})", "check the files")
-    clip_path = write_table(clips, args.out)
-    track_path = write_table(tracks, args.out.with_name(f"{args.out.stem}_tracks{args.out.suffix}"))
-    print(
-        f"{len(clips)} clips from {len(tracks)} file(s) -> {clip_path}, {track_path}"
-        + (f"; skipped {len(skipped)}: " + ", ".join(s["path"] for s in skipped) if skipped else "")
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size {args.batch_size} must be at least 1", "e.g. --batch-size 64")
+    import numpy as np
+
+    from genre_style.batch import (
+        check_layer,
+        each_file,
+        hop_samples,
+        load_runner,
+        nothing_read,
+        resolve_inputs,
+        skipped_summary,
+        tables,
+        write_table,
     )
+
+    files = resolve_inputs(args.inputs)
+    if args.out_dir is not None:
+        output_names(files, args.out_dir)
+    runner = load_runner(args.model, args.backend, args.device, args.tracking_uri)
+    check_layer(runner, args.layer)
+    hop_samples(runner.preprocessing, args.hop)  # a bad --hop is said before any file is read
+    options = {"layer": args.layer, "hop_s": args.hop, "batch_size": args.batch_size, "max_clips": args.max_clips}
+    began = time.perf_counter()
+    skipped: list[dict] = []
+    if args.out_dir is not None:
+        written = windows = 0
+        for item, out in each_file(runner, files, skipped, with_logits=False, **options):
+            target = args.out_dir / item.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            np.save(target.with_name(f"{target.name}.npy"), out.values.astype(np.float32, copy=False))
+            np.save(target.with_name(f"{target.name}_timestamps.npy"), out.start_s)
+            written, windows = written + 1, windows + len(out.start_s)
+        where = f"{args.out_dir}/ (<name>.npy, <name>_timestamps.npy)"
+    else:
+        clips, tracks, skipped = tables(runner, files, **options)
+        written, windows = len(tracks), len(clips)
+        if written:
+            table = args.out or Path("embeddings.parquet")
+            clip_path = write_table(clips, table)
+            track_path = write_table(tracks, table.with_name(f"{table.stem}_tracks{table.suffix}"))
+            where = f"{clip_path}, {track_path}"
+    if not written:
+        raise nothing_read(len(files))
+    seconds = time.perf_counter() - began
+    print(f"{windows} windows ({args.layer}) from {written} file(s) in {seconds:.1f} s -> {where}")
+    if skipped:
+        print(f"genre-style: {skipped_summary(skipped, len(files))}", file=sys.stderr)
     return 0
 
 

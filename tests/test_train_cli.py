@@ -139,7 +139,7 @@ def test_the_run_logs_a_model_that_takes_audio_and_is_registered(dsae_run, small
         tmp_path,
         module="genre_style.predict",
     )
-    assert said.returncode == 0 and said.stdout.split("\t")[1] == predicted["predicted_genre"][0], said.stderr[-2000:]
+    assert said.returncode == 0 and said.stdout.splitlines()[1].split(",")[1] == predicted["predicted_genre"][0], said.stderr[-2000:]
 
 
 def test_evaluation_and_predict_give_each_song_the_same_verdict_to_the_bit(dsae_run):
