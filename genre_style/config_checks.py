@@ -121,6 +121,10 @@ def validate_config(cfg: DictConfig, overrides: list[str] | None = None) -> None
             f"data.pool={pool} is longer than a clip (data.segment_samples={segment})",
             "pool by at most the clip length, e.g. data.pool=40 for 20000-sample clips",
         )
+    rate = OmegaConf.select(cfg, "data.sample_rate")
+    needed = front_ends.get(features).sample_rate if features in (*front_ends.REGISTRY, None) else None
+    if needed and rate is not None and rate != needed:
+        raise UserError(f"features={features} works at data.sample_rate={needed}, not {rate}", f"drop data.sample_rate={rate}")
     split = OmegaConf.select(cfg, "data.split")
     from genre_style.data.splits import SPLIT_MODES  # numpy only: stays light
 
@@ -189,12 +193,19 @@ def _check_encoder_fits_features(cfg: DictConfig) -> None:
         raise UserError(f"unknown front-end features={features!r}", f"use one of {', '.join(front_ends.REGISTRY)}")
     kind = front_ends.get(features).kind
     reads = tuple(getattr(get_class(str(target)), "reads", front_ends.KINDS))
+    name = str(target).rsplit(".", 1)[-1]
     if kind not in reads:
-        name, fitting = str(target).rsplit(".", 1)[-1], [n for k in reads for n in front_ends.names(k)]
+        fitting = [n for k in reads for n in front_ends.names(k)]
         raise UserError(
             f"encoder {name} cannot read features={features} (a {kind}; it reads {' or '.join(reads)}: "
             f"features={' or '.join(fitting)})",
             f"add features={fitting[0]}, or use encoder=mlp for features={features}",
+        )
+    required = getattr(get_class(str(target)), "front_end", None)
+    if required and front_ends.get(features).name != required:
+        raise UserError(
+            f"encoder {name} cannot read features={features} (it was trained on features={required} only)",
+            f"add features={required}",
         )
 
 

@@ -28,6 +28,9 @@ CLASSICAL = "stats"
 CLASSICAL_SETTINGS = {"n_fft": 1024, "frame_hop": 512, "n_mfcc": 20, "n_mels": 64}
 # The front-ends whose maps style transfer turns back into audio (style_transfer/inversion.py): mel power in dB.
 INVERTIBLE = ("logmel",)
+# Pretrained musicnn's input (models/pretrained/musicnn.py): its training's log-mel recipe, fixed (configuration.py).
+MUSICNN = "musicnn_mel"
+MUSICNN_RATE, MUSICNN_FFT, MUSICNN_HOP, MUSICNN_MELS = 16000, 512, 256, 96
 
 
 @dataclass(frozen=True)
@@ -40,17 +43,24 @@ class FrontEnd:
     compute: Callable[[np.ndarray, ClipSpec], np.ndarray]
     description: str
     settings: tuple[str, ...] = ()  # the `data.*` settings it reads beyond the clip's (checked with the config)
+    sample_rate: int | None = None  # the one `data.sample_rate` it works at (a pretrained model's), None: any
 
 
 REGISTRY: dict[str, FrontEnd] = {}
 
 
-def front_end(name: str, kind: Kind, shape: Callable[[ClipSpec], tuple[int, ...]], settings: tuple[str, ...] = ()) -> Callable:
+def front_end(
+    name: str,
+    kind: Kind,
+    shape: Callable[[ClipSpec], tuple[int, ...]],
+    settings: tuple[str, ...] = (),
+    sample_rate: int | None = None,
+) -> Callable:
     """Register the decorated `compute(clips, spec)` as front-end `name`; its docstring's first line describes it."""
 
     def register(compute: Callable[[np.ndarray, ClipSpec], np.ndarray]) -> Callable[[np.ndarray, ClipSpec], np.ndarray]:
         description = (compute.__doc__ or name).strip().splitlines()[0]
-        REGISTRY[name] = FrontEnd(name, kind, shape, compute, description, settings)
+        REGISTRY[name] = FrontEnd(name, kind, shape, compute, description, settings, sample_rate)
         return compute
 
     return register
@@ -118,3 +128,24 @@ def stats(clips: np.ndarray, spec: ClipSpec) -> np.ndarray:
     bands = spectral.log_mel(clips, spec.sample_rate, spec.n_fft, spec.frame_hop, spec.n_mels)  # [n, mels, frames]
     both = np.concatenate([spectral.mfcc(bands, spec.n_mfcc), bands], axis=1)
     return np.concatenate([both.mean(axis=2), both.std(axis=2)], axis=1).astype(np.float32)
+
+
+@front_end(MUSICNN, "map", lambda spec: (MUSICNN_MELS, 1 + spec.segment_samples // MUSICNN_HOP), sample_rate=MUSICNN_RATE)
+def musicnn_mel(clips: np.ndarray, spec: ClipSpec) -> np.ndarray:
+    """musicnn's input, (96, frames): 16 kHz mel power (FFT 512, hop 256) as log10(1 + 10000 x), in float32.
+
+    musicnn's recipe (its extractor.py: librosa's centred frames, Slaney mel filters), except that musicnn computes
+    the mel power in float16, which overflows (above 65504) on loud music and drops its embedding to chance; float32
+    here. A clip's first and last frames see the clip's edge zero-padded, as librosa pads a file's. 47616-sample clips
+    give the 187 frames (~3 s) musicnn was trained on; its convolutional layers take any length."""
+    from genre_style.data import spectral
+
+    if spec.sample_rate != MUSICNN_RATE:
+        raise ValueError(f"features={MUSICNN} needs data.sample_rate={MUSICNN_RATE}, got {spec.sample_rate}")
+    filters = spectral.mel_filterbank(MUSICNN_RATE, MUSICNN_FFT, MUSICNN_MELS)  # [mels, bins]
+    out = np.empty((len(clips), MUSICNN_MELS, 1 + clips.shape[1] // MUSICNN_HOP), dtype=np.float32)
+    for start in range(0, len(clips), 8):  # chunks: see spectral.log_mel
+        power = spectral.power_spectrogram(clips[start : start + 8], MUSICNN_FFT, MUSICNN_HOP)  # [n, frames, bins]
+        mel = np.matmul(power, filters.T).transpose(0, 2, 1)
+        out[start : start + len(power)] = np.log10(1.0 + 10000.0 * mel)
+    return out.reshape(len(clips), -1)

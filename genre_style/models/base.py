@@ -302,9 +302,24 @@ class GenreModel(pl.LightningModule):
         # Hydra hands `_recursive_: false` nodes over as OmegaConf objects: store plain data, so checkpoints load
         # with torch.load(weights_only=True).
         checkpoint["hyper_parameters"] = {k: plain(v) for k, v in checkpoint.get("hyper_parameters", {}).items()}
+        hparams = checkpoint["hyper_parameters"]
+        if isinstance(hparams.get("encoder"), dict):
+            hparams["encoder"] = {**hparams["encoder"], **self.encoder.checkpoint_settings()}
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """What the optimiser updates: the trainable weights (a frozen backbone's are left out), the encoder's
+        `backbone_parameters` in a group of their own with `lr_scale` (`configure_optimizers` scales its rate)."""
+        backbone = {id(p) for p in self.encoder.backbone_parameters()}
+        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in backbone]
+        groups: list[dict[str, Any]] = [{"params": rest}]
+        if backbone:
+            groups.append({"params": self.encoder.backbone_parameters(), "lr_scale": self.encoder.backbone_lr_scale})
+        return groups
 
     def configure_optimizers(self) -> Any:
-        optimizer = build(self.optimizer_config, params=self.parameters())
+        optimizer = build(self.optimizer_config, params=self.parameter_groups())
+        for group in optimizer.param_groups:
+            group["lr"] *= group.get("lr_scale", 1.0)
         if not self.scheduler_config:
             return optimizer
         return {

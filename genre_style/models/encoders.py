@@ -8,7 +8,7 @@ size the objective asks for, and says what the decoder of an autoencoding object
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -23,10 +23,22 @@ class Encoder(nn.Module):
     input_shape: tuple[int, ...]
     output_dim: int
     reads: tuple[str, ...] = ("map", "waveform", "vector")  # the front-end kinds it can read (data/front_ends.py)
+    front_end: str | None = None  # the one front-end it reads (a pretrained network's training input); None: any it reads
+    backbone_lr_scale: float = 1.0  # the learning rate of `backbone_parameters` relative to the rest of the model's
 
     def decoder_hidden_sizes(self) -> list[int]:
         """Hidden layer sizes of the MLP decoder that mirrors this encoder (input side last)."""
         return [256]
+
+    def backbone_parameters(self) -> list[nn.Parameter]:
+        """The trainable weights that learn at `backbone_lr_scale` times the learning rate (a pretrained backbone
+        fine-tuned more gently than the heads on top of it); none for an encoder trained from scratch."""
+        return []
+
+    def checkpoint_settings(self) -> dict[str, Any]:
+        """Settings a checkpoint's copy of this encoder's config overrides: the checkpoint holds every weight, so a
+        pretrained encoder is rebuilt without fetching its pretrained ones."""
+        return {}
 
 
 def mlp_encoder(
