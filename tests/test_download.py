@@ -190,3 +190,25 @@ def test_experiment_gtzan10_is_all_genres_on_the_fault_filtered_split():
         cfg = compose(config_name="train", overrides=["experiment=gtzan10"])
     assert cfg.data.genres == "all" and cfg.data.split == "fault_filtered"
     assert cfg.model._target_.endswith("DeepSoftmaxAutoencoder")
+
+
+def test_a_folder_it_did_not_fill_is_left_alone_unless_forced(tmp_path, mirror, capsys):
+    """The user's own files are never overwritten by default; `--force` replaces the folder, and fetches again even
+    where GTZAN already is."""
+    served, url, hits = mirror
+    archive = _archive(tmp_path, "tar")
+    (served / "genres.tar.gz").write_bytes(archive.read_bytes())
+    args = ["--url", f"{url}/genres.tar.gz", "--md5", ""]
+    root = tmp_path / "data" / "gtzan"
+    (root / "mine").mkdir(parents=True)
+    (root / "mine" / "notes.txt").write_text("keep me")
+    assert download.main(["--root", str(root), *args]) == 2
+    err = capsys.readouterr().err
+    assert f"{root} exists and is not empty, but was not filled by this command" in err and "Traceback" not in err
+    assert (root / "mine" / "notes.txt").read_text() == "keep me" and hits == []  # nothing fetched, nothing touched
+    assert download.main(["--root", str(root), *args, "--force"]) == 0
+    assert not (root / "mine").exists() and (root / download.MARKER).is_file() and len(hits) == 1
+    assert sorted(p.name for p in (root / "genres").iterdir()) == sorted(GENRES)
+    assert download.main(["--root", str(root), *args]) == 0 and len(hits) == 1  # there already: not fetched
+    assert download.main(["--root", str(root), *args, "--force"]) == 0 and len(hits) == 2  # forced: fetched again
+    assert sorted(p.name for p in (root / "genres").iterdir()) == sorted(GENRES)
