@@ -33,10 +33,20 @@ def plain(node: Any) -> Any:
 
 
 def build(node: dict[str, Any], **kwargs: Any) -> Any:
-    """Instantiate a `_target_` node, adding the arguments only the model knows (shapes, parameters)."""
+    """Instantiate a `_target_` node, adding the arguments only the model knows (shapes, parameters). A UserError the
+    target raises comes out as itself, not wrapped in Hydra's InstantiationException (twice, when the model itself is
+    instantiated), so entry points say it in one line."""
+    from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
-    return instantiate(plain(node), **kwargs)
+    from genre_style.errors import UserError
+
+    try:
+        return instantiate(plain(node), **kwargs)
+    except InstantiationException as exc:
+        if isinstance(exc.__cause__, UserError):
+            raise exc.__cause__ from None
+        raise
 
 
 @dataclass
@@ -317,7 +327,8 @@ class GenreModel(pl.LightningModule):
         return groups
 
     def configure_optimizers(self) -> Any:
-        optimizer = build(self.optimizer_config, params=self.parameter_groups())
+        # partial, then called: Hydra would turn the groups' dicts (tensors inside) into DictConfigs
+        optimizer = build({**self.optimizer_config, "_partial_": True})(self.parameter_groups())
         for group in optimizer.param_groups:
             group["lr"] *= group.get("lr_scale", 1.0)
         if not self.scheduler_config:
