@@ -313,8 +313,9 @@ class GenreModel(pl.LightningModule):
         # with torch.load(weights_only=True).
         checkpoint["hyper_parameters"] = {k: plain(v) for k, v in checkpoint.get("hyper_parameters", {}).items()}
         hparams = checkpoint["hyper_parameters"]
-        if isinstance(hparams.get("encoder"), dict):
-            hparams["encoder"] = {**hparams["encoder"], **self.encoder.checkpoint_settings()}
+        settings = getattr(self.encoder, "checkpoint_settings", None)  # the baseline's Standardize is no Encoder
+        if isinstance(hparams.get("encoder"), dict) and settings is not None:
+            hparams["encoder"] = {**hparams["encoder"], **settings()}
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         """What the optimiser updates: the trainable weights (a frozen backbone's are left out), the encoder's
