@@ -5,7 +5,10 @@ import os
 from omegaconf import OmegaConf
 
 # Before anything imports torch: MKL reads its reproducible mode from the environment when it starts.
-from genre_style import reproducibility
+# Before anything imports numba (librosa): a numba cache folder this process alone fills (genre_style/numba_cache.py).
+from genre_style import numba_cache, reproducibility
+
+numba_cache.claim()
 
 __version__ = "0.1.0"
 
