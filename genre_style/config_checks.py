@@ -201,12 +201,15 @@ def _check_encoder_fits_features(cfg: DictConfig) -> None:
             f"features={' or '.join(fitting)})",
             f"add features={fitting[0]}, or use encoder=mlp for features={features}",
         )
-    required = getattr(get_class(str(target)), "front_end", None)
+    encoder = get_class(str(target))
+    required = getattr(encoder, "front_end", None)
     if required and front_ends.get(features).name != required:
         raise UserError(
             f"encoder {name} cannot read features={features} (it was trained on features={required} only)",
             f"add features={required}",
         )
+    if hasattr(encoder, "check_settings"):
+        encoder.check_settings(OmegaConf.to_container(OmegaConf.select(cfg, "model.encoder"), resolve=False))
 
 
 def _check_unlabelled(cfg: DictConfig) -> None:

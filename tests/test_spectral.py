@@ -65,3 +65,18 @@ def test_front_ends_match_librosa(clips: np.ndarray, features: str, n_fft: int, 
     assert ours.dtype == np.float32
     scale = np.abs(theirs).max()
     np.testing.assert_allclose(ours, theirs, atol=2e-6 * scale, rtol=0)
+
+
+def test_the_musicnn_front_end_is_musicnns_log_mel_in_float32():
+    """musicnn's extractor: librosa's melspectrogram at 16 kHz (FFT 512, hop 256, 96 bands), log10(1 + 10000 x); in
+    float32 where musicnn casts to float16 (which overflows on loud music)."""
+    from genre_style.data import front_ends
+
+    rng = np.random.default_rng(1)
+    t = np.arange(47616) / 16000
+    clips = (0.5 * np.sin(2 * np.pi * 440 * t) + 0.2 * rng.standard_normal((2, 47616))).astype(np.float32)
+    spec = ClipSpec(sample_rate=16000, segment_samples=47616, features=front_ends.MUSICNN)
+    ours = clip_features(clips, spec).reshape(2, *spec.feature_shape)
+    mel = librosa.feature.melspectrogram(y=clips.astype(np.float64), sr=16000, n_fft=512, hop_length=256, n_mels=96)
+    assert ours.dtype == np.float32 and ours.shape == (2, 96, 187)
+    np.testing.assert_allclose(ours, np.log10(10000 * mel + 1), atol=1e-5)

@@ -35,6 +35,11 @@ class Encoder(nn.Module):
         fine-tuned more gently than the heads on top of it); none for an encoder trained from scratch."""
         return []
 
+    @classmethod
+    def check_settings(cls, settings: dict[str, Any]) -> None:
+        """A UserError for a bad setting of this encoder (its config node's values, as typed): the config check asks
+        before any audio is read, so a typo fails at once rather than after preprocessing."""
+
     def checkpoint_settings(self) -> dict[str, Any]:
         """Settings a checkpoint's copy of this encoder's config overrides: the checkpoint holds every weight, so a
         pretrained encoder is rebuilt without fetching its pretrained ones."""

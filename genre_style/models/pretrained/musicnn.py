@@ -24,6 +24,7 @@ import hashlib
 import importlib.util
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -239,6 +240,15 @@ class VGGNet(nn.Module):
         return flat if self.tags is None else self.tags(flat)
 
 
+def block_count(weights: str, layer: str) -> int:
+    """The blocks of `weights`' network up to `layer` (what `freeze=top_k` counts): musicnn's front-end, its three
+    mid-end layers, the dense back-end (`penultimate`), the tags; the VGG's five conv blocks, the tags."""
+    depth = LAYERS[WEIGHTS[weights].kind].index(layer)
+    if WEIGHTS[weights].kind == "musicnn":
+        return 4 + max(depth - 1, 0)
+    return min(depth + 1, 5) + (layer == "taggram")
+
+
 # --- the weights: TF-1 names -> this module's names, converted once and cached --------------------------------
 
 
@@ -357,18 +367,13 @@ class MusicnnEncoder(Encoder):
     ) -> None:
         super().__init__()
         self.input_shape, self.output_dim = tuple(input_shape), output_dim
-        if weights not in WEIGHTS:
-            raise UserError(f"unknown musicnn weights={weights}", f"use one of {', '.join(WEIGHTS)}")
-        arch = WEIGHTS[weights]
-        if layer not in LAYERS[arch.kind]:
-            raise UserError(f"{weights} has no layer={layer}", f"use one of {', '.join(LAYERS[arch.kind])}")
+        self.check_settings({"weights": weights, "layer": layer, "freeze": freeze, "top_k": top_k, "pretrained": False})
         if len(self.input_shape) != 2 or self.input_shape[0] != N_MELS:
             raise UserError(
                 f"musicnn reads (96 bands, frames) log-mel maps, got clips of shape {self.input_shape}",
                 f"use features={front_ends.MUSICNN}",
             )
-        if freeze not in FREEZE:
-            raise UserError(f"unknown freeze={freeze}", "use all (a fixed backbone), none (fine-tune it all) or top_k")
+        arch = WEIGHTS[weights]
         self.weights, self.layer, self.freeze, self.top_k = weights, layer, freeze, int(top_k)
         self.backbone_lr_scale = float(backbone_lr_scale)
         self.backbone: MusicnnNet | VGGNet = (
@@ -380,15 +385,12 @@ class MusicnnEncoder(Encoder):
             state = converted_weights(weights, cache_dir)
             self.backbone.load_state_dict({k: v for k, v in state.items() if k in self.backbone.state_dict()})
         blocks = self.backbone.blocks
-        if freeze == "top_k" and not 1 <= self.top_k <= len(blocks):
-            raise UserError(
-                f"top_k={top_k} is not between 1 and the {len(blocks)} blocks up to layer={layer}",
-                f"e.g. top_k=1, or freeze=none to fine-tune all {len(blocks)}",
-            )
         trainable = {"all": 0, "none": len(blocks), "top_k": self.top_k}[freeze]
         self.frozen: list[nn.Module] = blocks[: len(blocks) - trainable]
         for block in self.frozen:
             block.requires_grad_(False)
+        if self.frozen:  # Lightning warns of modules in eval mode when training starts: these are, on purpose
+            warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training")
         backbone_dim = self.backbone.output_dim
         if not project and output_dim != backbone_dim:
             raise UserError(
@@ -398,6 +400,32 @@ class MusicnnEncoder(Encoder):
         self.dropout = nn.Dropout(dropout)
         self.project = nn.Linear(backbone_dim, output_dim) if project else nn.Identity()
         self.train()
+
+    @classmethod
+    def check_settings(cls, settings: dict[str, Any]) -> None:
+        """A UserError naming the first bad setting among `weights`, `layer`, `freeze`, `top_k`, and (`pretrained`,
+        the default) a missing musicnn package: asked by the config check, before any audio is read."""
+        weights, layer, freeze = (
+            settings.get("weights", "MSD_musicnn"),
+            settings.get("layer", "penultimate"),
+            settings.get("freeze", "all"),
+        )
+        if weights not in WEIGHTS:
+            raise UserError(f"unknown musicnn weights={weights}", f"use one of {', '.join(WEIGHTS)}")
+        layers = LAYERS[WEIGHTS[weights].kind]
+        if layer not in layers:
+            raise UserError(f"{weights} has no layer={layer}", f"use one of {', '.join(layers)}")
+        if freeze not in FREEZE:
+            raise UserError(f"unknown freeze={freeze}", "use all (a fixed backbone), none (fine-tune it all) or top_k")
+        blocks = block_count(weights, layer)
+        top_k = settings.get("top_k", 1)
+        if freeze == "top_k" and not (isinstance(top_k, int) and 1 <= top_k <= blocks):
+            raise UserError(
+                f"top_k={top_k} is not between 1 and the {blocks} blocks of {weights} up to layer={layer}",
+                f"e.g. top_k=1, or freeze=none to fine-tune all {blocks}",
+            )
+        if settings.get("pretrained", True):
+            checkpoint_prefix(weights)
 
     def train(self, mode: bool = True) -> MusicnnEncoder:
         """As nn.Module.train, but frozen blocks stay in eval mode: their batch norms use (and keep) the pretrained
