@@ -4,12 +4,15 @@ Scores the embedding as the field does (genre_style/evaluation/downstream.py): a
 10-NN, 1- and 5-shot prototypes over repeated song-level splits, and same-song retrieval; beside it, on the same
 clips and splits, `features=stats` and the same architecture with random weights, with paired differences.
 Point it at genres the model never saw to measure a style embedding, not a classifier. MODEL is a checkpoint, an
-MLflow run id or a logged model; a run id also gets the figures (metrics `downstream/<name>/...` and the table).
+MLflow run id or a logged model; the run that trained it gets the figures (metrics `final/downstream/<name>/...` and
+the table), found from a run id or from the run folder a checkpoint is in; otherwise it says in one line that
+nothing was logged.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -36,6 +39,24 @@ def _log_to_run(run_id: str, tracking_uri: str | None, name: str, result: Any, o
     for suffix in (".md", ".json"):
         client.log_artifact(run_id, str(out_dir / f"{name}{suffix}"), "downstream")
     print(f"logged to run {run_id} in {uri}")
+
+
+def training_run(model: str) -> tuple[str, str | None] | None:
+    """(MLflow run id, its store) of the training run that wrote a checkpoint file: a run's folder records both in
+    `run_info.json` (`<run>/artifacts/checkpoints/best.ckpt`, or `<run>/checkpoints/...` before the run ended)."""
+    path = Path(model)
+    if not path.is_file():
+        return None
+    for folder in path.resolve().parents[:3]:
+        info = folder / "run_info.json"
+        if info.is_file():
+            try:
+                recorded = json.loads(info.read_text())
+            except (OSError, ValueError):
+                return None
+            run_id = recorded.get("mlflow_run_id")
+            return (str(run_id), recorded.get("tracking_uri")) if run_id else None
+    return None
 
 
 @command
@@ -80,9 +101,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(result.markdown())
     print(f"-> {out_dir / (name + '.md')}, {out_dir / (name + '.json')}")
-    run_id = run_id_of(args.model)
-    if run_id and not args.no_log:
-        _log_to_run(run_id, args.tracking_uri, name, result, out_dir)
+    run_id, uri = run_id_of(args.model), args.tracking_uri
+    if run_id is None and (found := training_run(args.model)) is not None:
+        run_id, uri = found[0], args.tracking_uri or found[1]  # the store the run was logged to, unless told otherwise
+    if args.no_log:
+        print("not logged to MLflow (--no-log)")
+    elif run_id:
+        _log_to_run(run_id, uri, name, result, out_dir)
+    else:
+        print(
+            f"not logged to MLflow: {args.model} is not in a training run's folder (its run_info.json names the run); "
+            "pass the run id as MODEL to log there"
+        )
     return 0
 
 
