@@ -56,8 +56,9 @@ class RunFolder:
         (self.artifacts / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
         write_csv(self.artifacts / "data/split_tracks.csv", datamodule.split_tracks(), ["track_id", "genre", "split", "clips"])
         write_csv(self.artifacts / "data/skipped_files.csv", datamodule.skipped_files, ["path", "reason"])
-        for skipped in datamodule.skipped_files:
-            log.warning("skipped %s: %s", skipped["path"], skipped["reason"])
+        skipped = datamodule.skipped_files
+        if skipped:  # each file was said when the clips were built (preprocess); once here, where they are all listed
+            log.warning("%d file(s) skipped: listed with reasons in %s", len(skipped), self.artifacts / "data/skipped_files.csv")
 
     def finish(self, best_checkpoint: str) -> None:
         """Keep the best checkpoint with the artifacts, drop the resume checkpoint, mark the run finished."""

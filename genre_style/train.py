@@ -34,7 +34,7 @@ def train(cfg: DictConfig) -> float:
 
     from genre_style.callbacks import instantiate_callbacks
     from genre_style.callbacks.metric_history import MetricHistory
-    from genre_style.console import quiet_console
+    from genre_style.console import hide_lightning_messages, metrics_table, quiet_console
     from genre_style.evaluation.evaluate import evaluate_best
     from genre_style.model_files import numpy_arrays_allowed
     from genre_style.run_folder import RunFolder, find_resume
@@ -70,6 +70,8 @@ def train(cfg: DictConfig) -> float:
             with numpy_arrays_allowed():  # checkpoints read as weights and plain data only (genre_style/model_files.py)
                 trainer.fit(model, datamodule=datamodule, ckpt_path=resumed and resumed.last_checkpoint, weights_only=True)
                 best = best_checkpoint(trainer)
+                if best:  # Lightning names the checkpoint it tests from; the file moves to artifacts/checkpoints/ below
+                    hide_lightning_messages(best)
                 trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=False)
             settings = dict(cfg.evaluation)
             downstream: Any = OmegaConf.to_container(settings.pop("downstream", None) or OmegaConf.create([]))
@@ -93,9 +95,10 @@ def train(cfg: DictConfig) -> float:
         if tracker is not None:
             tracker.close("KILLED" if isinstance(exc, Preempted) else "failed")
         raise
-    for split in ("train", "val", "test"):
-        log.info("final %s: %s", split, {k: round(v, 4) for k, v in metrics.items() if k.startswith(split)})
+    log.info("%s", metrics_table(metrics))
     log.info("run folder: %s", folder.path)
+    if checkpoint.exists():
+        log.info("best checkpoint (for embed, predict, export): %s", checkpoint)
     if tracker is not None:
         tracker.report(folder.artifacts)
     best_score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None

@@ -171,7 +171,7 @@ def test_download_then_train_on_the_fault_filtered_split_with_no_other_step(tmp_
         outputs,
     )
     assert trained.returncode == 0, trained.stderr[-3000:]
-    assert "final test" in trained.stdout + trained.stderr
+    assert "final figures" in trained.stdout + trained.stderr
     # the report puts fault-filtered runs in their own section
     reported = run_cli([], outputs, module="genre_style.report")
     assert reported.returncode == 0, reported.stderr

@@ -81,11 +81,18 @@ def _decode(path: Path) -> tuple[np.ndarray, int]:
     except sf.LibsndfileError as sf_error:
         if path.suffix.lower() in (".wav", ".au", ".flac", ".ogg"):
             # libsndfile reads these natively: failing here means the file itself is broken.
-            raise AudioError(f"unreadable audio ({sf_error})") from sf_error
+            raise AudioError(f"unreadable audio ({sndfile_reason(sf_error)})") from sf_error
     import librosa
 
     signal, rate = librosa.load(str(path), sr=None, mono=False)
     return (signal.T if signal.ndim == 2 else signal), int(rate)
+
+
+def sndfile_reason(exc: Exception) -> str:
+    """libsndfile's reason without the path it repeats: "Error opening 'x.wav': Format not recognised." -> the end
+    (a skipped file is named once, by whoever says it is skipped)."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text.rsplit("': ", 1)[-1].rstrip(".")
 
 
 def segment(signal: np.ndarray, segment_samples: int, hop_samples: int, max_clips: int) -> np.ndarray:

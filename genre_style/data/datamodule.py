@@ -238,7 +238,7 @@ class GenreDataModule(pl.LightningDataModule):
                 torch.as_tensor(table.labels[idx]),
                 torch.as_tensor(table.track_index[idx]),
             )
-        sizes = {name: len(self.indices[name]) for name in SPLIT_NAMES}
+        sizes = ", ".join(f"{name} {len(self.indices[name])}" for name in SPLIT_NAMES)
         log.info("clips per split (%s split): %s", self.split, sizes)
         if self.unlabelled:
             self.unlabelled_tensors = self._unlabelled_clips(len(table.track_ids))
@@ -255,7 +255,7 @@ class GenreDataModule(pl.LightningDataModule):
         self.stored = {name: StoreClips(store, self.indices[name], self.mean, self.std) for name in SPLIT_NAMES}
         log.info(
             "clips per split (%s split, on disk at %s): %s",
-            self.split, store.folder, {name: len(self.indices[name]) for name in SPLIT_NAMES},
+            self.split, store.folder, ", ".join(f"{name} {len(self.indices[name])}" for name in SPLIT_NAMES),
         )  # fmt: skip
 
     def _manifest_column(self, column: str) -> list[str | None]:

@@ -14,7 +14,7 @@ from typing import Iterator
 
 import numpy as np
 
-from genre_style.data.audio import load_mono
+from genre_style.data.audio import load_mono, sndfile_reason
 from genre_style.errors import AudioError
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ def mono_blocks(path: str | Path, sample_rate: int, block_seconds: float = 30.0)
         source = sf.SoundFile(str(path))
     except Exception as exc:
         if path.suffix.lower() in NATIVE:  # libsndfile reads these: failing here means the file itself is broken
-            raise AudioError(f"unreadable audio ({_reason(exc)})") from exc
+            raise AudioError(f"unreadable audio ({sndfile_reason(exc)})") from exc
         yield _decode_other(path, sample_rate, exc)
         return
     with source:
@@ -75,14 +75,8 @@ def _decode_other(path: Path, sample_rate: int, sndfile_error: Exception) -> np.
             return load_mono(path, sample_rate)
         except AudioError:
             raise AudioError(
-                f"not an audio file genre-style can decode ({_reason(sndfile_error)}): use wav, flac, mp3 or ogg"
+                f"not an audio file genre-style can decode ({sndfile_reason(sndfile_error)}): use wav, flac, mp3 or ogg"
             ) from None
-
-
-def _reason(exc: Exception) -> str:
-    """libsndfile's reason without the path it repeats: "Error opening 'x.wav': Format not recognised." -> the end."""
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text.rsplit("': ", 1)[-1].rstrip(".")
 
 
 def windows(
