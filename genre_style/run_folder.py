@@ -130,5 +130,8 @@ def find_resume(cfg: DictConfig) -> RunFolder | None:
             "pass a run folder of an interrupted run (outputs/runs/<timestamp>), or resume=last",
         )
     check_resume_settings(folder, cfg)
+    from genre_style.model_files import read_checkpoint
+
+    read_checkpoint(folder.last_checkpoint)  # a file that would run code is refused here, in one line, before Lightning reads it
     log.info("resuming %s from %s", folder.path, folder.last_checkpoint)
     return folder

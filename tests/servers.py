@@ -123,17 +123,21 @@ def postgres_server(databases: tuple[str, ...]) -> Iterator[dict[str, str]]:
 
 
 @contextmanager
-def mlflow_server(backend_store_uri: str, artifacts: Path, timeout: float = 120) -> Iterator[str]:
-    """`mlflow server` on a free loopback port, proxying artifacts (--serve-artifacts); yields its URL."""
+def mlflow_server(
+    backend_store_uri: str, artifacts: Path, timeout: float = 120, auth: dict[str, str] | None = None
+) -> Iterator[str]:
+    """`mlflow server` on a free loopback port, proxying artifacts (--serve-artifacts); yields its URL. With `auth`
+    (environment: the admin's password, the accounts' database), the team's server that asks who you are
+    (`genre_style.tracking.team_server`, what docker/compose.yaml runs)."""
     port = free_port()
     log_path = artifacts.parent / "mlflow-server.log"
+    program = ["genre_style.tracking.team_server"] if auth else ["mlflow", "server"]
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
-                "mlflow",
-                "server",
+                *program,
                 "--backend-store-uri",
                 backend_store_uri,
                 "--serve-artifacts",
@@ -148,7 +152,8 @@ def mlflow_server(backend_store_uri: str, artifacts: Path, timeout: float = 120)
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "MLFLOW_TRACKING_URI": ""},
+            env={**os.environ, "MLFLOW_TRACKING_URI": "", **(auth or {})},
+            cwd=artifacts.parent,
         )
     url = f"http://127.0.0.1:{port}"
     try:

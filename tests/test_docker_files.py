@@ -59,6 +59,8 @@ def test_compose_has_postgres_an_artifact_serving_mlflow_server_and_sweep_worker
     mlflow = services["mlflow"]
     assert mlflow["environment"]["MLFLOW_BACKEND_STORE_URI"].startswith("postgresql+psycopg2://")
     assert "--serve-artifacts" in mlflow["command"] and "--artifacts-destination" in mlflow["command"]
+    assert mlflow["command"][:3] == ["python", "-m", "genre_style.tracking.team_server"]  # asks who you are
+    assert services["worker"]["environment"]["MLFLOW_TRACKING_USERNAME"] == "admin"
     worker = services["worker"]
     assert worker["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
     assert worker["environment"]["OPTUNA_STORAGE"].endswith("@postgres:5432/optuna")
@@ -74,7 +76,7 @@ def test_compose_has_postgres_an_artifact_serving_mlflow_server_and_sweep_worker
 def test_compose_refuses_to_start_without_a_password(tmp_path):
     result = _config(tmp_path, None)
     assert result.returncode != 0
-    assert "POSTGRES_USER" in result.stderr or "POSTGRES_PASSWORD" in result.stderr
+    assert any(name in result.stderr for name in ("POSTGRES_USER", "POSTGRES_PASSWORD", "MLFLOW_ADMIN_PASSWORD"))
 
 
 def test_no_secret_is_committed():
@@ -124,3 +126,34 @@ def test_the_documented_scaling_out_commands_match_the_files(stack):
         assert services and set(services) <= set(stack["services"]), services
     for variable in ("MLFLOW_ALLOWED_HOSTS", "BIND_ADDRESS", "WORKERS", "POSTGRES_PASSWORD"):
         assert variable in section and f"{variable}=" in (DOCKER / ".env.example").read_text(), variable
+
+
+def _env_file(path: Path) -> dict[str, str]:
+    lines = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line and not line.startswith("#"))
+    return {key.strip(): value.strip() for key, value in lines}
+
+
+def test_the_stack_refuses_to_start_with_the_example_passwords(stack, tmp_path):
+    """What the services run first (PostgreSQL's entrypoint, the MLflow server's), given .env.example's values."""
+    example = _env_file(DOCKER / ".env.example")
+    assert example["POSTGRES_PASSWORD"] == example["MLFLOW_ADMIN_PASSWORD"] == "change-me"  # placeholders, refused
+    entrypoint = [part.replace("$$", "$") for part in stack["services"]["postgres"]["entrypoint"]]  # compose's escape
+    for password, refused in (("change-me", True), ("a-long-random-password", False)):
+        result = subprocess.run(
+            entrypoint, env={"POSTGRES_PASSWORD": password, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True
+        )
+        assert ("POSTGRES_PASSWORD is a placeholder" in result.stderr) is refused, result.stderr
+        assert password not in result.stderr
+    mlflow_env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "MLFLOW_"))}
+    for variable in ("MLFLOW_AUTH_ADMIN_PASSWORD", "POSTGRES_PASSWORD"):
+        env = {**mlflow_env, "MLFLOW_AUTH_ADMIN_PASSWORD": "a-long-random-password", variable: example["POSTGRES_PASSWORD"]}
+        result = subprocess.run(
+            [sys.executable, "-m", "genre_style.tracking.team_server", "--port", "1"],
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=60,
+        )
+        assert result.returncode == 2 and f"{variable} is a placeholder" in result.stderr, result.stderr
+        assert "change-me" not in result.stderr and "Traceback" not in result.stderr

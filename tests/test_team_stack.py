@@ -1,31 +1,49 @@
-"""The team topology without Docker: PostgreSQL, an MLflow tracking server on it, and two sweep workers
-(think: two machines) that join one Optuna study stored in the same PostgreSQL and log over HTTP."""
+"""The team topology without Docker: PostgreSQL, an MLflow tracking server on it that asks who you are (MLflow's
+basic-auth app, as docker/compose.yaml runs it), and two sweep workers (think: two machines) that sign in with an
+account of their own, join one Optuna study stored in the same PostgreSQL and log over HTTP."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections import Counter
 
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import FAST_RUN, REPO
+from tests.conftest import FAST_RUN, REPO, run_cli
 from tests.servers import PG_PASSWORD, mlflow_server, postgres_server
 
 pytestmark = pytest.mark.slow  # real processes (the CLI, servers): `make test-fast` leaves them out
 
 N_TRIALS = 8
 STUDY = "team-study"
+ADMIN_PASSWORD = "admin-only-secret-1"  # throwaway accounts on loopback; the tests check neither reaches a log or param
+WORKER_PASSWORD = "worker-only-secret-2"
+SECRETS = (PG_PASSWORD, ADMIN_PASSWORD, WORKER_PASSWORD)
 
 
 @pytest.fixture(scope="module")
 def team(tmp_path_factory, small_corpus):
     """Start the servers, run two workers side by side to the end; yield what a test inspects."""
     home = tmp_path_factory.mktemp("team")
-    with postgres_server(("mlflow", "optuna")) as urls, mlflow_server(urls["mlflow"], home / "mlartifacts") as tracking:
+    auth = {"MLFLOW_AUTH_ADMIN_USERNAME": "admin", "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    with (
+        postgres_server(("mlflow", "optuna")) as urls,
+        mlflow_server(
+            urls["mlflow"], home / "mlartifacts", auth={**auth, "GENRE_STYLE_AUTH_DATABASE_URI": urls["mlflow"] + "_auth"}
+        ) as tracking,
+        pytest.MonkeyPatch.context() as admin,
+    ):
+        admin.setenv("MLFLOW_TRACKING_USERNAME", "admin")  # this process reads the results as the admin
+        admin.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD)
+        from mlflow.server import get_app_client
+
+        get_app_client("basic-auth", tracking_uri=tracking).create_user("worker", WORKER_PASSWORD)
         sweep = [
             "-m",
             "hparams_search=dsae_optuna",
@@ -42,6 +60,8 @@ def team(tmp_path_factory, small_corpus):
                 "GENRE_STYLE_OUTPUTS": str(home / name),
                 "PYTHONUNBUFFERED": "1",
                 "MLFLOW_TRACKING_URI": tracking,
+                "MLFLOW_TRACKING_USERNAME": "worker",  # the workers' own account, not the admin's
+                "MLFLOW_TRACKING_PASSWORD": WORKER_PASSWORD,
                 "OPTUNA_STORAGE": urls["optuna"],
                 "OMP_NUM_THREADS": "1",
             }
@@ -61,7 +81,25 @@ def team(tmp_path_factory, small_corpus):
         for process, log in workers:
             assert process.wait(timeout=600) == 0, log.read_text()[-4000:]
         study = optuna.load_study(study_name=STUDY, storage=urls["optuna"])
-        yield {"study": study, "client": MlflowClient(tracking_uri=tracking), "logs": [log.read_text() for _, log in workers]}
+        # A teammate with no account, and one with a wrong password: refused in one line before any work.
+        refused = [
+            run_cli(
+                [*FAST_RUN, f"data.root={small_corpus}", "trainer.max_epochs=1"],
+                home / "anonymous",
+                env={
+                    "MLFLOW_TRACKING_URI": tracking,
+                    **({"MLFLOW_TRACKING_USERNAME": "worker", "MLFLOW_TRACKING_PASSWORD": p} if p else {}),
+                },
+            )
+            for p in ("", "not-the-password")
+        ]
+        yield {
+            "study": study,
+            "client": MlflowClient(tracking_uri=tracking),
+            "url": tracking,
+            "refused": refused,
+            "logs": [log.read_text() for _, log in workers] + [(home / "mlflow-server.log").read_text()],
+        }
 
 
 def _runs(client):
@@ -98,10 +136,35 @@ def test_every_trial_is_one_mlflow_run_with_its_metrics_under_one_parent(team):
         assert run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
         assert run.data.metrics["final/val/acc"] == pytest.approx(values[int(run.data.tags["optuna.trial"])], abs=1e-6)
         assert {"test/acc", "train/loss", "test/f1_macro"} <= set(run.data.metrics)
-        assert all(PG_PASSWORD not in str(v) for v in run.data.params.values())
+        assert all(secret not in str(v) for v in run.data.params.values() for secret in SECRETS)
+        assert all(secret not in str(v) for v in run.data.tags.values() for secret in SECRETS)
     # artifacts went through the server (--serve-artifacts), not to a path only one machine sees
     assert trials[0].info.artifact_uri.startswith("mlflow-artifacts:")
     plots = {a.path for a in client.list_artifacts(trials[0].info.run_id, "plots")}
     assert "plots/confusion_matrix.png" in plots
     assert parents[0].data.metrics["best_value"] == pytest.approx(study.best_value)
     assert PG_PASSWORD not in parents[0].data.tags["optuna.storage"]
+
+
+def test_the_server_refuses_anyone_without_an_account(team):
+    for request in (
+        urllib.request.Request(f"{team['url']}/api/2.0/mlflow/experiments/search?max_results=1"),
+        urllib.request.Request(f"{team['url']}/api/2.0/mlflow/runs/search", data=b"{}", method="POST"),
+    ):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 401
+    anonymous, wrong = team["refused"]
+    assert anonymous.returncode == 2 and "refused a request without an account" in anonymous.stderr, anonymous.stderr[-2000:]
+    assert wrong.returncode == 2 and "refused the account 'worker'" in wrong.stderr, wrong.stderr[-2000:]
+    for result in (anonymous, wrong):
+        assert "MLFLOW_TRACKING_PASSWORD" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_no_password_reaches_a_log(team):
+    """The workers' and the server's logs, whole; params and tags are checked run by run above."""
+    for log in team["logs"]:
+        for secret in SECRETS:
+            assert secret not in log
+    for result in team["refused"]:
+        assert all(secret not in result.stdout + result.stderr for secret in SECRETS)

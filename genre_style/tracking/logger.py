@@ -264,13 +264,11 @@ def start_run(cfg: DictConfig, folder: Any, resumed: Any) -> ResilientMLFlowLogg
 
 
 def quiet_mlflow() -> None:
-    """MLflow's INFO chatter (creating the database tables, validating the model's input example) and its notice that
-    the model is serialised with cloudpickle (a choice made on purpose) off the console; its warnings stay. After
-    `import mlflow`, which configures its loggers."""
+    """MLflow's INFO chatter (creating the database tables, validating the model's input example) off the console; its
+    warnings stay. After `import mlflow`, which configures its loggers."""
     import mlflow  # noqa: F401
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)
-    logging.getLogger("mlflow.pyfunc").addFilter(lambda record: "cloudpickle" not in record.getMessage().lower())
 
 
 def mlflow_logger(

@@ -62,6 +62,14 @@ def store_error(uri: str, exc: BaseException) -> UserError:
     """A store that fails at the start of a run, as one line naming the store and the fix."""
     from genre_style.urls import redact_url
 
+    text = str(exc)
+    if any(sign in text for sign in ("401", "Unauthorized", "403", "PERMISSION_DENIED", "credentials")):
+        who = os.environ.get("MLFLOW_TRACKING_USERNAME")
+        return UserError(
+            f"the MLflow server {redact_url(uri)} refused "
+            + (f"the account {who!r} (wrong password, or no permission)" if who else "a request without an account"),
+            "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to an account on that server (its admin creates them)",
+        )
     return UserError(
         f"the MLflow store {redact_url(uri)} failed: {str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__}",
         "check the store (a SQLite file from a newer MLflow, a full disk, a server's database), point "
