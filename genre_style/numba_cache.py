@@ -59,17 +59,23 @@ def claim(root: Path | None = None) -> str | None:
     owner = os.environ.get(OWNER, "")
     if owner.partition(":")[0] == str(os.getpid()) and _held is not None:
         return os.environ[VARIABLE]  # already claimed by this process
-    folder = _free_slot(root or cache_root())
+    try:
+        root = root or cache_root()
+    except (OSError, RuntimeError):  # no working directory or home folder to be found: a private folder
+        root = None
+    folder = _free_slot(root)
     os.environ[VARIABLE] = folder
     os.environ[OWNER] = f"{os.getpid()}:{folder}"
     return folder
 
 
-def _free_slot(root: Path) -> str:
+def _free_slot(root: Path | None) -> str:
     global _held
     from filelock import FileLock, Timeout
 
     try:
+        if root is None:
+            raise OSError("no cache folder")
         root.mkdir(parents=True, exist_ok=True)
         for slot in range(SLOTS):
             lock = FileLock(str(root / f"slot-{slot}.lock"))
