@@ -122,8 +122,12 @@ class TorchRunner:
     def layer_names(self) -> list[str]:
         """`embedding` (the bottleneck), `logits` where the model has a classifier, then each of the encoder's
         modules (`encoder.features.0`: a log-mel CNN's first conv block), outermost first."""
+        import torch
+
         encoder = getattr(self.embedder.model, "encoder", None)
-        blocks = [f"encoder.{name}" for name, _ in encoder.named_modules() if name] if encoder is not None else []
+        containers = (torch.nn.ModuleList, torch.nn.ModuleDict)  # never called themselves: their members are
+        modules = encoder.named_modules() if encoder is not None else []
+        blocks = [f"encoder.{name}" for name, module in modules if name and not isinstance(module, containers)]
         return [EMBEDDING, *([LOGITS] if self.has_classifier else []), *blocks]
 
     def run(self, x: np.ndarray, layers: Sequence[str]) -> dict[str, np.ndarray]:
@@ -144,7 +148,13 @@ class TorchRunner:
                 hook.remove()
         result = {}
         for name in layers:
-            value = out.embedding if name == EMBEDDING else out.logits if name == LOGITS else captured[name]
+            value = out.embedding if name == EMBEDDING else out.logits if name == LOGITS else captured.get(name)
+            if not isinstance(value, torch.Tensor):
+                raise UserError(
+                    f"layer {name} gives {'no output' if value is None else type(value).__name__} in the forward pass, "
+                    "not one tensor",
+                    "choose one of its sub-modules (--layer with a wrong name lists them)",
+                )
             if value.ndim > 2:  # a conv block's [n, C, *time/frequency]: one C-vector per window
                 value = value.flatten(2).mean(dim=-1)
             result[name] = value.float().cpu().numpy()
@@ -167,8 +177,12 @@ def load_runner(model: str, backend: str | None = None, device: str = "auto", tr
 
 
 def check_layer(runner: Runner, layer: str) -> None:
-    if layer not in runner.layer_names:
-        raise UserError(f"the model has no layer {layer!r}", f"choose --layer from: {', '.join(runner.layer_names)}")
+    """A UserError listing the layers (those 3 deep at most: a pretrained backbone has dozens) for an unknown one."""
+    names = runner.layer_names
+    if layer not in names:
+        shown = [n for n in names if n.count(".") <= 3]
+        more = f" (and {len(names) - len(shown)} deeper modules)" if len(shown) < len(names) else ""
+        raise UserError(f"the model has no layer {layer!r}", f"choose --layer from: {', '.join(shown)}{more}")
 
 
 def hop_samples(preprocessing: Preprocessing, hop_s: float | None) -> int:

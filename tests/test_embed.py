@@ -147,3 +147,18 @@ def test_two_inputs_that_would_write_one_file_are_refused(models, songs, tmp_pat
     other = write_wav(tmp_path / "elsewhere" / "song0.wav", np.zeros(SR * 2))
     code, _, err = _run([models["mlp"], songs / "song0.wav", other, "--out-dir", tmp_path / "o"], capsys)
     assert code == 2 and "would both write" in err and not (tmp_path / "o").exists()
+
+
+def test_a_pretrained_backbones_layers_can_be_read(tmp_path, capsys):
+    """musicnn's architecture (randomly initialised: no weights to fetch) inside a DSAE: its mid-end blocks and dense
+    layer are `encoder.backbone.*` layers; a container of blocks is not one."""
+    spec = ClipSpec(features="musicnn_mel", sample_rate=16000, segment_samples=48000, hop_samples=48000)
+    encoder = {"_target_": "genre_style.models.pretrained.musicnn.MusicnnEncoder", "pretrained": False}
+    checkpoint = save(build("dsae", spec, encoder=encoder), spec, tmp_path / "musicnn.ckpt")
+    song = write_wav(tmp_path / "song.wav", 0.1 * np.random.default_rng(4).standard_normal(SR * 7))
+    runner = TorchRunner(load_model(checkpoint), "cpu")
+    assert "encoder.backbone.midend" not in runner.layer_names  # a ModuleList: never called itself
+    for layer, width in (("encoder.backbone.midend.1", 64), ("encoder.backbone.backend.dense", 200)):
+        code = main([str(checkpoint), str(song), "--layer", layer, "--hop", "1.5", "--out-dir", str(tmp_path / layer)])
+        assert code == 0, capsys.readouterr().err
+        assert np.load(tmp_path / layer / "song.npy").shape == (3, width)  # 3-s windows every 1.5 s over 7 s
