@@ -36,7 +36,6 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m genre_style.embed",
         description=__doc__.splitlines()[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument(
         "model",
@@ -46,15 +45,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", help="audio files, folders, or quoted glob patterns ('music/**/*.mp3')")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--out-dir", type=Path, help="one <name>.npy and one <name>_timestamps.npy per input, in this folder")
-    out.add_argument("--out", type=Path, help="one table (.parquet or .csv) [default: embeddings.parquet]")
+    out.add_argument("--out", type=Path, help="one table (.parquet or .csv) (default: embeddings.parquet)")
     p.add_argument("--hop", type=float, help="seconds between windows, e.g. 0.5 (default: the model's clip hop)")
     p.add_argument(
-        "--layer", default="embedding", help="embedding (the bottleneck), logits, or an encoder module: encoder.<name>"
+        "--layer",
+        default="embedding",
+        help="embedding (the bottleneck, the default), logits, or an encoder module: encoder.<name>",
     )
-    p.add_argument("--batch-size", type=int, default=64, help="windows per forward pass")
-    p.add_argument("--device", default="auto", help="auto (a GPU where there is one), cpu, cuda, cuda:<n>, mps")
+    p.add_argument("--batch-size", type=int, default=64, help="windows per forward pass (default: 64)")
+    p.add_argument("--device", default="auto", help="auto (a GPU where there is one; the default), cpu, cuda, cuda:<n>, mps")
     p.add_argument(
-        "--backend", choices=("torch", "onnx"), help="torch, or onnx (onnxruntime) for a .onnx MODEL [default: from MODEL]"
+        "--backend", choices=("torch", "onnx"), help="torch, or onnx (onnxruntime) for a .onnx MODEL (default: from MODEL)"
     )
     p.add_argument(
         "--tracking-uri",
