@@ -8,18 +8,17 @@ import csv
 import io
 
 import numpy as np
+import onnxruntime  # noqa: F401 - the [onnx] extra, in .[dev]: missing, these tests fail rather than skip
 import pytest
 
-pytest.importorskip("onnxruntime", reason="the [onnx] extra: pip install 'genre-style[onnx]'")
-
-from genre_style.batch import TorchRunner, embed_stream  # noqa: E402
-from genre_style.embed import main as embed  # noqa: E402
-from genre_style.export import main as export  # noqa: E402
-from genre_style.loading import load_model  # noqa: E402
-from genre_style.onnx_backend import OnnxRunner  # noqa: E402
-from genre_style.predict import main as predict  # noqa: E402
-from tests.checkpoints import build, from_experiment, save  # noqa: E402
-from tests.conftest import write_wav  # noqa: E402
+from genre_style.batch import TorchRunner, embed_stream
+from genre_style.embed import main as embed
+from genre_style.export import main as export
+from genre_style.loading import load_model
+from genre_style.onnx_backend import OnnxRunner
+from genre_style.predict import main as predict
+from tests.checkpoints import build, from_experiment, save
+from tests.conftest import write_wav
 
 TOLERANCE = 1e-4  # the bar for parity with PyTorch
 
