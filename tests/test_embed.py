@@ -162,3 +162,16 @@ def test_a_pretrained_backbones_layers_can_be_read(tmp_path, capsys):
         code = main([str(checkpoint), str(song), "--layer", layer, "--hop", "1.5", "--out-dir", str(tmp_path / layer)])
         assert code == 0, capsys.readouterr().err
         assert np.load(tmp_path / layer / "song.npy").shape == (3, width)  # 3-s windows every 1.5 s over 7 s
+
+
+def test_a_terminal_sees_a_progress_bar_over_the_files(models, songs, tmp_path, monkeypatch):
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    assert main([str(models["mlp"]), str(songs), "--out-dir", str(tmp_path / "o")]) == 0
+    assert "10/10" in terminal.getvalue() and "file" in terminal.getvalue()
