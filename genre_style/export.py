@@ -62,10 +62,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     embedder = load_model(args.model, args.tracking_uri)
     path = export_onnx(embedder, args.onnx, args.opset)
     diffs = parity(embedder, path)
-    shape = ", ".join(map(str, embedder.spec.feature_shape))
+    from genre_style.onnx_backend import OnnxRunner
+
+    batch = "1" if OnnxRunner(path, "cpu").one_clip_a_call else "batch"  # 1: the model loops over its batch in Python
+    shape = ", ".join([batch, *map(str, embedder.spec.feature_shape)])
     worst = max(diffs.values())
     print(
-        f"wrote {path}: features float32 [batch, {shape}] ({embedder.spec.features}, not standardised) -> "
+        f"wrote {path}: features float32 [{shape}] ({embedder.spec.features}, not standardised) -> "
         + ", ".join(diffs)
         + f"; onnxruntime vs PyTorch max abs difference {worst:.2e}"
     )

@@ -59,10 +59,10 @@ class _Graph:
 
 
 def export_onnx(embedder: Embedder, path: str | Path, opset: int = 17) -> Path:
-    """Write `embedder`'s model to `path` as ONNX (the module docstring says the graph and its shapes); the batch axis
-    is dynamic. Uses torch's TorchScript-based exporter (`dynamo=False`), which needs no onnxscript."""
-    import torch
-
+    """Write `embedder`'s model to `path` as ONNX (the module docstring says the graph and its shapes) with a dynamic
+    batch axis; a model whose forward pass loops over the batch in Python (musicnn's fixed front-end runs a clip at a
+    time), which tracing bakes into the graph, is exported for one clip a call instead (`batch: 1` in the metadata:
+    `OnnxRunner` feeds it clip by clip). Uses torch's TorchScript-based exporter (`dynamo=False`): no onnxscript."""
     try:
         import onnx
     except ImportError:
@@ -72,7 +72,33 @@ def export_onnx(embedder: Embedder, path: str | Path, opset: int = 17) -> Path:
     module = _Graph.module(embedder).to("cpu")
     spec = embedder.spec
     outputs = ["embedding", *(["logits"] if embedder.has_classifier else [])]
-    example = torch.zeros((2, *spec.feature_shape), dtype=torch.float32)
+    batch = 0 if _trace(module, path, spec.feature_shape, outputs, opset, dynamic=True) else 1
+    if batch:
+        _trace(module, path, spec.feature_shape, outputs, opset, dynamic=False)
+    graph = onnx.load(str(path))
+    meta = {
+        "format": FORMAT,
+        "spec": spec.as_dict(),
+        "genres": embedder.genres,
+        "outputs": outputs,
+        "feature_shape": list(spec.feature_shape),
+        "batch": batch,  # 0: any batch size; 1: one clip a call
+        "model_class": f"{type(embedder.model).__module__}.{type(embedder.model).__name__}",
+    }
+    graph.metadata_props.add(key=METADATA_KEY, value=json.dumps(meta))
+    graph.doc_string = (
+        f"genre-style {meta['model_class']}: features float32 [{'batch' if not batch else 1}, "
+        f"{', '.join(map(str, spec.feature_shape))}] (front-end {spec.features}, not standardised) -> {' and '.join(outputs)}"
+    )
+    onnx.save(graph, str(path))
+    return path
+
+
+def _trace(module: Any, path: Path, shape: Sequence[int], outputs: list[str], opset: int, dynamic: bool) -> bool:
+    """Export `module` to `path`; with `dynamic`, whether the graph runs at a batch size other than the one traced."""
+    import torch
+
+    example = torch.zeros((2 if dynamic else 1, *shape), dtype=torch.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice: it is the one that needs no onnxscript
         torch.onnx.export(
@@ -81,26 +107,24 @@ def export_onnx(embedder: Embedder, path: str | Path, opset: int = 17) -> Path:
             str(path),
             input_names=["features"],
             output_names=outputs,
-            dynamic_axes={name: {0: "batch"} for name in ["features", *outputs]},
+            dynamic_axes={name: {0: "batch"} for name in ["features", *outputs]} if dynamic else None,
             opset_version=opset,
             dynamo=False,
         )
-    graph = onnx.load(str(path))
-    meta = {
-        "format": FORMAT,
-        "spec": spec.as_dict(),
-        "genres": embedder.genres,
-        "outputs": outputs,
-        "feature_shape": list(spec.feature_shape),
-        "model_class": f"{type(embedder.model).__module__}.{type(embedder.model).__name__}",
-    }
-    graph.metadata_props.add(key=METADATA_KEY, value=json.dumps(meta))
-    graph.doc_string = (
-        f"genre-style {meta['model_class']}: features float32 [batch, {', '.join(map(str, spec.feature_shape))}] "
-        f"(front-end {spec.features}, not standardised) -> {' and '.join(outputs)}"
-    )
-    onnx.save(graph, str(path))
-    return path
+    if not dynamic:
+        return True
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return True  # not checked here: the export command's parity check runs it
+    quiet = ort.SessionOptions()
+    quiet.log_severity_level = 4  # a failing probe is an answer, not an error to print
+    session = ort.InferenceSession(str(path), quiet, providers=["CPUExecutionProvider"])
+    try:
+        session.run(None, {"features": np.zeros((3, *shape), dtype=np.float32)})
+    except Exception:
+        return False
+    return True
 
 
 def onnx_providers(device: str) -> list[str]:
@@ -151,6 +175,7 @@ class OnnxRunner:
         self.preprocessing = Preprocessing(ClipSpec(**{k: v for k, v in meta["spec"].items() if k in known}))
         self.genres: list[str] = list(meta["genres"])
         self.outputs: list[str] = list(meta["outputs"])
+        self.one_clip_a_call = meta.get("batch", 0) == 1
 
     @property
     def has_classifier(self) -> bool:
@@ -161,5 +186,8 @@ class OnnxRunner:
         return list(self.outputs)
 
     def run(self, x: np.ndarray, layers: Sequence[str]) -> dict[str, np.ndarray]:
-        values = self.session.run(list(layers), {"features": np.ascontiguousarray(x, dtype=np.float32)})
-        return dict(zip(layers, values))
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if not self.one_clip_a_call:
+            return dict(zip(layers, self.session.run(list(layers), {"features": x})))
+        clips = [self.session.run(list(layers), {"features": x[i : i + 1]}) for i in range(len(x))]
+        return {name: np.concatenate([clip[j] for clip in clips]) for j, name in enumerate(layers)}

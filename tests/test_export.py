@@ -91,3 +91,24 @@ def test_a_file_that_is_not_a_genre_style_onnx_model_is_one_line(song, tmp_path,
     assert embed([str(fake), str(song), "--backend", "onnx"]) == 2
     err = capsys.readouterr().err
     assert "cannot read ONNX model" in err and "genre_style.export" in err and "Traceback" not in err
+
+
+def test_a_model_that_loops_over_its_batch_exports_for_one_clip_a_call(tmp_path, capsys):
+    """musicnn's fixed front-end runs a clip at a time (a Python loop the tracer bakes in): exported at batch 1 and fed
+    clip by clip, with PyTorch's numbers."""
+    import numpy as np
+
+    from genre_style.data.audio import ClipSpec
+    from genre_style.inference import standardize
+
+    spec = ClipSpec(features="musicnn_mel", sample_rate=16000, segment_samples=48000, hop_samples=48000)
+    encoder = {"_target_": "genre_style.models.pretrained.musicnn.MusicnnEncoder", "pretrained": False}
+    checkpoint = save(build("dsae", spec, encoder=encoder), spec, tmp_path / "musicnn.ckpt")
+    assert export([str(checkpoint), "--onnx", str(tmp_path / "m.onnx")]) == 0
+    assert "features float32 [1, 96, 188]" in capsys.readouterr().out
+    runner = OnnxRunner(tmp_path / "m.onnx", "cpu")
+    assert runner.one_clip_a_call
+    x = np.random.default_rng(0).standard_normal((3, 96, 188)).astype(np.float32)
+    model = load_model(checkpoint)  # its standardisation is inside the graph: PyTorch gets the standardised features
+    embedding, _ = model.outputs(standardize(x.copy(), model.preprocessing.mean, model.preprocessing.std))
+    assert np.abs(runner.run(x, ["embedding"])["embedding"] - embedding).max() <= TOLERANCE
