@@ -26,11 +26,13 @@ def torch_seconds(weights: str, repeats: int) -> float:
     """The median seconds of one patch through the PyTorch port, on one thread."""
     import torch
 
+    from genre_style.acceleration import to_preferred_layout
     from genre_style.models.pretrained.musicnn import WEIGHTS, MusicnnEncoder
 
     torch.set_num_threads(1)
     layer = "pool5" if WEIGHTS[weights].kind == "vgg" else "penultimate"
     encoder = MusicnnEncoder((96, 187), 64, weights=weights, layer=layer, cache_dir=str(REPO / "outputs" / "cache")).eval()
+    to_preferred_layout(encoder, "cpu")  # as training and load_model lay it out: channels-last for the VGG only
     patch = torch.from_numpy(np.random.default_rng(0).uniform(0, 2, (1, 187, 96)).astype(np.float32))
     times = []
     with torch.inference_mode():

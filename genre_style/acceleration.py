@@ -43,10 +43,12 @@ def has_conv(model: Any, dims: tuple[int, ...] = (1, 2)) -> bool:
 
 
 def channels_last_pays(model: Any, device_type: str, setting: str | bool = "auto") -> bool:
-    """`setting` true/false as given; `auto`: a model with 2-D convolutions on the CPU (measured above)."""
+    """`setting` true/false as given; `auto`: a model with 2-D convolutions on the CPU (measured above), unless a
+    module of it says `channels_last = False` (pretrained musicnn: its band-wide kernels run slower so)."""
     setting = checked_choice("channels_last", setting)
     if setting == "auto":
-        return device_type == "cpu" and has_conv(model, (2,))
+        declined = any(getattr(m, "channels_last", None) is False for m in model.modules())
+        return device_type == "cpu" and has_conv(model, (2,)) and not declined
     return bool(setting) and has_conv(model, (2,))
 
 

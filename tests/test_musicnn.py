@@ -161,6 +161,28 @@ def test_a_frozen_backbone_is_the_same_function_in_training_and_evaluation():
         assert torch.equal(encoder.train()(x), encoder.eval()(x))
 
 
+def test_the_fixed_front_end_pools_first_and_gives_the_same_values():
+    """Eval mode computes each clip's max over bands before ReLU and batch norm (from the max or the min, by the sign
+    of the norm's scale): the values of TensorFlow's order, conv -> ReLU -> BN -> max, on the whole batch."""
+    from genre_style.acceleration import channels_last_pays
+
+    torch.manual_seed(0)
+    net = MusicnnEncoder(SHAPE, 16, pretrained=False).backbone
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):  # scales of both signs, statistics away from 0 and 1
+            module.weight.data.uniform_(-1, 1)
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2)
+    frontend = net.frontend.eval()
+    x = torch.rand(5, 1, 187, 96) * 3
+    with torch.no_grad():
+        tensorflow_order = frontend._maps(x, lambda block, z: block.norm(torch.relu(z)).amax(dim=3))
+        np.testing.assert_allclose(frontend(x).numpy(), tensorflow_order.numpy(), rtol=1e-6, atol=1e-6)
+    # and musicnn keeps the default memory layout (its band-wide kernels are slower in channels-last); the VGG doesn't
+    assert not channels_last_pays(MusicnnEncoder(SHAPE, 16, pretrained=False), "cpu")
+    assert channels_last_pays(MusicnnEncoder(SHAPE, 16, weights="MSD_vgg", layer="pool5", pretrained=False), "cpu")
+
+
 def _model(**encoder):
     from genre_style.models.dsae import DeepSoftmaxAutoencoder
 

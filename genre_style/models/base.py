@@ -320,11 +320,13 @@ class GenreModel(pl.LightningModule):
     def parameter_groups(self) -> list[dict[str, Any]]:
         """What the optimiser updates: the trainable weights (a frozen backbone's are left out), the encoder's
         `backbone_parameters` in a group of their own with `lr_scale` (`configure_optimizers` scales its rate)."""
-        backbone = {id(p) for p in self.encoder.backbone_parameters()}
+        # the baseline's Standardize is no Encoder: no backbone
+        pretrained: list[torch.nn.Parameter] = getattr(self.encoder, "backbone_parameters", list)()
+        backbone = {id(p) for p in pretrained}
         rest = [p for p in self.parameters() if p.requires_grad and id(p) not in backbone]
         groups: list[dict[str, Any]] = [{"params": rest}]
-        if backbone:
-            groups.append({"params": self.encoder.backbone_parameters(), "lr_scale": self.encoder.backbone_lr_scale})
+        if pretrained:
+            groups.append({"params": pretrained, "lr_scale": self.encoder.backbone_lr_scale})
         return groups
 
     def configure_optimizers(self) -> Any:
