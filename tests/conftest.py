@@ -130,7 +130,8 @@ def run_cli(
 
         shutil.copyfile(_STORE_TEMPLATE, store)
     full_env = {**os.environ, "GENRE_STYLE_OUTPUTS": str(output_root), "PYTHONUNBUFFERED": "1", **(env or {})}
-    for shared in ("MLFLOW_TRACKING_URI", "OPTUNA_STORAGE"):  # a developer's team settings stay out of tests
+    # a developer's team settings (and an account signed in by the test itself) stay out of tests
+    for shared in ("MLFLOW_TRACKING_URI", "OPTUNA_STORAGE", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
         if not (env and shared in env):
             full_env.pop(shared, None)
     return subprocess.run(

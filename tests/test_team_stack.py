@@ -99,6 +99,7 @@ def team(tmp_path_factory, small_corpus):
             "url": tracking,
             "refused": refused,
             "logs": [log.read_text() for _, log in workers] + [(home / "mlflow-server.log").read_text()],
+            "home": home,
         }
 
 
@@ -161,10 +162,16 @@ def test_the_server_refuses_anyone_without_an_account(team):
         assert "MLFLOW_TRACKING_PASSWORD" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_no_password_reaches_a_log(team):
-    """The workers' and the server's logs, whole; params and tags are checked run by run above."""
+def test_no_password_reaches_a_log_or_a_file(team):
+    """The workers' and the server's logs, and every file the workers and the server wrote (run folders, Hydra's
+    records of each trial's overrides, the artifacts served); params and tags are checked run by run above."""
     for log in team["logs"]:
         for secret in SECRETS:
             assert secret not in log
+    files = [path for path in team["home"].rglob("*") if path.is_file() and path.stat().st_size < 50_000_000]
+    assert any(path.name == "overrides.yaml" for path in files)  # a trial's record, where the study's URL once was
+    for path in files:
+        content = path.read_bytes()
+        assert all(secret.encode() not in content for secret in SECRETS), path
     for result in team["refused"]:
         assert all(secret not in result.stdout + result.stderr for secret in SECRETS)

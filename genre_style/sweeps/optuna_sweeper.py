@@ -19,6 +19,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from genre_style.sweeps.search_space import parse_search_space, to_override_value
+from genre_style.sweeps.storage import hand_over
 from genre_style.urls import redact_url
 
 log = logging.getLogger(__name__)
@@ -289,7 +290,7 @@ class OptunaSweeperImpl:
         values += [f"{name}={to_override_value(value)}" for name, value in trial.params.items()]
         values += [
             f"sweep_context.study_name='{study_name}'",  # quoted: a name like `nan`, `true` or `12` stays a string
-            f"sweep_context.storage='{storage}'",
+            f"sweep_context.storage='{hand_over(storage)}'",  # the password stays out of logs and run folders
             f"sweep_context.trial_number={trial.number}",
             f"sweep_context.torch_threads={max(1, (os.cpu_count() or 1) // self.n_jobs)}",
         ]

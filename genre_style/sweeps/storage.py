@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from pathlib import Path
@@ -13,6 +14,21 @@ from genre_style.urls import redact_url
 
 RDB_SCHEMES = ("sqlite:", "postgresql", "postgres:", "mysql", "mariadb", "oracle", "mssql")
 SCHEMA_RACE_ATTEMPTS = 6
+# The study's storage as the sweep opened it, handed to its trials (in-process, or joblib processes, which inherit the
+# environment): a trial's overrides are logged by Hydra and written to its run folder, so they carry it redacted.
+HANDED_OVER_ENV = "GENRE_STYLE_SWEEP_STORAGE"
+
+
+def hand_over(storage: str) -> str:
+    """Keep `storage` for this process's trials; returns what a trial's overrides may show (the password as ***)."""
+    os.environ[HANDED_OVER_ENV] = storage
+    return redact_url(storage)
+
+
+def taken_over(shown: str) -> str:
+    """The storage a trial's `sweep_context.storage` stands for: the handed-over URL where `shown` is its redacted form."""
+    handed = os.environ.get(HANDED_OVER_ENV)
+    return handed if handed and redact_url(handed) == shown else shown
 
 
 def storage_url(storage: str | None, default_dir: str | Path, study_name: str) -> str:

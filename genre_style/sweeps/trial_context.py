@@ -15,9 +15,9 @@ def load_trial(study_name: str, storage: str, trial_number: int) -> Any:
     import optuna
     from hydra.utils import instantiate
 
-    from genre_style.sweeps.storage import open_storage
+    from genre_style.sweeps.storage import open_storage, taken_over
 
-    rdb = open_storage(storage)
+    rdb = open_storage(taken_over(storage))
     study = optuna.load_study(study_name=study_name, storage=rdb)
     pruner_cfg = study.user_attrs.get("pruner")
     if pruner_cfg:
