@@ -76,3 +76,27 @@ def test_testing_from_the_full_best_checkpoint_keeps_every_epoch_of_the_history(
 
     assert [row["epoch"] for row in history.history] == [0, 1, 2, 3]
     assert [row["val/acc"] for row in history.history] == pytest.approx([1.0, 0.9, 0.8, 0.7])
+
+
+@pytest.mark.slow
+def test_a_run_whose_best_epoch_is_not_the_last_keeps_every_epoch_in_its_record(tmp_path):
+    """The issue's case through the CLI: a full best checkpoint (as experiment=best keeps) at epoch 0 of 4 (monitoring
+    val/recon for its maximum: reconstruction falls epoch by epoch); history.json and the run description keep all 4."""
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    from tests.conftest import FAST_RUN, run_cli
+
+    args = [a for a in FAST_RUN if not a.startswith("trainer.max_epochs")]
+    args += ["trainer.max_epochs=4", "monitor.metric=val/recon", "monitor.mode=max"]
+    result = run_cli([*args, "callbacks.model_checkpoint.save_weights_only=false"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = (tmp_path / "runs").iterdir()
+    assert torch.load(run / "artifacts/checkpoints/best.ckpt", weights_only=False)["epoch"] == 0  # best is not the last
+    history = json.loads((run / "artifacts/report/history.json").read_text())
+    assert [row["epoch"] for row in history] == [0, 1, 2, 3]
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (logged,) = client.search_runs([client.get_experiment_by_name("genre-style").experiment_id])
+    assert "Best epoch 0 of 4 by `val/recon`" in logged.data.tags["mlflow.note.content"]
+    assert len(client.get_metric_history(logged.info.run_id, "val/recon")) == 4
