@@ -32,7 +32,7 @@ def torch_seconds(weights: str, repeats: int) -> float:
     torch.set_num_threads(1)
     layer = "pool5" if WEIGHTS[weights].kind == "vgg" else "penultimate"
     encoder = MusicnnEncoder((96, 187), 64, weights=weights, layer=layer, cache_dir=str(REPO / "outputs" / "cache")).eval()
-    to_preferred_layout(encoder, "cpu")  # as training and load_model lay it out: channels-last for the VGG only
+    to_preferred_layout(encoder, "cpu")  # as training and load_model lay it out (musicnn declines channels-last)
     patch = torch.from_numpy(np.random.default_rng(0).uniform(0, 2, (1, 187, 96)).astype(np.float32))
     times = []
     with torch.inference_mode():

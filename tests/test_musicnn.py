@@ -178,9 +178,9 @@ def test_the_fixed_front_end_pools_first_and_gives_the_same_values():
     with torch.no_grad():
         tensorflow_order = frontend._maps(x, lambda block, z: block.norm(torch.relu(z)).amax(dim=3))
         np.testing.assert_allclose(frontend(x).numpy(), tensorflow_order.numpy(), rtol=1e-6, atol=1e-6)
-    # and musicnn keeps the default memory layout (its band-wide kernels are slower in channels-last); the VGG doesn't
+    # and both keep the default memory layout (musicnn's band-wide kernels are slower in channels-last)
     assert not channels_last_pays(MusicnnEncoder(SHAPE, 16, pretrained=False), "cpu")
-    assert channels_last_pays(MusicnnEncoder(SHAPE, 16, weights="MSD_vgg", layer="pool5", pretrained=False), "cpu")
+    assert not channels_last_pays(MusicnnEncoder(SHAPE, 16, weights="MSD_vgg", layer="pool5", pretrained=False), "cpu")
 
 
 def _model(**encoder):
