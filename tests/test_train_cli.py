@@ -33,6 +33,14 @@ def _artifacts(client, run_id, path=""):
     return files
 
 
+def _run_folder(output_root):
+    """The DSAE run's folder, found by its MLflow run id: other tests of this module add runs beside it."""
+    _, runs = _runs(output_root)
+    infos = {f: json.loads((f / "run_info.json").read_text()) for f in output_root.glob("runs/*")}
+    (folder,) = [f for f, info in infos.items() if info.get("mlflow_run_id") == runs[0].info.run_id]
+    return folder
+
+
 @pytest.fixture(scope="module")
 def dsae_run(tmp_path_factory):
     """One real DSAE training job on the synthetic corpus, logged to a fresh MLflow store."""
@@ -134,12 +142,19 @@ def test_the_run_logs_a_model_that_takes_audio_and_is_registered(dsae_run, small
         module="genre_style.embed",
     )
     assert embedded.returncode == 0, embedded.stderr[-3000:]
+    (track,) = pd.read_csv(tmp_path / "e_tracks.csv").to_dict("records")  # the CLI and the MLflow model: one song, alike
+    assert track["path"] == str(wav) and track["predicted_genre"] == predicted["predicted_genre"][0]
+    np.testing.assert_allclose([track[f"emb_{j:03d}"] for j in range(64)], predicted["embedding"][0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose([track[f"prob_{g}"] for g in GENRES], probs[0], rtol=1e-5, atol=1e-7)
+    assert len(pd.read_csv(tmp_path / "e.csv")) == track["clips"] > 1
     said = run_cli(
         [f"runs:/{run.info.run_id}/model", str(wav), "--tracking-uri", f"sqlite:///{out / 'mlflow.db'}"],
         tmp_path,
         module="genre_style.predict",
     )
-    assert said.returncode == 0 and said.stdout.splitlines()[1].split(",")[1] == predicted["predicted_genre"][0], said.stderr[-2000:]
+    assert said.returncode == 0 and said.stdout.splitlines()[1].split(",")[1] == predicted["predicted_genre"][0], said.stderr[
+        -2000:
+    ]
 
 
 def test_evaluation_and_predict_give_each_song_the_same_verdict_to_the_bit(dsae_run):
@@ -150,7 +165,7 @@ def test_evaluation_and_predict_give_each_song_the_same_verdict_to_the_bit(dsae_
     from genre_style.loading import load_model
 
     out, _ = dsae_run
-    (folder,) = [p.parent for p in out.glob("runs/*/run_info.json")]
+    folder = _run_folder(out)
     model = load_model(folder / "artifacts/checkpoints/best.ckpt")
     songs = list(csv.DictReader(open(folder / "artifacts/report/song_predictions.csv")))
     files = {p.stem: p for p in (out / "data/synthetic").rglob("*.wav")}
@@ -301,8 +316,7 @@ def test_unreachable_tracking_server_fails_fast_naming_the_uri(tmp_path):
 def test_the_run_folder_history_matches_what_mlflow_got_epoch_by_epoch(dsae_run):
     out, _ = dsae_run
     client, runs = _runs(out)
-    infos = {f: json.loads((f / "run_info.json").read_text()) for f in out.glob("runs/*")}  # other tests add runs here
-    (folder,) = [f for f, info in infos.items() if info.get("mlflow_run_id") == runs[0].info.run_id]
+    folder = _run_folder(out)
     history = json.loads((folder / "artifacts/report/history.json").read_text())
     assert [row["epoch"] for row in history] == list(range(len(history))) and len(history) >= 3
     for key in ("train/loss", "val/acc"):
