@@ -236,6 +236,28 @@ def test_the_downstream_cli_scores_a_run_and_logs_into_it(dsae_cnn_and_logreg, s
     assert "| model - features=stats |" in result.stdout and "| model - random weights |" in result.stdout
     logged = client.get_run(run.info.run_id).data.metrics
     assert "final/downstream/two/model/proto_5shot_acc" in logged
+    assert (dsae_cnn_and_logreg / "logreg" / "downstream" / "two.json").is_file()  # no --out: under the outputs folder
+
+
+def test_downstream_out_and_no_log_write_the_tables_there_and_leave_the_run_alone(dsae_cnn_and_logreg, small_corpus, tmp_path):
+    import json
+
+    client, run = _only_run(dsae_cnn_and_logreg / "logreg")
+    before = client.get_run(run.info.run_id).data.metrics
+    args = [run.info.run_id, str(small_corpus), "--genres", "pop,metal", "--splits", "2", "--episodes", "5", "--name", "quiet"]
+    result = run_cli(
+        [*args, "--out", str(tmp_path / "tables"), "--no-log"], dsae_cnn_and_logreg / "logreg", module="genre_style.downstream"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = (tmp_path / "tables" / "quiet.md").read_text()
+    printed = [line for line in result.stdout.splitlines() if line.startswith("|")]
+    assert "| model - random weights |" in table and printed and all(line in table for line in printed)  # what it printed
+    figures = json.loads((tmp_path / "tables" / "quiet.json").read_text())
+    assert figures["name"] == "quiet" and figures["root"] == str(small_corpus)
+    assert not (dsae_cnn_and_logreg / "logreg" / "downstream" / "quiet.md").exists()
+    after = client.get_run(run.info.run_id)
+    assert after.data.metrics == before and not any("quiet" in k for k in after.data.metrics)
+    assert "downstream/quiet.md" not in _artifacts(client, run.info.run_id) and "logged to run" not in result.stdout
 
 
 def test_balanced_class_weights_reach_the_baselines_fit(tmp_path):
