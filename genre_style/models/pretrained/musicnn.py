@@ -3,15 +3,15 @@
 The architectures of jordipons/musicnn's `models.py`, written in PyTorch, with the weights of the `musicnn` wheel's
 TensorFlow-1 checkpoints read without TensorFlow (tf_checkpoint.py) and converted once into a torch state dict under
 the cache folder. Four weight sets, each a 50-tag tagger of 3-s patches (187 frames of a 96-band log-mel at 16 kHz,
-the `musicnn` front-end in data/front_ends.py):
+`front_ends.MUSICNN` in data/front_ends.py):
 
 - `MSD_musicnn`, `MTT_musicnn`: the musically motivated CNN: vertical (timbral, 38 and 67 bands wide) and horizontal
   (temporal, 128/64/32 frames long) filters over the log-mel, each max-pooled over frequency; three 1-D convolutions
   over time with dense (residual) connections; mean and max over time; a 200-unit dense layer; 50 tags.
 - `MSD_vgg`, `MTT_vgg`: a 5-block VGG of 3x3 convolutions (128 filters) and max pooling; 50 tags.
 
-MSD: trained on the Million Song Dataset's audio previews with its 50 most frequent last.fm tags; MTT: on
-MagnaTagATune's 50 most frequent tags (docs/pretrained.md: licences and data).
+MSD: trained on the Million Song Dataset's audio previews with its 50 most frequent Last.fm tags; MTT: on
+MagnaTagATune's 50 most frequent tags (docs/pretrained.md: licences, data, the reference check, speed).
 
 TensorFlow-1 details kept: batch norm with epsilon 1e-3 (momentum 0.99: torch's 0.01), applied after the ReLU; 'same'
 padding of even kernels puts the extra zero after (63 before, 64 after a 128-frame kernel); tensors flatten in
