@@ -79,6 +79,19 @@ def test_a_missing_musicnn_package_is_a_user_error_naming_the_install_command(mo
     assert MusicnnEncoder(SHAPE, 64, pretrained=False)  # the architecture alone needs no package
 
 
+def test_the_config_check_says_so_before_any_audio_is_read(monkeypatch, tmp_path):
+    from genre_style.config_checks import validate_config
+    from tests.test_configs import _compose
+
+    cfg = _compose(["encoder=musicnn", f"features={front_ends.MUSICNN}"], tmp_path)
+    _without_musicnn(monkeypatch)
+    with pytest.raises(UserError, match="not installed") as error:
+        validate_config(cfg, overrides=[])
+    assert error.value.fix == INSTALL
+    with pytest.raises(UserError, match="trained on features=musicnn_mel only"):
+        validate_config(_compose(["encoder=musicnn", "features=logmel"], tmp_path), overrides=[])
+
+
 @pytest.mark.parametrize(
     "settings, message",
     [
