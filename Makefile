@@ -5,8 +5,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 5000
-STORE ?= sqlite:///$(CURDIR)/outputs/mlflow.db
-ARTIFACTS ?= $(CURDIR)/outputs/mlartifacts
+OUTPUTS ?= $(or $(GENRE_STYLE_OUTPUTS),$(CURDIR)/outputs)
+# The store training logs to: $$MLFLOW_TRACKING_URI where set, else the local SQLite file.
+STORE ?= $(or $(MLFLOW_TRACKING_URI),sqlite:///$(OUTPUTS)/mlflow.db)
+ARTIFACTS ?= $(OUTPUTS)/mlartifacts
 
 .PHONY: install demo test test-fast lint format ui data bench bench-scale clean
 
@@ -61,8 +63,10 @@ bench-scale: $(STAMP)
 	$(PY) -m benchmarks.bench_scale $(ARGS)
 
 # MLflow's job runner (seven huey consumers for GenAI jobs, ~1.9 GB) is switched off: this project submits no jobs.
+# A tracking server is its own UI: `make ui` then says where. Runs print links to the address served here.
 ui: $(STAMP)
-	@$(PY) -c "from genre_style.tracking.store import ui_url; print('Open the runs: ' + ui_url('$(STORE)', 'http://$(HOST):$(PORT)'))"
+	@case "$(STORE)" in http://*|https://*) echo "$(STORE) is a tracking server: its UI is at that address"; exit 0;; esac; \
+	$(PY) -c "from genre_style.tracking.store import record_ui, ui_url; record_ui('$(STORE)', 'http://$(HOST):$(PORT)', '$(OUTPUTS)'); print('Open the runs: ' + ui_url('$(STORE)', 'http://$(HOST):$(PORT)'))" && \
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui --host $(HOST) --port $(PORT) --workers 1 \
 		--backend-store-uri $(STORE) --default-artifact-root $(ARTIFACTS)
 

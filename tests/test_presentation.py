@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 
 def test_every_gtzan_genre_has_its_own_colour_and_others_get_the_rest():
     from genre_style.data.gtzan import GTZAN_GENRES
@@ -21,3 +23,33 @@ def test_the_ui_address_lands_on_the_experiments_runs_in_the_machine_learning_vi
     assert ui_url(uri, "http://h:5000") == "http://h:5000/#/experiments?workflowType=machine_learning"  # no store yet
     experiment = MlflowClient(tracking_uri=uri).create_experiment("genre-style")
     assert ui_url(uri, "http://h:5000/") == f"http://h:5000/#/experiments/{experiment}/runs?workflowType=machine_learning"
+
+
+def test_a_run_links_to_the_ui_that_serves_its_store(tmp_path):
+    """`make ui` records where it serves a local store; a server is its own UI; otherwise `make ui`'s default."""
+    from genre_style.tracking.store import DEFAULT_UI, record_ui, ui_address
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert ui_address(store, tmp_path) == DEFAULT_UI
+    record_ui(store, "http://127.0.0.1:5077", tmp_path)
+    assert ui_address(store, tmp_path) == "http://127.0.0.1:5077"
+    assert ui_address(f"sqlite:///{tmp_path / 'other.db'}", tmp_path) == DEFAULT_UI  # recorded for another store
+    assert ui_address("http://team:5000", tmp_path) == "http://team:5000"
+
+
+@pytest.mark.slow  # a subprocess (make)
+def test_make_ui_serves_the_store_training_logs_to(tmp_path):
+    """`make ui` follows $MLFLOW_TRACKING_URI (a dry run: nothing is served), and sends a tracking server's users to it."""
+    import os
+    import subprocess
+
+    from tests.conftest import REPO
+
+    def make_ui(uri: str, dry: bool) -> str:
+        env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+        command = ["make", "-s", "-o", ".venv/.installed", *(["-n"] if dry else []), "ui"]  # -o: no reinstall
+        return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=60).stdout
+
+    store = f"sqlite:///{tmp_path / 'team.db'}"
+    assert f"--backend-store-uri {store}" in make_ui(store, dry=True)
+    assert "http://team:5000 is a tracking server" in make_ui("http://team:5000", dry=False)

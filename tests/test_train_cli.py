@@ -102,7 +102,7 @@ def test_the_run_reads_well_in_mlflow(dsae_run):
         "seed": "42",
     }
     note = run.data.tags["mlflow.note.content"]
-    assert "**dsae**" in note and "Best epoch" in note and "test/acc" in note
+    assert "**dsae**" in note and "Best epoch" in note and "| best checkpoint | val | test |" in note and "| acc |" in note
     params = run.data.params
     assert params["model"] == "DeepSoftmaxAutoencoder" and params["encoder"] == "MLPEncoder"
     assert not any(v == "None" for v in params.values()) and not any("_target_" in k for k in params)
@@ -128,7 +128,11 @@ def test_the_run_logs_a_model_that_takes_audio_and_is_registered(dsae_run, small
     client, (run,) = _runs(out)[0], _runs(out)[1][:1]
     (version,) = client.search_model_versions("name='demo-genres'")
     assert version.run_id == run.info.run_id
+    # named after what it is (model and encoder groups), not "model"; `runs:/<id>/model` still finds it (predict, below)
+    assert [m.name for m in client.search_logged_models([run.info.experiment_id])] == ["dsae-mlp"]
+    assert run.data.tags["genre_style.logged_model"] == "dsae-mlp"
     mlflow.set_tracking_uri(f"sqlite:///{out / 'mlflow.db'}")
+    assert mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/dsae-mlp").metadata.run_id == run.info.run_id
     model = mlflow.pyfunc.load_model("models:/demo-genres/1")
     wav = sorted((small_corpus / "jazz").glob("*.wav"))[0]
     tone = (0.1 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)).tolist()  # a waveform at another rate

@@ -15,8 +15,8 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from genre_style.errors import UserError
-from genre_style.tracking.run_record import data_name, description, readable_params, run_name, run_tags
-from genre_style.tracking.store import first_use_lock, prepare_store, resolve_tracking_uri, store_error
+from genre_style.tracking.run_record import data_name, description, logged_model_name, readable_params, run_name, run_tags
+from genre_style.tracking.store import first_use_lock, prepare_store, resolve_tracking_uri, store_error, ui_address
 from genre_style.urls import redact_url
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ class ResilientMLFlowLogger(MLFlowLogger):
         self._checkpointed_step: int | None = None  # the newest step a full checkpoint holds
         self.model_logging = True  # the best checkpoint as an MLflow model at the end (`mlflow_logger(log_model=...)`)
         self.system_metrics_every_s = 0.0  # MLflow's system metrics, sampled this often (0: off)
+        self.store_dir = "outputs"  # where a local store and the record of its UI's address live (`mlflow_logger`)
         self._system_metrics: Any = None
         self._logged: set[tuple[str, int | None]] = (
             set()
@@ -202,13 +203,14 @@ class ResilientMLFlowLogger(MLFlowLogger):
 
             in_sweep = (cfg.get("sweep_context") or {}).get("study_name") is not None  # the sweep registers its best
             register = None if in_sweep else cfg.get("register_as")
-            self._guard("model logging", lambda: log_model(best, self.tracking_uri, str(self.run_id), register))
+            name = logged_model_name(cfg)
+            self._guard("model logging", lambda: log_model(best, self.tracking_uri, str(self.run_id), register, name))
         self.close("success")
 
     def ui_link(self) -> str:
         """This run in MLflow's UI, in its machine-learning view (MLflow 3 opens experiments on its GenAI overview);
-        for a local store, the address `make ui` serves."""
-        base = self.tracking_uri if self.tracking_uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+        for a local store, the address `make ui` serves it at (`store.ui_address`)."""
+        base = ui_address(self.tracking_uri, self.store_dir)
         return (
             f"{redact_url(base).rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}?workflowType=machine_learning"
         )
@@ -310,6 +312,7 @@ def mlflow_logger(
             )
             logger.experiment_id  # noqa: B018 - opens the store and creates the experiment now, under the lock
             logger.model_logging = log_model
+            logger.store_dir = str(default_store_dir)
             logger.system_metrics_every_s = float(system_metrics_every_s)
     except UserError:
         raise

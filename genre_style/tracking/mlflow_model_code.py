@@ -1,6 +1,6 @@
 """The logged MLflow model, as MLflow 3's models-from-code: this file, not a pickle, is what MLflow runs to rebuild it.
 
-`mlflow.pyfunc.load_model("models:/<name>/<n>")` (or `runs:/<run id>/model`, or `mlflow models serve`) executes this
+`mlflow.pyfunc.load_model("models:/<name>/<n>")` (or `runs:/<run id>/<name>`, or `mlflow models serve`) executes this
 file from the model's folder with the package's code beside it, then `load_context` reads the `checkpoint` artifact
 through genre_style/model_files.py (weights and plain data only). Nothing of the project's is unpickled.
 

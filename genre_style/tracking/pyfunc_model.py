@@ -1,7 +1,7 @@
 """The best checkpoint as an MLflow model (a pyfunc: audio in, genre probabilities and the embedding out), and back.
 
 Logged from code (`mlflow_model_code.py`, MLflow 3's models-from-code) with the checkpoint as its artifact: nothing is
-pickled. `mlflow.pyfunc.load_model("models:/<name>/<version>")` or `("runs:/<run id>/model")` gives the pyfunc back by
+pickled. `mlflow.pyfunc.load_model("models:/<name>/<version>")` or `("runs:/<run id>/<name>")` (e.g. `dsae-mlp`) gives the pyfunc back by
 running that file; genre-style's own commands (`load_model`) run nothing of the model's: they read its checkpoint
 artifact alone, through genre_style/model_files.py.
 """
@@ -49,7 +49,10 @@ def signature(genres: list[str], has_classifier: bool) -> Any:
     return ModelSignature(inputs=inputs, outputs=Schema(outputs))
 
 
-def log_model(checkpoint: Path, tracking_uri: str, run_id: str, registered_name: str | None) -> Any:
+MODEL_NAME_TAG = "genre_style.logged_model"  # the run's logged model's name: `runs:/<run id>/model` still finds it
+
+
+def log_model(checkpoint: Path, tracking_uri: str, run_id: str, registered_name: str | None, name: str = "model") -> Any:
     """Log (and, with `registered_name`, register) the checkpoint as the run's `model`, from code: the model's file
     and the package's code go with it, so loading needs only the pinned requirements and unpickles nothing."""
     import pandas as pd
@@ -70,8 +73,9 @@ def log_model(checkpoint: Path, tracking_uri: str, run_id: str, registered_name:
     example = pd.DataFrame({"audio": [(0.1 * np.sin(2 * np.pi * 440 * seconds)).tolist()], "sample_rate": [float(sample_rate)]})
     mlflow.set_tracking_uri(tracking_uri)
     with mlflow.start_run(run_id=run_id, log_system_metrics=False):  # the training run (the logger ends it)
+        mlflow.set_tag(MODEL_NAME_TAG, name)
         return mlflow.pyfunc.log_model(
-            name="model",
+            name=name,
             python_model=str(Path(__file__).with_name("mlflow_model_code.py")),
             artifacts={"checkpoint": str(checkpoint)},
             code_paths=[str(Path(genre_style.__file__).parent)],
@@ -96,7 +100,7 @@ def embedder_from_mlflow(uri: str, tracking_uri: str | None = None) -> Any:
     mlflow.set_tracking_uri(tracking_uri or default_tracking_uri())
     with tempfile.TemporaryDirectory() as workdir:
         try:
-            repository = get_artifact_repository(uri)
+            repository = get_artifact_repository(logged_model_uri(uri))
             spec = yaml.safe_load(Path(repository.download_artifacts("MLmodel", workdir)).read_text())
             relative = spec["flavors"]["python_function"]["artifacts"]["checkpoint"]["path"]
             checkpoint = repository.download_artifacts(str(relative), workdir)
@@ -106,3 +110,15 @@ def embedder_from_mlflow(uri: str, tracking_uri: str | None = None) -> Any:
                 "check the name and version (MLflow's Models page) and the tracking URI; it must be a model genre-style logged",
             ) from None
         return Embedder.from_checkpoint(checkpoint)
+
+
+def logged_model_uri(uri: str) -> str:
+    """`runs:/<run id>/model` as the run's logged model is named (`MODEL_NAME_TAG`, e.g. `runs:/<id>/dsae-mlp`); every
+    other URI as it is. Models logged before they had names are called `model`, and are found as such."""
+    run_id, _, path = uri.removeprefix("runs:/").partition("/")
+    if not uri.startswith("runs:/") or path.strip("/") != "model":
+        return uri
+    from mlflow.tracking import MlflowClient
+
+    name = MlflowClient().get_run(run_id).data.tags.get(MODEL_NAME_TAG)
+    return f"runs:/{run_id}/{name}" if name else uri

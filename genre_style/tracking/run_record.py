@@ -41,6 +41,15 @@ def choices(cfg: DictConfig) -> dict[str, str]:
     return picked
 
 
+def logged_model_name(cfg: DictConfig) -> str:
+    """The name a run's MLflow model is logged under: what it is, `<model>-<encoder>` by config group (`dsae-logmel_cnn`),
+    so a store's models tell themselves apart (`runs:/<run id>/<name>`; the run's tag `genre_style.logged_model`)."""
+    import re
+
+    picked = choices(cfg)
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{picked['model']}-{picked['encoder']}")
+
+
 def data_name(root: str) -> str:
     """The data folder's name (for GTZAN's own `genres/` folder, the name of the folder holding it), or a manifest's
     file name without its suffix."""
@@ -126,17 +135,21 @@ def description(cfg: DictConfig, metrics: dict[str, float], history: list[dict[s
         lines.append(
             f"Best epoch {best_epoch} of {epochs} by `{cfg.monitor.metric}`; the final figures are the best checkpoint's."
         )
-    shown = [
-        (k, v)
-        for k, v in metrics.items()
-        if k.startswith("test/") and k.count("/") == 1 and any(w in k for w in ("acc", "recon", "f1_macro", "mig"))
-    ]
-    if shown:
-        lines += ["", "| test | value |", "|---|---|"] + [f"| {k} | {v:.4f} |" for k, v in sorted(shown)]
+    names = sorted(
+        {
+            k.split("/", 1)[1]
+            for k in metrics
+            if k.startswith(("val/", "test/")) and k.count("/") == 1 and any(w in k for w in ("acc", "recon", "f1_macro", "mig"))
+        }
+    )
+    if names:  # the best checkpoint's figures: the per-epoch curves' last points are the last epoch's, not these
+        cell = lambda key: f"{metrics[key]:.4f}" if key in metrics else "-"  # noqa: E731
+        lines += ["", "| best checkpoint | val | test |", "|---|---|---|"]
+        lines += [f"| {name} | {cell(f'val/{name}')} | {cell(f'test/{name}')} |" for name in names]
     lines += [
         "",
         "Plots: `plots/` (confusion matrices, PCA of input, embedding and logits, learning curves); "
-        "the full config: `config.yaml`; the model: `model/` (an MLflow pyfunc: audio in, genre probabilities and "
-        "embedding out).",
+        "the full config: `config.yaml`; the model: this run's logged model (an MLflow pyfunc: audio in, genre "
+        "probabilities and embedding out).",
     ]
     return "\n".join(lines)

@@ -112,3 +112,30 @@ def ui_url(tracking_uri: str, server: str, experiment: str = "genre-style") -> s
     )
     where = f"experiments/{found.experiment_id}/runs" if found else "experiments"
     return f"{server.rstrip('/')}/#/{where}?workflowType=machine_learning"
+
+
+UI_RECORD = "mlflow-ui.json"  # beside the local store: the address `make ui` serves it at
+DEFAULT_UI = "http://127.0.0.1:5000"
+
+
+def record_ui(tracking_uri: str, address: str, store_dir: str | Path) -> None:
+    """Note that the UI at `address` serves `tracking_uri` (what `make ui` starts), so runs print links to it."""
+    import json
+
+    folder = Path(store_dir).expanduser()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / UI_RECORD).write_text(json.dumps({"store": tracking_uri, "address": address}))
+
+
+def ui_address(tracking_uri: str, store_dir: str | Path) -> str:
+    """The UI that shows `tracking_uri`'s runs: a tracking server is its own; a local store's is where `make ui` last
+    served it (`record_ui`), else `make ui`'s default address."""
+    import json
+
+    if tracking_uri.startswith(("http://", "https://")):
+        return tracking_uri
+    try:
+        record = json.loads((Path(store_dir).expanduser() / UI_RECORD).read_text())
+    except (OSError, ValueError):
+        return DEFAULT_UI
+    return str(record["address"]) if isinstance(record, dict) and record.get("store") == tracking_uri else DEFAULT_UI

@@ -178,7 +178,9 @@ def _register(client: Any, run_id: str, name: str) -> None:
 
     mlflow.set_tracking_uri(client.tracking_uri)
     try:
-        version = mlflow.register_model(f"runs:/{run_id}/model", name)
+        from genre_style.tracking.pyfunc_model import logged_model_uri
+
+        version = mlflow.register_model(logged_model_uri(f"runs:/{run_id}/model"), name)
         log.info("registered the best trial's model as %s version %s", name, version.version)
     except Exception as exc:
         log.warning("could not register the best trial's model as %s: %s", name, str(exc).splitlines()[0][:200])
