@@ -63,12 +63,14 @@ bench-scale: $(STAMP)
 	$(PY) -m benchmarks.bench_scale $(ARGS)
 
 # MLflow's job runner (seven huey consumers for GenAI jobs, ~1.9 GB) is switched off: this project submits no jobs.
-# A tracking server is its own UI: `make ui` then says where. Runs print links to the address served here.
+# A tracking server is its own UI: `make ui` then says so. Runs print links to the address served here. The store
+# goes by environment (MLflow reads MLFLOW_BACKEND_STORE_URI), never on a command line: it may hold a password.
+ui: export MLFLOW_BACKEND_STORE_URI = $(STORE)
 ui: $(STAMP)
-	@case "$(STORE)" in http://*|https://*) echo "$(STORE) is a tracking server: its UI is at that address"; exit 0;; esac; \
-	$(PY) -c "from genre_style.tracking.store import record_ui, ui_url; record_ui('$(STORE)', 'http://$(HOST):$(PORT)', '$(OUTPUTS)'); print('Open the runs: ' + ui_url('$(STORE)', 'http://$(HOST):$(PORT)'))" && \
+	@case "$$MLFLOW_BACKEND_STORE_URI" in http://*|https://*) echo "the store is a tracking server: its UI is its own address"; exit 0;; esac; \
+	$(PY) -c "import os; from genre_style.tracking.store import record_ui, ui_url; store = os.environ['MLFLOW_BACKEND_STORE_URI']; record_ui(store, 'http://$(HOST):$(PORT)', '$(OUTPUTS)'); print('Open the runs: ' + ui_url(store, 'http://$(HOST):$(PORT)'))" && \
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui --host $(HOST) --port $(PORT) --workers 1 \
-		--backend-store-uri $(STORE) --default-artifact-root $(ARTIFACTS)
+		--default-artifact-root $(ARTIFACTS)
 
 clean:
 	rm -rf outputs/cache outputs/runs outputs/multirun

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,10 +191,9 @@ def hop_samples(preprocessing: Preprocessing, hop_s: float | None) -> int:
     spec = preprocessing.spec
     if hop_s is None:
         return spec.hop_samples
-    hop = round(hop_s * spec.sample_rate)
-    if not hop_s > 0 or hop < 1:
+    if not (math.isfinite(hop_s) and hop_s > 0) or round(hop_s * spec.sample_rate) < 1:
         raise UserError(f"--hop {hop_s} must be a positive number of seconds", "e.g. --hop 0.5")
-    return hop
+    return round(hop_s * spec.sample_rate)
 
 
 @dataclass

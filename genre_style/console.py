@@ -49,8 +49,25 @@ def metrics_table(metrics: dict[str, float], splits: tuple[str, ...] = ("train",
     return "\n".join(rows)
 
 
-def hide_lightning_messages(*needles: str) -> None:
-    """Drop Lightning's console lines that contain any of `needles` (e.g. a path that will not exist by the end)."""
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
-        lambda record: not any(needle in record.getMessage() for needle in needles)
-    )
+_STARTS: set[str] = set()  # Lightning lines dropped by how they start ("GPU available:")
+_PATHS: set[str] = set()  # checkpoint paths whose restore lines are dropped
+_RESTORE_LINES = ("Restoring states from the checkpoint path at", "Loaded model weights from the checkpoint at")
+
+
+def _shown(record: logging.LogRecord) -> bool:
+    message = record.getMessage()
+    if message.startswith(tuple(_STARTS)):
+        return False
+    return not (message.startswith(_RESTORE_LINES) and any(path in message for path in _PATHS))
+
+
+def hide_lightning_messages(*starts: str, checkpoint: str = "") -> None:
+    """Drop Lightning's console lines that start with any of `starts`, and its restore lines ("Restoring states from
+    ... <checkpoint>") naming `checkpoint` (a path that will not exist by the end); its other lines, warnings and errors
+    pass whatever they contain. One filter, installed at the first call."""
+    lightning = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if _shown not in lightning.filters:
+        lightning.addFilter(_shown)
+    _STARTS.update(starts)
+    if checkpoint:
+        _PATHS.add(checkpoint)

@@ -40,9 +40,11 @@ def numpy_arrays_allowed() -> Iterator[None]:
     import numpy as np
     import torch
 
-    dtypes = [type(np.dtype(t)) for t in ("uint32", "int64", "float32", "float64", "uint8", "int32", "bool")]
-    multiarray = getattr(np, "_core", None) or np.core  # numpy 2 moved it; pickles name either
-    allowed = [multiarray.multiarray._reconstruct, np.ndarray, np.dtype, *dtypes]
+    dtypes = [type(np.dtype(t)) for t in np.sctypeDict.values() if np.dtype(t).kind in "biuf"]
+    multiarray = (getattr(np, "_core", None) or np.core).multiarray  # numpy 2 moved it: a pickle names either module
+    allowed: list[Any] = [np.ndarray, np.dtype, *dtypes]
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        allowed += [(multiarray._reconstruct, f"{module}._reconstruct"), (multiarray.scalar, f"{module}.scalar")]
     with torch.serialization.safe_globals(allowed):
         yield
 

@@ -71,7 +71,7 @@ def train(cfg: DictConfig) -> float:
                 trainer.fit(model, datamodule=datamodule, ckpt_path=resumed and resumed.last_checkpoint, weights_only=True)
                 best = best_checkpoint(trainer)
                 if best:  # Lightning names the checkpoint it tests from; the file moves to artifacts/checkpoints/ below
-                    hide_lightning_messages(best)
+                    hide_lightning_messages(checkpoint=best)
                 trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=False)
             settings = dict(cfg.evaluation)
             downstream: Any = OmegaConf.to_container(settings.pop("downstream", None) or OmegaConf.create([]))

@@ -36,18 +36,19 @@ def test_lightnings_accelerator_lines_and_the_tested_checkpoints_path_are_droppe
     lightning.addHandler(seen)
     try:
         quiet_console()
-        hide_lightning_messages("/runs/x/checkpoints/best.ckpt")
+        hide_lightning_messages(checkpoint="/runs/x/checkpoints/best.ckpt")
         for message in (
             "GPU available: False, used: False",
             "TPU available: False, using: 0 TPU cores",
             "Restoring states from the checkpoint path at /runs/x/checkpoints/best.ckpt",
             "`Trainer.fit` stopped: `max_epochs=3` reached.",
+            "A warning about /runs/x/checkpoints/best.ckpt",  # the path alone hides nothing
         ):
             lightning.warning(message)
     finally:
         lightning.removeHandler(seen)
         lightning.filters[:] = filters
-    assert seen.messages == ["`Trainer.fit` stopped: `max_epochs=3` reached."]
+    assert seen.messages == ["`Trainer.fit` stopped: `max_epochs=3` reached.", "A warning about /runs/x/checkpoints/best.ckpt"]
 
 
 @pytest.mark.slow

@@ -142,7 +142,7 @@ def test_the_stack_refuses_to_start_with_the_example_passwords(stack, tmp_path):
         result = subprocess.run(
             entrypoint, env={"POSTGRES_PASSWORD": password, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True
         )
-        assert ("POSTGRES_PASSWORD is a placeholder" in result.stderr) is refused, result.stderr
+        assert ("POSTGRES_PASSWORD is shorter than 12 characters" in result.stderr) is refused, result.stderr
         assert password not in result.stderr
     mlflow_env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "MLFLOW_"))}
     for variable in ("MLFLOW_AUTH_ADMIN_PASSWORD", "POSTGRES_PASSWORD"):

@@ -37,19 +37,41 @@ def test_a_run_links_to_the_ui_that_serves_its_store(tmp_path):
     assert ui_address("http://team:5000", tmp_path) == "http://team:5000"
 
 
-@pytest.mark.slow  # a subprocess (make)
+@pytest.mark.slow  # a subprocess (make, then MLflow's UI)
 def test_make_ui_serves_the_store_training_logs_to(tmp_path):
-    """`make ui` follows $MLFLOW_TRACKING_URI (a dry run: nothing is served), and sends a tracking server's users to it."""
+    """`make ui` follows $MLFLOW_TRACKING_URI and notes the address it serves it at (runs link there); a tracking server
+    is its own UI. The store goes by environment: a database URL's password never reaches a command line."""
+    import json
     import os
+    import signal
     import subprocess
+    import time
+    import urllib.request
 
     from tests.conftest import REPO
+    from tests.servers import free_port
 
-    def make_ui(uri: str, dry: bool) -> str:
-        env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-        command = ["make", "-s", "-o", ".venv/.installed", *(["-n"] if dry else []), "ui"]  # -o: no reinstall
-        return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=60).stdout
+    def make_ui(uri: str, port: int) -> subprocess.Popen:
+        env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "GENRE_STYLE_OUTPUTS": str(tmp_path), "PORT": str(port)}
+        command = ["make", "-s", "-o", ".venv/.installed", "ui"]  # -o: never reinstall here
+        return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True, start_new_session=True)
 
-    store = f"sqlite:///{tmp_path / 'team.db'}"
-    assert f"--backend-store-uri {store}" in make_ui(store, dry=True)
-    assert "http://team:5000 is a tracking server" in make_ui("http://team:5000", dry=False)
+    server = make_ui("http://team:5000", free_port())
+    assert "tracking server" in server.communicate(timeout=60)[0] and server.returncode == 0
+    store, port = f"sqlite:///{tmp_path / 'team.db'}", free_port()
+    ui = make_ui(store, port)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("make ui served nothing in 120 s")
+        assert json.loads((tmp_path / "mlflow-ui.json").read_text()) == {"store": store, "address": f"http://127.0.0.1:{port}"}
+        assert store not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout  # not on a command line
+    finally:
+        os.killpg(ui.pid, signal.SIGTERM)
+        ui.wait(timeout=30)

@@ -62,8 +62,8 @@ def store_error(uri: str, exc: BaseException) -> UserError:
     """A store that fails at the start of a run, as one line naming the store and the fix."""
     from genre_style.urls import redact_url
 
-    text = str(exc)
-    if any(sign in text for sign in ("401", "Unauthorized", "403", "PERMISSION_DENIED", "credentials")):
+    code = str(getattr(exc, "error_code", ""))  # MlflowException's: what the server answered
+    if uri.startswith(("http://", "https://")) and code in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
         who = os.environ.get("MLFLOW_TRACKING_USERNAME")
         return UserError(
             f"the MLflow server {redact_url(uri)} refused "
@@ -124,7 +124,9 @@ def record_ui(tracking_uri: str, address: str, store_dir: str | Path) -> None:
 
     folder = Path(store_dir).expanduser()
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / UI_RECORD).write_text(json.dumps({"store": tracking_uri, "address": address}))
+    from genre_style.urls import redact_url
+
+    (folder / UI_RECORD).write_text(json.dumps({"store": redact_url(tracking_uri), "address": address}))
 
 
 def ui_address(tracking_uri: str, store_dir: str | Path) -> str:
@@ -138,4 +140,7 @@ def ui_address(tracking_uri: str, store_dir: str | Path) -> str:
         record = json.loads((Path(store_dir).expanduser() / UI_RECORD).read_text())
     except (OSError, ValueError):
         return DEFAULT_UI
-    return str(record["address"]) if isinstance(record, dict) and record.get("store") == tracking_uri else DEFAULT_UI
+    from genre_style.urls import redact_url
+
+    same = isinstance(record, dict) and record.get("store") == redact_url(tracking_uri)
+    return str(record["address"]) if same else DEFAULT_UI

@@ -46,7 +46,8 @@ def write_auth_config(folder: Path, database_uri: str) -> Path:
     path = folder / "basic_auth.ini"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as ini:
-        ini.write(f"[mlflow]\ndefault_permission = EDIT\ndatabase_uri = {database_uri}\n")
+        escaped = database_uri.replace("%", "%%")  # MLflow reads it with configparser, which interpolates %
+        ini.write(f"[mlflow]\ndefault_permission = EDIT\ndatabase_uri = {escaped}\n")
     return path
 
 
