@@ -5,17 +5,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 # numba's on-disk cache (librosa's jitted kernels, cache=True) is not safe to fill from two processes at once
 # (numba/numba#10128): in a fresh clone's CI a worker and another process segfaulted together at address 0, and
-# xdist then hung. Each xdist worker, and the CLI runs it starts one at a time, gets a cache of its own; set before
-# anything imports numba.
-if "PYTEST_XDIST_WORKER" in os.environ or "NUMBA_CACHE_DIR" not in os.environ:  # a worker: not its controller's
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix=f"numba-cache-{worker}-")
+# xdist then hung. Each xdist worker claims a cache of its own through the package (genre_style/numba_cache.py, on
+# import below, before anything imports numba): a slot held for its life and kept, so the next session reuses the
+# compiled kernels instead of paying librosa's JIT again (~20 s a worker). The CLI runs it starts one at a time
+# share its slot (run_cli).
+if "PYTEST_XDIST_WORKER" in os.environ:  # a worker: never its controller's folder, nor one set for the whole run
+    for name in ("NUMBA_CACHE_DIR", "GENRE_STYLE_NUMBA_OWNER"):
+        os.environ.pop(name, None)
 
 import numpy as np
 import pytest
@@ -130,6 +131,7 @@ def run_cli(
 
         shutil.copyfile(_STORE_TEMPLATE, store)
     full_env = {**os.environ, "GENRE_STYLE_OUTPUTS": str(output_root), "PYTHONUNBUFFERED": "1", **(env or {})}
+    full_env.pop("GENRE_STYLE_NUMBA_OWNER", None)  # the worker's numba cache is the child's: it waits while the child runs
     # a developer's team settings (and an account signed in by the test itself) stay out of tests
     for shared in ("MLFLOW_TRACKING_URI", "OPTUNA_STORAGE", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
         if not (env and shared in env):
