@@ -31,7 +31,7 @@ demo: $(STAMP)
 test: $(STAMP) lint
 	$(PY) -m pytest $(ARGS)
 
-# The in-process tier (every config group composed and fitted, models, data, metrics): about a minute.
+# The in-process tier (every config group composed and fitted, models, data, metrics): ~300 CPU-seconds, 3-5 min here.
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow" $(ARGS)
 

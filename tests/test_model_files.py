@@ -81,9 +81,10 @@ def test_no_command_runs_a_hostile_checkpoint(trained, tmp_path, kind):
         "genre_style.transfer": [song, song, "--model", str(path), "--no-log", "--out", str(tmp_path / "t.wav")],
         "genre_style.downstream": [str(path), str(trained["out"] / "no-such-folder"), "--no-log"],
     }
-    if importlib.util.find_spec("genre_style.export") is not None:
-        commands["genre_style.export"] = [str(path), "--onnx", str(tmp_path / "m.onnx")]
-    for module, args in commands.items():
+    commands["genre_style.export"] = [str(path), "--onnx", str(tmp_path / "m.onnx")]
+    # Every command reads through one function (model_files.read_checkpoint): each CLI meets a pickle payload and a
+    # plain-data one; the other kinds go through the Python entry points below (a CLI start costs ~5 s of CPU).
+    for module, args in commands.items() if kind in ("bare", "target") else ():
         result = run_cli(args, out, module=module)
         assert result.returncode == 2, (module, result.stderr[-2000:])
         assert "Traceback" not in result.stderr and "refused" in result.stderr, (module, result.stderr[-2000:])
