@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 from genre_style.errors import UserError
+from genre_style.urls import redact_url
 
 SERVER_TIMEOUT_S = 5.0
 
@@ -60,8 +62,6 @@ def first_use_lock(uri: str) -> Iterator[None]:
 
 def store_error(uri: str, exc: BaseException) -> UserError:
     """A store that fails at the start of a run, as one line naming the store and the fix."""
-    from genre_style.urls import redact_url
-
     code = str(getattr(exc, "error_code", ""))  # MlflowException's: what the server answered
     if uri.startswith(("http://", "https://")) and code in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
         who = os.environ.get("MLFLOW_TRACKING_USERNAME")
@@ -120,27 +120,19 @@ DEFAULT_UI = "http://127.0.0.1:5000"
 
 def record_ui(tracking_uri: str, address: str, store_dir: str | Path) -> None:
     """Note that the UI at `address` serves `tracking_uri` (what `make ui` starts), so runs print links to it."""
-    import json
-
     folder = Path(store_dir).expanduser()
     folder.mkdir(parents=True, exist_ok=True)
-    from genre_style.urls import redact_url
-
     (folder / UI_RECORD).write_text(json.dumps({"store": redact_url(tracking_uri), "address": address}))
 
 
 def ui_address(tracking_uri: str, store_dir: str | Path) -> str:
     """The UI that shows `tracking_uri`'s runs: a tracking server is its own; a local store's is where `make ui` last
     served it (`record_ui`), else `make ui`'s default address."""
-    import json
-
     if tracking_uri.startswith(("http://", "https://")):
         return tracking_uri
     try:
         record = json.loads((Path(store_dir).expanduser() / UI_RECORD).read_text())
     except (OSError, ValueError):
         return DEFAULT_UI
-    from genre_style.urls import redact_url
-
     same = isinstance(record, dict) and record.get("store") == redact_url(tracking_uri)
     return str(record["address"]) if same else DEFAULT_UI
