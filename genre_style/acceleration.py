@@ -1,16 +1,14 @@
 """How a model's math runs fastest on the hardware at hand: memory layout and compilation, decided in one place.
 
-Measured on this project's CPU machine (2-core AMD EPYC, torch 2.13, the log-mel CNN DSAE at batch 64; see
-docs/performance.md, "#30"):
-- **channels-last** weights and activations: a training step 0.72-0.80x the default (NCHW) layout, because oneDNN's
-  convolutions and max pooling run on NHWC directly; the values differ from NCHW's only by float reassociation
-  (~1e-3 after a few Adam steps) and repeat to the bit run after run. Only 2-D convolutions have such a layout;
-  on a GPU in float32 it is not measured here, so `auto` keeps it to the CPU.
-- **torch.compile** (Inductor): a step 1.0-1.4x eager's, slower, with or without channels-last, quiet or beside a
-  CPU hog, after a 38 s first compile (4 s from Inductor's cache). So `auto` never compiles on a CPU; on a GPU,
-  where Inductor's fused Triton kernels are the known win, it compiles convolutional models (the layers whose batch
-  norm, ReLU and pooling it fuses) for runs of at least `min_compile_steps` optimiser steps (not measured here: no
-  GPU was lent). MLP models (the paper's, the demo's) stay eager under `auto`.
+Why, in short (the figures: `python -m benchmarks.bench_train --encoder logmel_cnn`, docs/performance.md "#30" and
+docs/training.md):
+- **channels-last** weights and activations: oneDNN's convolutions and max pooling run on NHWC directly, so a CPU
+  step is faster; the values differ from NCHW's only by float reassociation and repeat to the bit run after run.
+  Only 2-D convolutions have such a layout; on a GPU in float32 it is not measured here, so `auto` keeps it to the CPU.
+- **torch.compile** (Inductor): on the CPU a compiled step was slower than eager, after a long first compile, so
+  `auto` never compiles on a CPU; on a GPU, where Inductor's fused Triton kernels are the known win, it compiles
+  convolutional models for runs of at least `min_compile_steps` optimiser steps (not measured here). MLP models (the
+  paper's, the demo's) stay eager under `auto`.
 """
 
 from __future__ import annotations

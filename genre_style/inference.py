@@ -12,7 +12,7 @@ go through this module, so a clip is cut, turned into features, standardised, em
     print(song.genre, song.probabilities)          # the song's verdict and its genre probabilities
 
 A song's verdict (`song_probabilities`) is the softmax of its clips' mean logits: the clips' product of experts,
-which is what training has always scored as `track_acc` (chosen on val; see README's "Inference").
+which is what training has always scored as `track_acc` (chosen on val; see docs/inference.md).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """One progress bar for the whole fit, advancing by epochs, with the latest metrics beside it.
 
 Why not Lightning's TQDMProgressBar: its per-batch updates and the validation bar it opens and closes every epoch
-cost ~4-5 % of a DSAE epoch on 2 CPU cores (bench_train with the bar on and off, 2026-11-28).
+cost a few percent of a small model's epoch on a CPU (`python -m benchmarks.bench_train` with the bar on and off;
+figures in docs/performance.md).
 """
 
 from __future__ import annotations

@@ -2,14 +2,13 @@
 
 Under manual optimisation, `manual_backward` and `LightningOptimizer.step` run the precision plugin and the
 `on_before_backward`, `on_after_backward` and `on_before_optimizer_step` hooks of every callback and of the
-module: ~0.12 ms a step in Lightning 2.6 on CPU with the trainer's callbacks (3.02 against 2.90 ms a DSAE
-step on 64 clips). On one
-device, in full precision, with no profiler and nobody overriding those hooks, all of it reduces to
-`loss.backward()` and `optimizer.step()`, so that is what runs; anything else takes Lightning's path.
+module: a measurable share of a small model's step (`python -m benchmarks.bench_train`; figures in
+docs/performance.md). On one device, in full precision, with no profiler and nobody overriding those hooks, all of
+it reduces to `loss.backward()` and `optimizer.step()`, so that is what runs; anything else takes Lightning's path.
 The step counters behind `trainer.global_step` are kept either way.
 
-Kept against the rule "stock parts unless a benchmark shows > 5 %": `python -m benchmarks.bench_train` gave
-ratios 1.12 / 1.13 (batch 64 / 256) without it and 1.03 / 1.07 with it (2026-11-28, 3 rounds each).
+Kept against the rule "stock parts unless a benchmark shows > 5 %": `python -m benchmarks.bench_train` measures
+it (docs/performance.md, "Plain steps").
 Private Lightning API used, and why: `LightningOptimizer._on_before_step` / `_on_after_step`, the manual loop's
 step counting (`trainer.global_step`, which checkpointing relies on); there is no public hook for it. Where a
 Lightning release lacks them, `plain_steps_suffice` says no and Lightning's own path runs.
