@@ -20,7 +20,9 @@ none of genre-style's does: its preprocessing workers import librosa only once s
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -88,7 +90,10 @@ def _free_slot(root: Path | None) -> str:
     except OSError:
         pass  # a read-only or full disk: a private folder below
     _held = True
-    return tempfile.mkdtemp(prefix=f"genre-style-numba-{os.getpid()}-")
+    private = tempfile.mkdtemp(prefix=f"genre-style-numba-{os.getpid()}-")
+    pid = os.getpid()  # a forked child inherits the exit hook: only the process that made the folder removes it
+    atexit.register(lambda: os.getpid() == pid and shutil.rmtree(private, ignore_errors=True))
+    return private
 
 
 def _after_fork() -> None:

@@ -83,3 +83,13 @@ def test_a_process_holds_its_slot_until_it_ends(tmp_path, monkeypatch):
     with pytest.raises(Timeout):
         FileLock(str(tmp_path / "slot-0.lock")).acquire(timeout=0)
     numba_cache._held.release()
+
+
+@pytest.mark.slow
+def test_a_private_cache_made_when_no_slot_can_be_had_is_removed_at_exit(tmp_path):
+    (tmp_path / "cache").write_text("a file where the cache folder should be")  # no slot can be made under it
+    env = _env(tmp_path, TMPDIR=str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    folder = _python(SHOW, env, "0").communicate(timeout=120)[0].strip()
+    assert folder.startswith(str(tmp_path / "tmp" / "genre-style-numba-"))  # the private fallback was used ...
+    assert not os.path.exists(folder)  # ... and removed when the process ended
