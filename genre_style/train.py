@@ -60,6 +60,9 @@ def train(cfg: DictConfig) -> float:
                 num_classes=datamodule.num_classes,
                 class_names=datamodule.class_names,
             )
+            from genre_style.models.pretrained.cache import serve_cached_features, stop_serving
+
+            serve_cached_features(model, datamodule, datamodule.cache_dir)  # a frozen backbone: heads on its outputs
             history = MetricHistory()
             callbacks = [*instantiate_callbacks(cfg), history, *trial_callbacks(cfg)]
             trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=[tracker] if tracker else False)
@@ -76,6 +79,7 @@ def train(cfg: DictConfig) -> float:
             settings = dict(cfg.evaluation)
             downstream: Any = OmegaConf.to_container(settings.pop("downstream", None) or OmegaConf.create([]))
             metrics = evaluate_best(trainer, model, datamodule, history.history, folder.artifacts, settings)
+            stop_serving(model, datamodule)
             if metrics is None:  # a DDP process other than rank zero: its part is done
                 return float("nan")
             folder.finish(best)

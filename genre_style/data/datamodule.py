@@ -1,5 +1,5 @@
-"""The LightningDataModule: corpus (a GTZAN-layout folder or a manifest) -> cached clip table -> balanced split ->
-in-memory tensors.
+"""The LightningDataModule: corpus (data/corpus.py: a GTZAN-layout folder, a manifest, any registered source) ->
+cached clip table -> balanced split (data/splits.py's registry) -> in-memory tensors.
 
 Batches are sliced from tensors already in memory (a sampler yielding one index tensor or slice per batch
 to an `InMemoryClips` dataset) rather than collated sample by sample: the data set is small, the model is
@@ -21,20 +21,10 @@ from genre_style.data import front_ends
 from genre_style.data.audio import ClipSpec
 from genre_style.data.batching import InMemoryClips, RandomCrops, SplitIntoMinibatches, TensorBatches
 from genre_style.data.clip_table import ClipTable
-from genre_style.data.gtzan import UNLABELLED, Track, discover_tracks, discover_unlabelled, resolve_genres
-from genre_style.data.manifest import is_manifest, read_manifest
+from genre_style.data.corpus import Corpus, parse_genres, resolve_corpus
+from genre_style.data.gtzan import UNLABELLED, discover_unlabelled
 from genre_style.data.preprocess import cache_key, load_or_build
-from genre_style.data.splits import (
-    GIVEN_SPLITS,
-    SPLIT_MODES,
-    SPLIT_NAMES,
-    assigned_split,
-    balance_classes,
-    group_split,
-    listed_split,
-    segment_split,
-    track_split,
-)
+from genre_style.data.splits import SPLIT_NAMES, SplitInput, balance_classes, get_split_mode
 from genre_style.data.store import ClipStore, StoreClips, StoreRows, build_or_resume, store_folder
 from genre_style.data.synthetic import SyntheticSpec, generate_corpus
 from genre_style.errors import UserError
@@ -107,11 +97,13 @@ class GenreDataModule(pl.LightningDataModule):
         seed: int = 42,
         synthetic: dict | None = None,
         progress: bool = True,
+        source: str | None = None,
     ) -> None:
         super().__init__()
-        if split not in SPLIT_MODES:
-            raise UserError(f"unknown data.split {split!r}", f"use one of {list(SPLIT_MODES)}")
+        self.split_mode = get_split_mode(split)  # a UserError listing the registered modes
         self.root = Path(root)
+        self.source = source  # a registered kind of source by name (data/corpus.py); None: the one that claims root
+        self._corpus: Corpus | None = None
         self.requested_genres = list(genres) if not isinstance(genres, str) else genres
         if features not in front_ends.REGISTRY:
             raise UserError(f"unknown front-end features={features!r}", f"use one of {list(front_ends.REGISTRY)}")
@@ -165,6 +157,7 @@ class GenreDataModule(pl.LightningDataModule):
         self.stored: dict[str, StoreClips] = {}  # or on disk: each split's clips read a batch at a time
         self.mean: np.ndarray | None = None
         self.std: np.ndarray | None = None
+        self.served: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}  # serve_features
 
     @classmethod
     def from_table(cls, table: ClipTable, **kwargs: Any) -> GenreDataModule:
@@ -175,9 +168,18 @@ class GenreDataModule(pl.LightningDataModule):
         return module
 
     def _genre_list(self) -> list[str]:
-        if isinstance(self.requested_genres, str) or self.requested_genres == ["all"]:
-            return list(SyntheticSpec().genres)
-        return list(self.requested_genres)
+        names = parse_genres(self.requested_genres)
+        return list(SyntheticSpec().genres) if names is None else names
+
+    def corpus(self) -> Corpus:
+        """`data.root` resolved once: its kind of source, the chosen genres, their tracks (with split and artist);
+        a split mode's needs (`SplitMode.reads`) are checked here, before any audio is read."""
+        if self._corpus is None:
+            corpus = resolve_corpus(self.root, self.requested_genres, self.source)
+            for field in self.split_mode.reads:
+                corpus.require(field, f"data.split={self.split}")
+            self._corpus = corpus
+        return self._corpus
 
     # --- Lightning hooks --------------------------------------------------------------------------
 
@@ -194,30 +196,9 @@ class GenreDataModule(pl.LightningDataModule):
             return
         table = self._load_table()
         # A published split is used as published: no clips are dropped to balance it.
-        balance = self.balance and self.split not in GIVEN_SPLITS
+        balance = self.balance and not self.split_mode.given
         keep = balance_classes(table.labels, self.seed) if balance else np.arange(len(table))
-        if self.split == "segment":
-            local = segment_split(len(keep), self.split_sizes, self.seed)
-        elif self.split == "track":
-            local = track_split(table.track_index[keep], table.track_labels, self.split_sizes, self.seed, table.genres)
-        elif self.split == "manifest":
-            local = assigned_split(table.track_index[keep], self._manifest_column("split"))
-        elif self.split == "artist":
-            # A song without an artist is a group of its own.
-            groups = [g or f"<song {t}>" for g, t in zip(self._manifest_column("group"), table.track_ids)]
-            local = group_split(table.track_index[keep], table.track_labels, groups, self.split_sizes, self.seed, table.genres)
-        else:
-            from genre_style.data.fault_filtered import fault_filtered_split
-
-            unusable = [Path(s["path"]).stem for s in table.skipped]
-            local = listed_split(
-                table.track_ids,
-                table.track_index,
-                table.track_labels,
-                table.genres,
-                fault_filtered_split(self.split_lists),
-                unusable,
-            )
+        local = self.split_mode.split(SplitInput(table, keep, self.split_sizes, self.seed, self.split_lists))
         self.indices = {name: keep[idx] for name, idx in local.items()}
         if self.eval_clips_per_track is not None:  # val and test score each song's first clips only
             first = clip_positions(table.track_index) < self.eval_clips_per_track
@@ -258,31 +239,6 @@ class GenreDataModule(pl.LightningDataModule):
             self.split, store.folder, ", ".join(f"{name} {len(self.indices[name])}" for name in SPLIT_NAMES),
         )  # fmt: skip
 
-    def _manifest_column(self, column: str) -> list[str | None]:
-        """A manifest's `split` or `group` per track of the table (None where a row leaves it empty); a UserError
-        where data.split asks for a column the data does not have."""
-        mode = f"data.split={self.split}"
-        if not is_manifest(self.root):
-            raise UserError(
-                f"{mode} reads a manifest's {'split' if column == 'split' else 'artist'} column, and data.root "
-                f"{str(self.root)!r} is a folder",
-                "pass data.root=<manifest.csv|.parquet> (columns path,genre,split,artist), or use data.split=track",
-            )
-        manifest = read_manifest(self.root)
-        if not (manifest.has_split if column == "split" else manifest.has_group):
-            wanted = "split" if column == "split" else "artist (or group)"
-            raise UserError(
-                f"{mode} needs a {wanted} column, and the manifest {str(self.root)!r} has none",
-                f"add a {wanted} column to it, or use data.split=track",
-            )
-        by_id = {row.track_id: getattr(row, column) for row in manifest.rows}
-        values = [by_id.get(track_id) for track_id in self._load_table().track_ids]
-        if column == "split":
-            left_out = sum(value is None for value in values)
-            if left_out:
-                log.warning("%d of %d songs have no split in the manifest: they are left out", left_out, len(values))
-        return values
-
     def _unlabelled_clips(self, first_song: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """`data.unlabelled`'s clips for the training loader only: label `UNLABELLED_LABEL` (the cross-entropy and
         accuracy skip them), song ids after the labelled ones (the contrastive term's positives), standardised with
@@ -305,13 +261,13 @@ class GenreDataModule(pl.LightningDataModule):
 
     def _load_table(self) -> ClipTable:
         if self.table is None:  # from_table() sets it; otherwise read (or reuse the cache of) the audio files
-            genres = resolve_genres(self.root, self.requested_genres)
-            tracks = discover_tracks(self.root, genres)
-            if self._on_disk(len(tracks)):
-                return self._load_store(tracks, genres)
-            self.table, cache_path, self.cache_hit = load_or_build(
-                tracks, genres, self.spec, self.cache_dir, self.workers, self.progress
+            corpus = self.corpus()
+            if self._on_disk(len(corpus.tracks)):
+                return self._load_store(corpus)
+            table, cache_path, self.cache_hit = load_or_build(
+                corpus.tracks, corpus.genres, self.spec, self.cache_dir, self.workers, self.progress
             )
+            self.table = table.carry(corpus.tracks)
             self.cache_key = Path(cache_path).stem if cache_path else "no-cache"
             log.info(
                 "clip table: %d clips from %d tracks (%s)",
@@ -328,9 +284,10 @@ class GenreDataModule(pl.LightningDataModule):
         estimate_mb = n_tracks * self.spec.clips_per_track * self.spec.feature_dim * 4 / 2**20
         return estimate_mb > self.memory_budget_mb
 
-    def _load_store(self, tracks: Sequence[Track], genres: list[str]) -> ClipTable:
+    def _load_store(self, corpus: Corpus) -> ClipTable:
         if self.cache_dir is None:
             raise UserError("data.store=disk keeps the clips under data.cache_dir, and it is null", "set data.cache_dir")
+        tracks, genres = corpus.tracks, corpus.genres
         folder = store_folder(self.cache_dir, cache_key(tracks, genres, self.spec))
         self.store, self.cache_hit = build_or_resume(tracks, genres, self.spec, folder, self.workers, self.progress)
         self.cache_key = folder.name
@@ -343,7 +300,7 @@ class GenreDataModule(pl.LightningDataModule):
             track_ids=store.track_ids,
             track_labels=store.track_labels,
             skipped=store.skipped,
-        )
+        ).carry(tracks)
         self._feature_shape = store.feature_shape
         log.info("clip store: %d clips from %d tracks on disk at %s", len(store), len(store.track_ids), folder)
         return self.table
@@ -367,7 +324,19 @@ class GenreDataModule(pl.LightningDataModule):
         """Any split in a fixed order, for final scoring and plots."""
         return self._loader(split, shuffle=False)
 
+    def serve_features(self, features: dict[str, torch.Tensor] | None) -> None:
+        """Serve `features[split]` (one row per clip of the split, in its order: a frozen backbone's outputs,
+        models/pretrained/cache.py) in place of the clips in every loader, same labels, songs and order; None serves
+        the clips again. `split_features` always gives the clips."""
+        self.served = {}
+        for name, x in (features or {}).items():
+            labels = self.stored[name] if self.stored else None
+            y, track = (labels.labels, labels.tracks) if labels is not None else self.tensors[name][1:]
+            self.served[name] = (x, y, track)
+
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        if self.served:
+            return self._batches(InMemoryClips(*self.served["train" if shuffle else split]), shuffle)
         if self.stored:
             return self._batches(self.stored["train" if shuffle else split], shuffle)
         tensors = self.training_tensors() if shuffle else self.tensors[split]

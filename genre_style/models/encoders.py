@@ -8,13 +8,16 @@ size the objective asks for, and says what the decoder of an autoencoding object
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 from torch import nn
 
 from genre_style.models.blocks import activation as make_activation
 from genre_style.models.blocks import mlp
+
+if TYPE_CHECKING:
+    from genre_style.models.pretrained.cache import FrozenBackbone
 
 
 class Encoder(nn.Module):
@@ -25,6 +28,10 @@ class Encoder(nn.Module):
     reads: tuple[str, ...] = ("map", "waveform", "vector")  # the front-end kinds it can read (data/front_ends.py)
     front_end: str | None = None  # the one front-end it reads (a pretrained network's training input); None: any it reads
     backbone_lr_scale: float = 1.0  # the learning rate of `backbone_parameters` relative to the rest of the model's
+    # models/pretrained/cache.py: `cache` (auto | true | false) says whether a frozen backbone's outputs may be cached;
+    # `cached_input` is set while the model is fed those outputs instead of clips (forward then skips the backbone)
+    cache: str | bool = "auto"
+    cached_input: bool = False
 
     def decoder_hidden_sizes(self) -> list[int]:
         """Hidden layer sizes of the MLP decoder that mirrors this encoder (input side last)."""
@@ -34,6 +41,11 @@ class Encoder(nn.Module):
         """The trainable weights that learn at `backbone_lr_scale` times the learning rate (a pretrained backbone
         fine-tuned more gently than the heads on top of it); none for an encoder trained from scratch."""
         return []
+
+    def frozen_backbone(self) -> FrozenBackbone | None:
+        """The fixed bottom of this encoder, whose outputs a cache can hold once per clip (the heads then train on
+        them: models/pretrained/cache.py); None where every part may learn (an encoder trained from scratch)."""
+        return None
 
     @classmethod
     def check_settings(cls, settings: dict[str, Any]) -> None:

@@ -27,7 +27,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +36,9 @@ from torch import nn
 from genre_style.data import front_ends
 from genre_style.errors import UserError
 from genre_style.models.encoders import Encoder
+
+if TYPE_CHECKING:
+    from genre_style.models.pretrained.cache import FrozenBackbone
 
 INSTALL = "pip install --no-deps musicnn==0.1.0"  # its metadata pins numpy<1.17: --no-deps (it runs on numpy 2)
 N_MELS = 96
@@ -418,10 +421,16 @@ class MusicnnEncoder(Encoder):
         dropout: float = 0.0,
         pretrained: bool = True,
         cache_dir: str | None = None,
+        cache: str | bool = "auto",
     ) -> None:
         super().__init__()
         self.input_shape, self.output_dim = tuple(input_shape), output_dim
-        self.check_settings({"weights": weights, "layer": layer, "freeze": freeze, "top_k": top_k, "pretrained": False})
+        self.check_settings(
+            {"weights": weights, "layer": layer, "freeze": freeze, "top_k": top_k, "pretrained": False, "cache": cache}
+        )
+        from genre_style.models.pretrained.cache import checked_setting
+
+        self.cache = checked_setting(cache)
         if len(self.input_shape) != 2 or self.input_shape[0] != N_MELS:
             raise UserError(
                 f"musicnn reads (96 bands, frames) log-mel maps, got clips of shape {self.input_shape}",
@@ -481,6 +490,9 @@ class MusicnnEncoder(Encoder):
                 f"top_k={top_k} is not between 1 and the {blocks} blocks of {weights} up to layer={layer}",
                 f"e.g. top_k=1, or freeze=none to fine-tune all {blocks}",
             )
+        from genre_style.models.pretrained.cache import checked_setting
+
+        checked_setting(settings.get("cache", "auto"))
         if settings.get("pretrained", True):
             checkpoint_prefix(weights)
 
@@ -498,5 +510,17 @@ class MusicnnEncoder(Encoder):
     def checkpoint_settings(self) -> dict[str, Any]:
         return {"pretrained": False}  # the checkpoint holds every weight: rebuilding it needs no musicnn package
 
+    def frozen_backbone(self) -> FrozenBackbone | None:
+        """With `freeze: all`, the network up to `layer`: its outputs can be computed once per clip and cached."""
+        if self.freeze != "all":
+            return None
+        from genre_style.models.pretrained.cache import FrozenBackbone
+
+        return FrozenBackbone(self.backbone, self._backbone, f"musicnn {self.weights} {self.layer}", self.backbone.output_dim)
+
+    def _backbone(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x.transpose(1, 2))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.project(self.dropout(self.backbone(x.transpose(1, 2))))
+        """Log-mel maps `[B, 96, frames]`, or (`cached_input`) the frozen backbone's outputs `[B, layer size]`."""
+        return self.project(self.dropout(x if self.cached_input else self._backbone(x)))
