@@ -16,13 +16,15 @@ install: $(STAMP)
 
 # torch==2.13.0 goes in first (a CPU wheel): a bare `torch` requirement would pull a multi-GB CUDA build.
 # musicnn: encoder=musicnn's weights (read without TensorFlow); its metadata pins numpy<1.17 and tensorflow, neither
-# needed here (it reads fine on numpy 2), hence --no-deps.
+# needed here (it reads fine on numpy 2), hence --no-deps. tinysoundfont (data=rendered's synthesiser) and basic-pitch
+# (its ONNX transcription model) likewise: their metadata pulls pyaudio and TensorFlow, neither used here.
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
 	$(PY) -m pip install --quiet --no-deps musicnn==0.1.0
+	$(PY) -m pip install --quiet --no-deps tinysoundfont==0.3.7 basic-pitch==0.4.0
 	touch $(STAMP)
 
 demo: $(STAMP)

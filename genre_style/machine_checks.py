@@ -17,7 +17,11 @@ def check_environment(cfg: DictConfig) -> None:
     answers, the data root and genres."""
     check_output_root(cfg)
     _check_tracking_server(cfg)
-    if OmegaConf.select(cfg, "data") is not None and OmegaConf.select(cfg, "data.synthetic") is None:
+    if OmegaConf.select(cfg, "data.rendered") is not None:  # rendered in prepare_data: check the renderer is there
+        from genre_style.data.rendered import check_installed
+
+        check_installed()
+    elif OmegaConf.select(cfg, "data") is not None and OmegaConf.select(cfg, "data.synthetic") is None:
         from genre_style.data.gtzan import resolve_genres
 
         # Raises a UserError naming the path and how to get GTZAN, or the unknown genre and those found.

@@ -1,0 +1,36 @@
+"""`data=rendered`: the paired corpus (`data/rendered.py`) as a training data module. Its training styles' files,
+split by piece as the corpus assigns them (`data.split=manifest`), go through the same manifest reader, clip cache
+and split code as any labelled collection; the held-out styles are never read here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from genre_style.data.datamodule import GenreDataModule
+from genre_style.data.rendered import RenderedCorpus, RenderSpec, render_corpus
+
+
+class RenderedDataModule(GenreDataModule):
+    """`root` is the folder the corpus is rendered under (`data.rendered`: the `RenderSpec` settings); every other
+    argument is GenreDataModule's. Rendering happens in `prepare_data` (or `setup`, if it was not called), once."""
+
+    def __init__(self, root: str, rendered: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        self.render_spec = RenderSpec.from_config(rendered)
+        self.corpus_root = Path(root)
+        folder = self.corpus_root / self.render_spec.settings_key()
+        super().__init__(root=str(folder / f"manifest-{self.render_spec.list_key()}.csv"), **kwargs)
+        self.rendered_corpus: RenderedCorpus | None = None
+
+    def render(self) -> RenderedCorpus:
+        if self.rendered_corpus is None:
+            self.rendered_corpus = render_corpus(self.corpus_root, self.render_spec, self.progress, self.workers)
+        return self.rendered_corpus
+
+    def prepare_data(self) -> None:
+        self.render()
+        super().prepare_data()
+
+    def setup(self, stage: str | None = None) -> None:
+        self.render()
+        super().setup(stage)
