@@ -118,7 +118,7 @@ def train(root: Path, cache: Path, store: str, steps: int, checkpoint: Path | No
 
 
 def embed(root: Path, checkpoint: Path) -> dict[str, Any]:
-    from genre_style.data.gtzan import discover_tracks
+    from genre_style.data.corpus import discover_tracks
     from genre_style.inference import Embedder
 
     embedder = Embedder.from_checkpoint(checkpoint)

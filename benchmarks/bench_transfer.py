@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "bench_transfer")
     args = parser.parse_args()
 
-    from genre_style.data.gtzan import discover_tracks
+    from genre_style.data.corpus import discover_tracks
     from genre_style.loading import load_model
     from genre_style.style_transfer import benchmark, scores
 

@@ -22,11 +22,11 @@ def check_environment(cfg: DictConfig) -> None:
 
         check_installed()
     elif OmegaConf.select(cfg, "data") is not None and OmegaConf.select(cfg, "data.synthetic") is None:
-        from genre_style.data.gtzan import resolve_genres
+        from genre_style.data.corpus import resolve_genres
 
         # Raises a UserError naming the path and how to get GTZAN, or the unknown genre and those found.
         genres: Any = OmegaConf.to_object(cfg.data.genres) if OmegaConf.is_list(cfg.data.genres) else cfg.data.genres
-        resolve_genres(cfg.data.root, genres)
+        resolve_genres(cfg.data.root, genres, OmegaConf.select(cfg, "data.source"))
 
 
 def _check_tracking_server(cfg: DictConfig) -> None:

@@ -17,7 +17,7 @@ import pytest
 import soundfile as sf
 
 from genre_style.data.audio import ClipSpec
-from genre_style.data.gtzan import discover_tracks
+from genre_style.data.corpus import discover_tracks
 from genre_style.data.preprocess import build_clip_table
 from genre_style.sweeps.storage import open_storage
 from tests.conftest import FAST_RUN, REPO, run_cli, write_wav
@@ -98,7 +98,7 @@ def test_killed_preprocessing_leaves_no_cache_and_the_next_run_rebuilds(tmp_path
             write_wav(corpus / genre / f"{genre}.{i:05d}.wav", 0.1 * rng.standard_normal(22050 * 30))
     cache = tmp_path / "cache"
     script = (
-        "from genre_style.data.gtzan import discover_tracks; from genre_style.data.audio import ClipSpec; "
+        "from genre_style.data.corpus import discover_tracks; from genre_style.data.audio import ClipSpec; "
         "from genre_style.data.preprocess import load_or_build; g=['jazz','metal']; "
         f"load_or_build(discover_tracks({str(corpus)!r}, g), g, ClipSpec(features='logmel'), {str(cache)!r}, workers=1)"
     )

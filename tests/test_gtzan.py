@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from genre_style.data.gtzan import discover_tracks, find_genre_root, resolve_genres
+from genre_style.data.corpus import discover_tracks, resolve_genres
+from genre_style.data.gtzan import find_genre_root
 from genre_style.errors import UserError
 from tests.conftest import write_wav
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from genre_style.data.corpus import available_genres, discover_tracks
 from genre_style.data.datamodule import GenreDataModule
 from genre_style.data.fma import audio_path, genre_name, write_manifest
-from genre_style.data.gtzan import available_genres, discover_tracks
 from genre_style.data.manifest import read_manifest
 from genre_style.data.splits import group_split
 from genre_style.errors import UserError

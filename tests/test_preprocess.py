@@ -10,8 +10,8 @@ import torch
 
 from genre_style.data.audio import ClipSpec
 from genre_style.data.clip_table import ClipTable
+from genre_style.data.corpus import discover_tracks
 from genre_style.data.datamodule import GenreDataModule
-from genre_style.data.gtzan import discover_tracks
 from genre_style.data.preprocess import build_clip_table, cache_key, load_or_build
 from tests.conftest import write_wav
 

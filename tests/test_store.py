@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from genre_style.data.audio import ClipSpec
+from genre_style.data.corpus import discover_tracks
 from genre_style.data.datamodule import GenreDataModule
-from genre_style.data.gtzan import discover_tracks
 from genre_style.data.preprocess import build_clip_table
 from genre_style.data.store import build_or_resume
 from genre_style.errors import UserError
@@ -48,7 +48,7 @@ SLOW_BUILD = """
 import sys, time
 import genre_style.data.preprocess as preprocess
 from genre_style.data.audio import ClipSpec
-from genre_style.data.gtzan import discover_tracks
+from genre_style.data.corpus import discover_tracks
 from genre_style.data.store import build_or_resume
 extract = preprocess._extract
 preprocess._extract = lambda job: (time.sleep(0.3), extract(job))[1]

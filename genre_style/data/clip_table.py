@@ -7,8 +7,12 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from genre_style.data.gtzan import Track
 
 
 @dataclass
@@ -22,9 +26,21 @@ class ClipTable:
     track_ids: list[str]
     track_labels: np.ndarray  # int64 [n_tracks]
     skipped: list[dict] = field(default_factory=list)  # {"path", "reason"} per file not used
+    # What the corpus says of each track beyond its genre (a manifest's split and artist; None where not given), by
+    # track index. Never cached: they come from the corpus each time (`carry`), so an edited manifest counts.
+    track_splits: list[str | None] = field(default_factory=list)
+    track_groups: list[str | None] = field(default_factory=list)
 
     def __len__(self) -> int:
         return int(self.features.shape[0])
+
+    def carry(self, tracks: Sequence[Track]) -> ClipTable:
+        """Take each track's `split` and `group` from the corpus's tracks (matched by track id); returns self."""
+        by_id = {track.track_id: track for track in tracks}
+        found = [by_id.get(track_id) for track_id in self.track_ids]
+        self.track_splits = [t.split if t is not None else None for t in found]
+        self.track_groups = [t.group if t is not None else None for t in found]
+        return self
 
     def save(self, path: str | Path) -> None:
         """Write atomically: a temporary file in the same folder, then a rename, so a kill never leaves half a cache."""

@@ -1,5 +1,5 @@
-"""Find the tracks of a corpus: a GTZAN-layout folder `<root>/<genre>/<genre>.NNNNN.<ext>`, or any labelled
-collection listed in a manifest file (`data/manifest.py`) given as the root.
+"""The GTZAN folder layout `<root>/<genre>/<genre>.NNNNN.<ext>`: its genre folders and tracks (data/corpus.py asks it,
+beside the manifest reader, for the corpus a `data.root` names), and the `Track` every source gives.
 
 Also accepts the Kaggle copy (`<root>/Data/genres_original/...`) and the tarball's `<root>/genres/...`.
 """
@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from genre_style.data.manifest import is_manifest, read_manifest
 from genre_style.errors import UserError
 
 AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".mp3", ".ogg")
@@ -58,32 +57,9 @@ def _genre_folders(folder: Path) -> list[str]:
     )
 
 
-def available_genres(root: str | Path) -> list[str]:
-    """Names of the genre folders found under `root` (or the genres a manifest lists), sorted."""
-    if is_manifest(root):
-        return read_manifest(root).genres
+def genre_folders(root: str | Path) -> list[str]:
+    """Names of the genre folders found under `root`, sorted; a UserError naming `root` if there are none."""
     return _genre_folders(find_genre_root(root))
-
-
-def resolve_genres(root: str | Path, genres: str | Sequence[str]) -> list[str]:
-    """Check the requested genres exist; `"all"` selects every genre folder found."""
-    found = available_genres(root)
-    if isinstance(genres, str):
-        genres = found if genres == "all" else [genres]
-    genres = list(genres)
-    if genres == ["all"]:
-        return found
-    missing = [g for g in genres if g not in found]
-    if missing:
-        raise UserError(
-            f"unknown genre(s) {missing} under {str(root)!r}; genres found: {found}",
-            "choose data.genres from the genres found, or data.genres=all",
-        )
-    if len(set(genres)) != len(genres):
-        raise UserError(f"data.genres lists a genre twice: {genres}", "list each genre once")
-    if len(genres) < 2:
-        raise UserError(f"data.genres has {len(genres)} genre(s); a classifier needs at least 2", "add genres")
-    return genres
 
 
 UNLABELLED = "unlabelled"  # the genre name of a `data.unlabelled` song: it has none
@@ -111,12 +87,8 @@ def discover_unlabelled(folders: str | Sequence[str]) -> list[Track]:
     return tracks
 
 
-def discover_tracks(root: str | Path, genres: Sequence[str]) -> list[Track]:
-    """All audio files of the given genres, in a stable order (genre order, then file name; a manifest's own order
-    within a genre)."""
-    if is_manifest(root):
-        rows = read_manifest(root).rows
-        return [Track(r.path, r.genre, r.track_id, r.split, r.group) for g in genres for r in rows if r.genre == g]
+def folder_tracks(root: str | Path, genres: Sequence[str]) -> list[Track]:
+    """All audio files of the given genre folders, in a stable order (genre order, then file name)."""
     genre_root = find_genre_root(root)
     tracks = []
     for genre in genres:

@@ -1,21 +1,84 @@
 """Balancing and train/val/test splits: the paper's random clip split, an honest track split, an artist-grouped one
-(no artist in two splits), and splits given with the data (GTZAN's published lists, a manifest's `split` column)."""
+(no artist in two splits), and splits given with the data (GTZAN's published lists, a manifest's `split` column).
+
+The split modes (`data.split=<name>`) are a registry, as the front-ends are: a new mode is one function registered
+with `@split_mode("name")`, taking a `SplitInput` and returning each split's clips; the data module, the config
+checks and the docs' list ask `SPLITS`. Nothing else to edit.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
 
+from genre_style.data.clip_table import ClipTable
 from genre_style.errors import UserError
 
 log = logging.getLogger(__name__)
 
 SPLIT_NAMES = ("train", "val", "test")
-# data.split: the paper's, the honest one, GTZAN's standard, a manifest's own, songs grouped by a manifest's artist
-SPLIT_MODES = ("segment", "track", "fault_filtered", "manifest", "artist")
-GIVEN_SPLITS = ("fault_filtered", "manifest")  # used as published: no clips dropped to balance them
+
+
+@dataclass(frozen=True)
+class SplitInput:
+    """What a split mode reads: the clips to split (`clips`, indices into `table`, after balancing), the corpus's
+    tracks through `table` (ids, genres, and a source's `track_splits` / `track_groups`), and `data.split_sizes`,
+    `data.seed`, `data.split_lists`."""
+
+    table: ClipTable
+    clips: np.ndarray
+    sizes: Sequence[float]
+    seed: int
+    lists: str | None = None
+
+    @property
+    def track_index(self) -> np.ndarray:
+        """The track of each clip to split."""
+        return self.table.track_index[self.clips]
+
+
+SplitFunction = Callable[[SplitInput], dict[str, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class SplitMode:
+    """A registered `data.split`: `split` returns, per split name, positions into `SplitInput.clips`; `given` modes
+    are used as published (no clips dropped to balance them); `reads` names the track fields it needs from the
+    source (`split`, `group`), checked before any audio is read."""
+
+    name: str
+    split: SplitFunction
+    given: bool = False
+    reads: tuple[str, ...] = ()
+    summary: str = ""
+
+
+SPLITS: dict[str, SplitMode] = {}
+
+
+def split_mode(name: str, *, given: bool = False, reads: Sequence[str] = ()) -> Callable[[SplitFunction], SplitFunction]:
+    """Register a split mode under `name` (`data.split=<name>`); its docstring's first line is its summary."""
+
+    def register(fn: SplitFunction) -> SplitFunction:
+        if name in SPLITS and SPLITS[name].split is not fn:
+            raise ValueError(f"a split mode named {name!r} is already registered ({SPLITS[name].split.__qualname__})")
+        summary = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
+        SPLITS[name] = SplitMode(name, fn, given, tuple(reads), summary)
+        return fn
+
+    return register
+
+
+def get_split_mode(name: str) -> SplitMode:
+    """The registered mode `name`, or a UserError listing them."""
+    if name not in SPLITS:
+        listed = "; ".join(f"{mode.name} ({mode.summary.rstrip('.')})" for mode in SPLITS.values())
+        raise UserError(f"unknown data.split={name!r}", f"use one of: {listed}")
+    return SPLITS[name]
 
 
 def balance_classes(labels: np.ndarray, seed: int) -> np.ndarray:
@@ -202,3 +265,49 @@ def group_split(
             )
     clip_split = np.array([split_of_track.get(int(t), "") for t in track_index])
     return {name: np.flatnonzero(clip_split == name) for name in SPLIT_NAMES}
+
+
+# --- the registered modes -------------------------------------------------------------------------------------------
+
+
+@split_mode("segment")
+def _segment(data: SplitInput) -> dict[str, np.ndarray]:
+    """the paper's random clip split: clips of one song in several splits."""
+    return segment_split(len(data.clips), data.sizes, data.seed)
+
+
+@split_mode("track")
+def _track(data: SplitInput) -> dict[str, np.ndarray]:
+    """honest: every clip of a song in one split, songs drawn per genre."""
+    table = data.table
+    return track_split(data.track_index, table.track_labels, data.sizes, data.seed, table.genres)
+
+
+@split_mode("fault_filtered", given=True)
+def _fault_filtered(data: SplitInput) -> dict[str, np.ndarray]:
+    """GTZAN's artist-filtered lists (or data.split_lists): songs of artists never heard."""
+    from genre_style.data.fault_filtered import fault_filtered_split
+
+    table = data.table
+    unusable = [Path(s["path"]).stem for s in table.skipped]
+    return listed_split(
+        table.track_ids, data.track_index, table.track_labels, table.genres, fault_filtered_split(data.lists), unusable
+    )
+
+
+@split_mode("manifest", given=True, reads=("split",))
+def _manifest(data: SplitInput) -> dict[str, np.ndarray]:
+    """a manifest's own split column."""
+    splits = data.table.track_splits
+    left_out = sum(value is None for value in splits)
+    if left_out:
+        log.warning("%d of %d songs have no split in the manifest: they are left out", left_out, len(splits))
+    return assigned_split(data.track_index, splits)
+
+
+@split_mode("artist", reads=("group",))
+def _artist(data: SplitInput) -> dict[str, np.ndarray]:
+    """a manifest's artist column: no artist in two splits."""
+    table = data.table
+    groups = [g or f"<song {t}>" for g, t in zip(table.track_groups, table.track_ids)]  # no artist: a group of its own
+    return group_split(data.track_index, table.track_labels, groups, data.sizes, data.seed, table.genres)

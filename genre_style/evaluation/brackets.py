@@ -15,7 +15,7 @@ import numpy as np
 from genre_style.data import front_ends
 from genre_style.data.audio import ClipSpec
 from genre_style.data.clip_table import ClipTable
-from genre_style.data.gtzan import available_genres, discover_tracks, resolve_genres
+from genre_style.data.corpus import available_genres, discover_tracks, parse_genres, resolve_genres
 from genre_style.data.preprocess import load_or_build
 from genre_style.errors import UserError
 from genre_style.evaluation.downstream import ClipEmbeddings, DownstreamResult, score_embeddings
@@ -37,7 +37,7 @@ def labelled_clips(
     progress: bool = False,
 ) -> ClipTable:
     """The clips of a labelled folder through `spec` (cached like training's); at least two genres."""
-    names = available_genres(root) if genres == "all" or list(genres) == ["all"] else list(genres)
+    names = parse_genres(genres) or available_genres(root)
     if len(names) < 2:
         raise UserError(
             f"{root} has {len(names)} genre ({', '.join(names)}): a downstream evaluation needs at least two",

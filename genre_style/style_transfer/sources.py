@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from genre_style.data.audio import ClipSpec, load_mono
-from genre_style.data.gtzan import available_genres, discover_tracks
+from genre_style.data.corpus import available_genres, discover_tracks
 from genre_style.errors import AudioError, UserError
 from genre_style.style_transfer import inversion
 from genre_style.style_transfer.methods import Style

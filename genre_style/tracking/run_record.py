@@ -6,7 +6,6 @@ what is learned, once each, without None, class paths or machine paths (the data
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -53,12 +52,9 @@ def logged_model_name(cfg: DictConfig) -> str:
 def data_name(root: str) -> str:
     """The data folder's name (for GTZAN's own `genres/` folder, the name of the folder holding it), or a manifest's
     file name without its suffix."""
-    from genre_style.data.manifest import is_manifest
+    from genre_style.data.corpus import source_for
 
-    path = Path(root)
-    if is_manifest(path):
-        return path.stem
-    return path.parent.name if path.name == "genres" and path.parent.name else path.name
+    return source_for(root).label()
 
 
 def run_name(cfg: DictConfig) -> str:
