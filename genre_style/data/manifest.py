@@ -58,11 +58,6 @@ class Manifest:
         return sorted({row.genre for row in self.rows})
 
 
-def is_manifest(root: str | Path) -> bool:
-    """Whether `data.root` names a manifest file (by its suffix) rather than a GTZAN-layout folder."""
-    return Path(root).suffix.lower() in MANIFEST_SUFFIXES
-
-
 def read_manifest(source: str | Path) -> Manifest:
     """The manifest at `source`, checked row by row; bad rows are logged once with their line numbers.
     Raises a UserError for a missing or unreadable file, missing columns, or no usable row."""
