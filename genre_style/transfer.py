@@ -6,7 +6,8 @@ a logged model, as everywhere. Methods (genre_style/style_transfer/methods.py): 
 move (`--equalise 0.5`), then moves the clips' codes toward the style's and applies the decoder's change; `features` optimises the map so the encoder's Gram matrices move to the
 style's. The brackets `inversion` and `equalise` can be asked for by name too, to listen to what they do.
 --judge MODEL (repeatable) scores the output read back from the WAV file with other models; the chroma and onset
-correlations with the content say how much of it is left. Inputs, output, settings and scores go to an MLflow run.
+correlations with the content, and the notes kept (note F1, pitch Jaccard distance; where basic-pitch is installed),
+say how much of it is left. Inputs, output, settings and scores go to an MLflow run.
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import soundfile as sf
 
     from genre_style.loading import load_model
-    from genre_style.style_transfer import methods, scores, sources
+    from genre_style.style_transfer import methods, notes, scores, sources
 
     embedder = load_model(args.model, args.tracking_uri)
     judges = [scores.Judge(f"judge{i}", load_model(judge, args.tracking_uri)) for i, judge in enumerate(args.judge, 1)]
@@ -157,7 +158,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     sf.write(out, result, spec.sample_rate)
     figure = spectrogram_figure(content, result, spec, out.with_suffix(".png"), f"{Path(args.content).stem} -> {style.name}")
     print(f"-> {out} ({len(result) / spec.sample_rate:.1f} s at {spec.sample_rate} Hz), {figure}")
-    metrics = scores.content_kept(content, result, spec.sample_rate)
+    content_notes = None
+    if notes.available():  # the notes kept: optional (the [transfer] extra)
+        content_notes = notes.transcribe(content, spec.sample_rate)
+    else:
+        log.info("note-level content scores skipped (basic-pitch not installed: %s)", notes.INSTALL)
+    metrics = scores.content_kept(content, result, spec.sample_rate, content_notes)
     for judge in judges:
         if style.genre is None:
             log.info("the style's genre is unknown (a file): judges give their verdicts only")

@@ -13,7 +13,7 @@ import numpy as np
 
 from genre_style.evaluation.stats import Summary, paired_difference, percent_cell, summarize
 from genre_style.inference import Embedder
-from genre_style.style_transfer import methods, scores, sources
+from genre_style.style_transfer import methods, notes, scores, sources
 
 # What a row of the table is: a name, the method (or bracket) and its settings.
 DEFAULT_ENTRIES: tuple[tuple[str, str, dict[str, Any]], ...] = (
@@ -114,8 +114,10 @@ def run_pairs(
     entries: Sequence[tuple[str, str, dict[str, Any]]] = DEFAULT_ENTRIES,
     style_clips: int = 20,
     progress: bool = True,
+    note_content: bool = False,
 ) -> Results:
-    """Every entry on every pair: the output written to `out_dir/<entry>/<pair>.wav` and read back by each judge."""
+    """Every entry on every pair: the output written to `out_dir/<entry>/<pair>.wav` and read back by each judge;
+    `note_content`: also the notes kept (the content transcribed once a pair, each output against it)."""
     import soundfile as sf
     from tqdm.auto import tqdm
 
@@ -124,6 +126,7 @@ def run_pairs(
     for pair in tqdm(pairs, desc="transfer pairs", unit="pair", disable=not progress):
         content = sources.load_audio(pair.content, spec, seconds)
         style = replace(sources.load_style(str(pair.style), spec, None, style_clips), genre=pair.style_genre)
+        content_notes = notes.transcribe(content, spec.sample_rate) if note_content else None
         for entry, method, settings in entries:
             output = methods.transfer(embedder, content, style, method, **settings)
             folder = out_dir / "".join(c if c.isalnum() else "_" for c in entry)
@@ -134,6 +137,7 @@ def run_pairs(
             for judge in judges:
                 measures.update({f"{judge.name} {k}": v for k, v in judge.score(path, pair.style_genre).items()})
             kept = output if method != "style" else output[: len(content)]
-            measures.update(scores.content_kept(content, np.pad(kept, (0, max(0, len(content) - len(kept)))), spec.sample_rate))
+            kept = np.pad(kept, (0, max(0, len(content) - len(kept))))
+            measures.update(scores.content_kept(content, kept, spec.sample_rate, content_notes))
             results.add(entry, pair.name, measures)
     return results
