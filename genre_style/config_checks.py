@@ -135,6 +135,7 @@ def validate_config(cfg: DictConfig, overrides: list[str] | None = None) -> None
     _check_registration(cfg)
     check_environment(cfg)
     _check_encoder_fits_features(cfg)  # imports torch: after every light check
+    _check_pretrained_brackets(cfg)  # imports torch too
     _check_unlabelled(cfg)
 
 
@@ -257,6 +258,15 @@ def _check_downstream(cfg: DictConfig) -> None:
             )
         if not Path(str(root)).expanduser().is_dir():
             raise UserError(f"evaluation.downstream[{i}].root={root} is not a folder", "point it at a GTZAN-layout folder")
+
+
+def _check_pretrained_brackets(cfg: DictConfig) -> None:
+    """`evaluation.pretrained_brackets`' names (evaluation/pretrained_brackets.py), where there is a downstream set."""
+    brackets = OmegaConf.select(cfg, "evaluation.pretrained_brackets")
+    if brackets and OmegaConf.select(cfg, "evaluation.downstream"):
+        from genre_style.evaluation.pretrained_brackets import parse_all
+
+        parse_all(list(brackets) if OmegaConf.is_list(brackets) else str(brackets))
 
 
 def _check_contrastive(cfg: DictConfig) -> None:

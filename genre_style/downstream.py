@@ -2,7 +2,8 @@
 
 Scores the embedding as the field does (genre_style/evaluation/downstream.py): a linear probe (clips and songs),
 10-NN, 1- and 5-shot prototypes over repeated song-level splits, and same-song retrieval; beside it, on the same
-clips and splits, `features=stats` and the same architecture with random weights, with paired differences.
+clips and splits, `features=stats`, the same architecture with random weights and the named pretrained brackets
+(`--brackets`: frozen musicnn by default, any HEAR-API module), with paired differences.
 Point it at genres the model never saw to measure a style embedding, not a classifier. MODEL is a checkpoint, an
 MLflow run id or a logged model; the run that trained it gets the figures (metrics `final/downstream/<name>/...` and
 the table), found from a run id or from the run folder a checkpoint is in; otherwise it says in one line that
@@ -71,6 +72,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--episodes", type=int, default=100, help="few-shot episodes per split (default 100)")
     parser.add_argument("--clips-per-track", type=int, default=20, help="clips from each song's start (default 20)")
     parser.add_argument("--seed", type=int, default=0, help="splits, episodes and the random-weights bracket")
+    parser.add_argument(
+        "--brackets",
+        default="musicnn",
+        help="pretrained embeddings scored beside the model, comma-separated: musicnn[:<weights>[:<layer>]], "
+        "hear:<module>[:<model file>]; none: off (default musicnn: MSD, penultimate layer; a note if not installed)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="folder for <name>.md/.json (default outputs/downstream)")
     parser.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI or outputs/mlflow.db)")
     parser.add_argument("--no-log", action="store_true", help="do not log the figures to the model's MLflow run")
@@ -85,6 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     embedder = load_model(args.model, args.tracking_uri)
     genres = "all" if args.genres == "all" else [g.strip() for g in args.genres.split(",") if g.strip()]
     from genre_style.evaluation.brackets import evaluate_folder
+    from genre_style.evaluation.pretrained_brackets import parse_all
+
+    parse_all(args.brackets)  # a bad name: one line, before any audio is read
 
     name, result = evaluate_folder(
         embedder,
@@ -98,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.clips_per_track,
         outputs / "cache",
         args.seed,
+        args.brackets,
     )
     print(result.markdown())
     print(f"-> {out_dir / (name + '.md')}, {out_dir / (name + '.json')}")

@@ -1,7 +1,9 @@
 """A labelled GTZAN-layout folder's clips embedded three ways, on exactly the same clips: by the trained model, by
 the same architecture with random weights, and as `features=stats` (the classical MFCC + log-mel statistics).
 The two brackets say what a figure means: training that does not beat random weights learned nothing that
-carries, and an embedding that does not beat the statistics is not worth its network."""
+carries, and an embedding that does not beat the statistics is not worth its network. Named pretrained brackets
+(evaluation/pretrained_brackets.py: frozen musicnn by default, any HEAR-API module) join them on the same songs and
+splits: what the off-the-shelf alternative gets."""
 
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ from genre_style.data.corpus import available_genres, discover_tracks, parse_gen
 from genre_style.data.preprocess import load_or_build
 from genre_style.errors import UserError
 from genre_style.evaluation.downstream import ClipEmbeddings, DownstreamResult, score_embeddings
+from genre_style.evaluation.pretrained_brackets import DEFAULT as DEFAULT_BRACKETS
+from genre_style.evaluation.pretrained_brackets import Bracket, aligned, bracket_embeddings, parse_all
 from genre_style.inference import Embedder, standardize
 
 # The classical baseline's front-end with its own settings, whatever the model's front-end.
@@ -37,6 +41,18 @@ def labelled_clips(
     progress: bool = False,
 ) -> ClipTable:
     """The clips of a labelled folder through `spec` (cached like training's); at least two genres."""
+    return labelled_table(root, genres, spec, cache_dir, workers, progress)[0]
+
+
+def labelled_table(
+    root: str | Path,
+    genres: str | Sequence[str],
+    spec: ClipSpec,
+    cache_dir: str | Path | None,
+    workers: int | None = None,
+    progress: bool = False,
+) -> tuple[ClipTable, str | None]:
+    """`labelled_clips`, and the clip cache's key (None without a cache): what a frozen backbone's cache is keyed by."""
     names = parse_genres(genres) or available_genres(root)
     if len(names) < 2:
         raise UserError(
@@ -44,7 +60,7 @@ def labelled_clips(
             "point it at a folder with two or more genre folders, or list more with --genres",
         )
     names = resolve_genres(root, names)  # unknown or repeated genres: named, with the genres found
-    table, _, _ = load_or_build(discover_tracks(root, names), names, spec, cache_dir, workers, progress)
+    table, path, _ = load_or_build(discover_tracks(root, names), names, spec, cache_dir, workers, progress)
     songs_per_genre = np.bincount(table.track_labels, minlength=len(names))
     if songs_per_genre.min() < 2:
         short = names[int(songs_per_genre.argmin())]
@@ -52,7 +68,7 @@ def labelled_clips(
             f"genre {short!r} in {root} has {songs_per_genre.min()} usable song(s): song-level splits need 2 or more",
             f"add songs to {short}, or leave it out with --genres",
         )
-    return table
+    return table, (Path(path).stem if path else None)
 
 
 def model_embeddings(embedder: Embedder, table: ClipTable, name: str) -> ClipEmbeddings:
@@ -84,8 +100,11 @@ def three_embeddings(
     workers: int | None = None,
     seed: int = 0,
     progress: bool = False,
+    brackets: Sequence[Bracket] = (),
+    notes: list[str] | None = None,
 ) -> tuple[list[str], list[ClipEmbeddings]]:
-    """(genre names, [model, random weights, features=stats]) on the same clips of `root`."""
+    """(genre names, [model, random weights, features=stats, *the pretrained `brackets`]) on the same clips of
+    `root`; a bracket that cannot be computed here is left out with a one-line note appended to `notes`."""
     spec = replace(embedder.spec, clips_per_track=clips_per_track)
     table = labelled_clips(root, genres, spec, cache_dir, workers, progress)
     stats_spec = replace(spec, **STATS_SETTINGS)
@@ -95,7 +114,10 @@ def three_embeddings(
     stats = ClipEmbeddings(STATS_NAME, stats_table.features, stats_table.labels, stats_table.track_index)
     trained = model_embeddings(embedder, table, EMBEDDINGS[0])
     untrained = model_embeddings(random_weights(embedder, seed), table, EMBEDDINGS[1])
-    return list(table.genres), [trained, untrained, stats]
+    others, left_out = bracket_embeddings(brackets, root, table.genres, spec, cache_dir, workers, progress)
+    if notes is not None:
+        notes += left_out
+    return list(table.genres), aligned([trained, untrained, stats], table, others)
 
 
 def evaluate_folder(
@@ -110,10 +132,15 @@ def evaluate_folder(
     clips_per_track: int = 20,
     cache_dir: str | Path | None = None,
     seed: int = 0,
+    brackets: str | Sequence[str] | None = DEFAULT_BRACKETS,
 ) -> tuple[str, DownstreamResult]:
-    """Embed `root` three ways, score them, write `<out_dir>/<name>.md` and `.json`; (name, DownstreamResult)."""
+    """Embed `root` three ways and with each named pretrained bracket (`brackets`: pretrained_brackets.parse_all),
+    score them, write `<out_dir>/<name>.md` and `.json`; (name, DownstreamResult)."""
     name = name or Path(root).resolve().name
-    genre_names, embeddings = three_embeddings(embedder, root, genres, clips_per_track, cache_dir, None, seed)
+    notes: list[str] = []
+    genre_names, embeddings = three_embeddings(
+        embedder, root, genres, clips_per_track, cache_dir, None, seed, brackets=parse_all(brackets), notes=notes
+    )
     result = score_embeddings(embeddings, genre_names, splits, test_share, episodes, seed=seed)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -121,6 +148,7 @@ def evaluate_folder(
             f"# Frozen embeddings on `{name}`: {', '.join(genre_names)} ({result.n_songs} songs, {result.n_clips} clips)\n\n"
             f"Mean [95 % interval] over {splits} song-level splits ({100 * (1 - test_share):.0f}/{100 * test_share:.0f}), "
             f"in %; few-shot: {episodes} episodes a split; retrieval: every clip against all others.\n\n"
+            + "".join(f"Note: {note}.\n\n" for note in notes)
         )
         (out_dir / f"{name}.md").write_text(heading + result.markdown() + "\n")
         (out_dir / f"{name}.json").write_text(json.dumps({"name": name, "root": str(root), **result.to_dict()}, indent=1))
@@ -128,16 +156,26 @@ def evaluate_folder(
 
 
 def downstream_after_training(
-    checkpoint: Path, entries: Sequence[dict[str, Any]], out_dir: Path, cache_dir: str | Path | None, seed: int
+    checkpoint: Path,
+    entries: Sequence[dict[str, Any]],
+    out_dir: Path,
+    cache_dir: str | Path | None,
+    seed: int,
+    brackets: str | Sequence[str] | None = DEFAULT_BRACKETS,
 ) -> dict[str, float]:
     """`evaluation.downstream`: each entry ({root, genres, name, splits, episodes, ...}) scored with the run's best
-    checkpoint, as `python -m genre_style.downstream` would; flat metrics `downstream/<name>/...`."""
+    checkpoint beside `brackets` (`evaluation.pretrained_brackets`), as `python -m genre_style.downstream` would; flat
+    metrics `downstream/<name>/...`."""
     embedder = Embedder.from_checkpoint(checkpoint)
     metrics: dict[str, float] = {}
     for entry in entries:
         settings = dict(entry)
         name, result = evaluate_folder(
-            embedder, settings.pop("root"), out_dir=out_dir, cache_dir=cache_dir, **{"seed": seed, **settings}
+            embedder,
+            settings.pop("root"),
+            out_dir=out_dir,
+            cache_dir=cache_dir,
+            **{"seed": seed, "brackets": brackets, **settings},
         )
         metrics.update(result.metrics(f"downstream/{name}"))
     return metrics

@@ -271,25 +271,37 @@ DOWNSTREAM_COLUMNS = (("probe_clip_acc", "probe, clips"), ("probe_song_acc", "pr
 
 def downstream_section(runs: Sequence[Any]) -> Section | None:
     """Frozen embeddings on other folders (`evaluation.downstream`, `python -m genre_style.downstream`): per run and
-    set, the model beside its two brackets, in %."""
+    set, the model beside its brackets (random weights, `features=stats`, the pretrained ones), in %."""
     rows = []
     for run in runs:
         m = run.data.metrics
         names = sorted({k.split("/")[1] for k in m if k.startswith("downstream/") and k.count("/") == 3})
         for name in names:
+            keys = [metric_key(e) for e in EMBEDDINGS]
+            pretrained = sorted({k.split("/")[2] for k in m if k.startswith(f"downstream/{name}/")} - set(keys))
             cells = [
-                " / ".join(_pct(m.get(f"downstream/{name}/{metric_key(e)}/{metric}")) or "-" for e in EMBEDDINGS)
+                " / ".join(_pct(m.get(f"downstream/{name}/{key}/{metric}")) or "-" for key in keys + pretrained)
                 for metric, _ in DOWNSTREAM_COLUMNS
             ]
-            rows.append([short_label(run.data.params), run.data.params.get("seed", "?"), name, *cells, run.info.run_id[:8]])
+            rows.append(
+                [
+                    short_label(run.data.params),
+                    run.data.params.get("seed", "?"),
+                    name,
+                    *cells,
+                    ", ".join(pretrained) or "-",
+                    run.info.run_id[:8],
+                ]
+            )
     if not rows:
         return None
     section = Section("Frozen embeddings on other folders (genres the model may never have seen)")
     section.tables.append(
         (
-            f"Accuracy (%): the model / the same architecture with random weights / {EMBEDDINGS[2]}, on the same clips "
-            "and song splits (mean over the splits; the run's downstream/*.md has the intervals and paired differences)",
-            ["configuration", "seed", "set", *(title for _, title in DOWNSTREAM_COLUMNS), "run"],
+            f"Accuracy (%): the model / the same architecture with random weights / {EMBEDDINGS[2]} / each pretrained "
+            "bracket (in the order of its column: evaluation.pretrained_brackets), on the same clips and song splits "
+            "(mean over the splits; the run's downstream/*.md has the intervals and paired differences)",
+            ["configuration", "seed", "set", *(title for _, title in DOWNSTREAM_COLUMNS), "pretrained brackets", "run"],
             rows,
         )
     )

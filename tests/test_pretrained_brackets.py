@@ -1,0 +1,121 @@
+"""Named pretrained brackets (evaluation/pretrained_brackets.py): frozen musicnn and any HEAR-API module scored beside
+the model on the same songs, clips and splits; a missing package is a note, a bad name one line."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from genre_style.data.audio import ClipSpec, load_mono
+from genre_style.errors import UserError
+from genre_style.evaluation import pretrained_brackets as pb
+from genre_style.evaluation.brackets import EMBEDDINGS, evaluate_folder
+from genre_style.inference import Embedder, Preprocessing
+from tests.pretrained import needs_musicnn
+
+TINY_HEAR = """
+    import torch
+
+    class Model(torch.nn.Module):
+        sample_rate = 8000
+        scene_embedding_size = timestamp_embedding_size = 3
+
+    def load_model(model_file_path=""):
+        return Model()
+
+    def get_scene_embeddings(audio, model):
+        return torch.stack([audio.mean(1), audio.std(1), audio.abs().amax(1)], 1)
+
+    def get_timestamp_embeddings(audio, model):
+        raise NotImplementedError
+"""
+
+
+def _embedder() -> Embedder:
+    from genre_style.models.two_layer import TwoLayerNet
+
+    torch.manual_seed(0)
+    genres = ["classical", "jazz", "pop", "metal"]
+    spec = ClipSpec()  # the paper's: 20000-sample clips at 22.05 kHz, 3 a 3-s song
+    model = TwoLayerNet(input_shape=spec.feature_shape, num_classes=4, class_names=genres, embedding_dim=8)
+    return Embedder(model, genres, Preprocessing(spec))
+
+
+@pytest.fixture
+def tiny_hear(tmp_path, monkeypatch):
+    (tmp_path / "tiny_hear.py").write_text(textwrap.dedent(TINY_HEAR))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "tiny_hear"
+    sys.modules.pop("tiny_hear", None)
+
+
+def test_names_parse_and_bad_ones_are_one_line():
+    assert pb.parse("musicnn").name == "musicnn MSD_musicnn penultimate"
+    assert pb.parse("musicnn:MTT_vgg").name == "musicnn MTT_vgg pool5"
+    assert pb.parse("musicnn:MSD_musicnn:taggram").args == ("MSD_musicnn", "taggram")
+    assert pb.parse("hear:some.module:/models/x.ckpt").args == ("some.module", "/models/x.ckpt")
+    assert pb.parse_all("none") == [] and pb.parse_all([]) == [] and len(pb.parse_all("musicnn, hear:m")) == 2
+    with pytest.raises(UserError, match="unknown pretrained bracket 'openl3'"):
+        pb.parse("openl3")
+    with pytest.raises(UserError, match="MSD_vgg has no layer penultimate"):
+        pb.parse("musicnn:MSD_vgg:penultimate")
+    with pytest.raises(UserError, match="hear:no_such_module_here cannot be imported"):
+        pb.load_hear(pb.parse("hear:no_such_module_here"))
+
+
+def test_a_hear_module_is_scored_beside_the_model_on_the_same_clips(small_corpus, tmp_path, tiny_hear):
+    name, result = evaluate_folder(
+        _embedder(), small_corpus, splits=2, episodes=5, cache_dir=tmp_path, out_dir=tmp_path / "out", brackets=["hear:tiny_hear"]
+    )
+    assert list(result.per_split) == [*EMBEDDINGS, "hear tiny_hear"]
+    assert result.n_clips == 24 * 3  # the model's clips: the module's are as long (in seconds), at its own rate
+    table = (tmp_path / "out" / f"{name}.md").read_text()
+    assert "| hear tiny_hear |" in table and "| model - hear tiny_hear |" in table  # paired differences
+    assert f"downstream/{name}/hear_tiny_hear.../probe_clip_acc".replace("...", "") in result.metrics("downstream/" + name)
+    # each clip cut where the model's clip starts, at the module's rate and the model's clip duration
+    spec = pb.clip_spec(pb.parse("hear:tiny_hear"), ClipSpec(), 8000)
+    assert (spec.sample_rate, spec.segment_samples, spec.hop_samples) == (8000, 7256, 7256)
+    genre_table, values = pb.embed(
+        pb.parse("hear:tiny_hear"), small_corpus, ["classical", "jazz", "pop", "metal"], ClipSpec(), None
+    )
+    song = load_mono(small_corpus / "classical" / "classical.00000.wav", 8000)
+    second_clip = song[7256 : 2 * 7256]
+    np.testing.assert_allclose(
+        values[1], [second_clip.mean(), second_clip.std(ddof=1), np.abs(second_clip).max()], rtol=1e-4, atol=1e-6
+    )
+
+
+def test_a_missing_musicnn_package_is_a_note_not_a_failure(small_corpus, tmp_path, monkeypatch, caplog):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "musicnn" else find_spec(name, *a))
+    with caplog.at_level(logging.INFO, logger=pb.__name__):
+        name, result = evaluate_folder(_embedder(), small_corpus, splits=2, episodes=5, cache_dir=tmp_path, out_dir=tmp_path)
+    assert list(result.per_split) == list(EMBEDDINGS)  # the default bracket left out, the rest scored
+    (note,) = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
+    assert "musicnn MSD_musicnn penultimate bracket is left out" in note and "pip install --no-deps musicnn" in note
+    assert note in (tmp_path / f"{name}.md").read_text()
+
+
+@needs_musicnn
+def test_frozen_musicnn_is_shown_by_default_its_outputs_cached(small_corpus, tmp_path, caplog):
+    """musicnn's 3-s clips start where the model's 0.9-s ones do; a 3-s song has one: all embeddings are scored on
+    each song's first clip. A second evaluation reuses the cached musicnn outputs."""
+    with caplog.at_level(logging.INFO, logger=pb.__name__):
+        _, first = evaluate_folder(_embedder(), small_corpus, splits=2, episodes=5, cache_dir=tmp_path)
+    assert list(first.per_split) == [*EMBEDDINGS, "musicnn MSD_musicnn penultimate"]
+    assert first.n_clips == 24  # the clips every embedding has
+    assert any("24 clips computed" in r.getMessage() for r in caplog.records)
+    (cached,) = (tmp_path / "frozen").glob("clips-*.npy")
+    assert np.load(cached).shape == (24, 200)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger=pb.__name__):
+        _, second = evaluate_folder(_embedder(), small_corpus, splits=2, episodes=5, cache_dir=tmp_path)
+    assert any("cached outputs reused" in r.getMessage() for r in caplog.records)
+    musicnn = "musicnn MSD_musicnn penultimate"
+    assert second.per_split[musicnn]["probe_clip_acc"] == first.per_split[musicnn]["probe_clip_acc"]
