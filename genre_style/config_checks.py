@@ -207,6 +207,11 @@ def _check_encoder_fits_features(cfg: DictConfig) -> None:
         )
     if hasattr(encoder, "check_settings"):
         encoder.check_settings(OmegaConf.to_container(OmegaConf.select(cfg, "model.encoder"), resolve=False))
+    if hasattr(encoder, "check_data_sample_rate"):  # a pretrained model whose rate only it knows (encoder=hf)
+        encoder.check_data_sample_rate(
+            OmegaConf.to_container(OmegaConf.select(cfg, "model.encoder"), resolve=False),
+            OmegaConf.select(cfg, "data.sample_rate"),
+        )
 
 
 def _check_unlabelled(cfg: DictConfig) -> None:

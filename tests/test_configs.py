@@ -22,6 +22,8 @@ from genre_style.data.audio import ClipSpec
 from genre_style.data.clip_table import ClipTable
 from genre_style.data.datamodule import GenreDataModule
 from genre_style.errors import UserError
+from tests.fixtures.hf_tiny import FOLDER as HF_TINY
+from tests.fixtures.hf_tiny import OVERRIDES as HF_TINY_DATA
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
@@ -30,6 +32,7 @@ FEATURES = sorted(p.stem for p in (CONF / "features").glob("*.yaml"))
 SMALL = {"logmel_cnn": ["model.encoder.channels=[4,8]"], "sample_cnn": ["model.encoder.channels=[4,8,8]"]}
 # Pretrained encoders fitted with random weights here (no package needed); their weights: tests/test_musicnn.py.
 SMALL |= {e: ["model.encoder.pretrained=false", "data.segment_samples=24320"] for e in ("musicnn", "musicnn_vgg")}  # 96 frames
+SMALL["hf"] = [f"model.encoder.model={HF_TINY}", *HF_TINY_DATA]  # a tiny HuBERT in a folder: tests/test_hf_encoder.py
 
 
 def _reads(encoder: str) -> tuple[str, ...]:

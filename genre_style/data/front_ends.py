@@ -31,6 +31,9 @@ INVERTIBLE = ("logmel",)
 # Pretrained musicnn's input (models/pretrained/musicnn.py): its training's log-mel recipe, fixed (configuration.py).
 MUSICNN = "musicnn_mel"
 MUSICNN_RATE, MUSICNN_FFT, MUSICNN_HOP, MUSICNN_MELS = 16000, 512, 256, 96
+# A transformers audio model's input (models/pretrained/hf.py): the waveform at the model's own rate, which only the
+# model knows (its feature extractor's), so the encoder checks data.sample_rate, not this registry.
+HF_WAVEFORM = "waveform_hf"
 
 
 @dataclass(frozen=True)
@@ -149,3 +152,13 @@ def musicnn_mel(clips: np.ndarray, spec: ClipSpec) -> np.ndarray:
         mel = np.matmul(power, filters.T).transpose(0, 2, 1)
         out[start : start + len(power)] = np.log10(1.0 + 10000.0 * mel)
     return out.reshape(len(clips), -1)
+
+
+@front_end(HF_WAVEFORM, "waveform", lambda spec: (spec.segment_samples,))
+def waveform_hf(clips: np.ndarray, spec: ClipSpec) -> np.ndarray:
+    """A transformers audio model's input (encoder=hf): the clip's samples at the model's rate, as they are.
+
+    The model's own preparation (a wav2vec2-style extractor's per-clip zero mean and unit variance, AST's filter-bank
+    frames) runs in the encoder, after augmentation: the model always reads what its feature extractor would give for
+    the clip it is fed, in training, inference and the frozen-backbone cache alike."""
+    return waveform(clips, spec)
