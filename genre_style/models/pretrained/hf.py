@@ -103,7 +103,7 @@ def native_config(config: dict[str, Any], source: str = "the model") -> Any:
         if used:
             raise UserError(
                 f"{source} uses MERT's {', '.join(used)}, which only its own Hub code implements",
-                "use a MERT-v1 model without it (m-a-p/MERT-v1-95M, m-a-p/MERT-v1-330M)",
+                "use a model whose config has it off (deepnorm: false, feature_extractor_cqt: false), or another model type",
             )
         kind = config["model_type"] = "hubert"
     if kind not in mapping:
