@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from genre_style.errors import UserError
 from genre_style.hydra_job import command_line, in_multirun
 from genre_style.machine_checks import check_environment
+from genre_style.setting_roles import ALIASES, uses_alias
 
 
 def _number(cfg: DictConfig, key: str) -> Any:
@@ -53,10 +54,6 @@ def _check_sizes(cfg: DictConfig, key: str, allow_empty: bool) -> None:
         or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes)
     ):
         raise UserError(f"{key} must be a list of positive integers, got {sizes!r}", f"e.g. {key}=[256,128]")
-
-
-# The top-level knobs users type most; the settings they feed say so themselves (`model.gamma: ${gamma}`).
-ALIASES = ("gamma", "dropout", "lr", "batch_size")
 
 
 def validate_config(cfg: DictConfig, overrides: list[str] | None = None) -> None:
@@ -101,20 +98,20 @@ def validate_config(cfg: DictConfig, overrides: list[str] | None = None) -> None
     _check_sizes(cfg, "model.encoder.channels", allow_empty=False)
     for key in ("model.encoder.hidden_sizes", "model.classifier_sizes", "model.decoder_sizes"):
         _check_sizes(cfg, key, allow_empty=True)
-    clips, scored = OmegaConf.select(cfg, "data.clips_per_track"), OmegaConf.select(cfg, "data.eval_clips_per_track")
-    if clips is not None and scored is not None and scored > clips:
-        raise UserError(
-            f"data.eval_clips_per_track={scored} is more than data.clips_per_track={clips}",
-            "val/test score at most the clips a track has: e.g. data.clips_per_track=33 data.eval_clips_per_track=20",
-        )
+    from genre_style.data import front_ends, rules  # the data rules (data/rules.py): the front-end registry only, light
+
+    features = OmegaConf.select(cfg, "data.features")
+    if OmegaConf.select(cfg, "data") is not None:
+        rules.check_front_end(features)
+        rules.check_eval_clips(OmegaConf.select(cfg, "data.eval_clips_per_track"), OmegaConf.select(cfg, "data.clips_per_track"))
+        rules.check_random_crop(bool(OmegaConf.select(cfg, "data.random_crop")), features)
+        if OmegaConf.select(cfg, "data.store") is not None:
+            rules.check_store(str(OmegaConf.select(cfg, "data.store")))
     _check_augment(cfg)
     _check_variational(cfg)
     _check_downstream(cfg)
     _check_contrastive(cfg)
     pool, segment = OmegaConf.select(cfg, "data.pool"), OmegaConf.select(cfg, "data.segment_samples")
-    from genre_style.data import front_ends  # numpy only: stays light
-
-    features = OmegaConf.select(cfg, "data.features")
     pooled = features in (*front_ends.REGISTRY, None) and "pool" in front_ends.get(features).settings
     if pooled and pool is not None and segment is not None and pool > segment:
         raise UserError(
@@ -147,23 +144,6 @@ def _name(cfg: DictConfig, key: str) -> str:
     return next((alias for alias in ALIASES if raw == "${" + alias + "}"), key)
 
 
-def uses_alias(cfg: DictConfig, alias: str) -> bool:
-    """Whether any setting other than the alias itself takes its value from `${alias}`."""
-    if alias == "gamma" and OmegaConf.select(cfg, "model.classifier") is False:
-        return False  # a variational model without its classifier has no gamma mix
-    reference = "${" + alias + "}"
-    tree = OmegaConf.to_container(cfg, resolve=False)
-
-    def walk(node: Any) -> bool:
-        if isinstance(node, dict):
-            return any(walk(v) for v in node.values())
-        if isinstance(node, list):
-            return any(walk(v) for v in node)
-        return isinstance(node, str) and reference in node
-
-    return any(walk(v) for k, v in tree.items() if k != alias)  # type: ignore[union-attr]
-
-
 def _check_aliases_used(cfg: DictConfig, overrides: list[str]) -> None:
     typed = {o.split("=", 1)[0].lstrip("+~") for o in overrides if "=" in o}
     for alias in ALIASES:
@@ -180,15 +160,13 @@ def _check_encoder_fits_features(cfg: DictConfig) -> None:
     class (and so torch): run after the checks that need nothing heavy, so a bad value still answers at once."""
     from hydra.utils import get_class
 
-    from genre_style.data import front_ends
+    from genre_style.data import front_ends, rules
 
-    target = OmegaConf.select(cfg, "model.encoder._target_")
-    if not target or "logreg" in str(OmegaConf.select(cfg, "model._target_")):
-        return
+    target, model = OmegaConf.select(cfg, "model.encoder._target_"), OmegaConf.select(cfg, "model._target_")
+    if not target or (model and not getattr(get_class(str(model)), "reads_configured_encoder", True)):
+        return  # a model that builds its own encoder (the logistic regression) reads any front-end
     features = OmegaConf.select(cfg, "data.features")
-    if features not in front_ends.REGISTRY and features is not None:
-        raise UserError(f"unknown front-end features={features!r}", f"use one of {', '.join(front_ends.REGISTRY)}")
-    kind = front_ends.get(features).kind
+    kind = rules.check_front_end(features).kind
     reads = tuple(getattr(get_class(str(target)), "reads", front_ends.KINDS))
     name = str(target).rsplit(".", 1)[-1]
     if kind not in reads:

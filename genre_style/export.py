@@ -31,7 +31,7 @@ def parity(embedder: Embedder, onnx_path: str | Path, n: int = 16, seed: int = 0
     (numpy then PyTorch, as `embed` runs it; inside the graph for ONNX)."""
     import numpy as np
 
-    from genre_style.inference import standardize
+    from genre_style.data.preprocessing import standardize
     from genre_style.onnx_backend import OnnxRunner
 
     pre = embedder.preprocessing

@@ -18,25 +18,18 @@ which is what training has always scored as `track_acc` (chosen on val; see docs
 from __future__ import annotations
 
 import logging
-import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from genre_style.acceleration import to_preferred_layout
-from genre_style.data.audio import ClipSpec, clip_features, load_mono, segment
+from genre_style.data.audio import ClipSpec, load_mono
+from genre_style.data.preprocessing import Preprocessing as Preprocessing
+from genre_style.data.preprocessing import standardize as standardize
 
 log = logging.getLogger(__name__)
-
-
-def standardize(x: np.ndarray, mean: np.ndarray | None, std: np.ndarray | None) -> np.ndarray:
-    """`(x - mean) / std` in place, in float32 (the training split's statistics; per band for maps)."""
-    if mean is not None and std is not None:
-        np.subtract(x, mean, out=x)
-        np.divide(x, std, out=x)
-    return x
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -48,50 +41,6 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 def song_probabilities(clip_logits: np.ndarray) -> np.ndarray:
     """A song's genre probabilities from its clips' logits `[n_clips, n_genres]`: the softmax of their mean."""
     return softmax(np.asarray(clip_logits, dtype=np.float64).mean(axis=0))
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """What turns audio into a model's input: the clip settings and front-end (`spec`) and the training split's
-    standardisation (`mean`, `std`, or None), as saved in every checkpoint."""
-
-    spec: ClipSpec
-    mean: np.ndarray | None = None
-    std: np.ndarray | None = None
-
-    @classmethod
-    def from_state(cls, data_state: dict[str, Any]) -> Preprocessing:
-        """From the data module's part of a checkpoint (`GenreDataModule.state_dict`)."""
-        known = {f.name for f in fields(ClipSpec)}
-        spec = ClipSpec(**{k: v for k, v in data_state["spec"].items() if k in known})
-        mean, std = data_state.get("standardize_mean"), data_state.get("standardize_std")
-        as_array = lambda v: None if v is None else np.asarray(v, dtype=np.float32)  # noqa: E731
-        return cls(spec, as_array(mean), as_array(std))
-
-    def clips(
-        self, signal: np.ndarray, sample_rate: int | None = None, max_clips: int | None = None, name: str = ""
-    ) -> np.ndarray:
-        """A mono waveform cut into the model's clips `[n, segment_samples]`, resampled from `sample_rate` first;
-        audio shorter than one clip is padded with silence to one (with a warning)."""
-        signal = np.asarray(signal, dtype=np.float32)
-        if sample_rate and sample_rate != self.spec.sample_rate:
-            import librosa
-
-            signal = librosa.resample(signal, orig_sr=sample_rate, target_sr=self.spec.sample_rate, res_type="soxr_hq")
-        if len(signal) < self.spec.segment_samples:
-            seconds = len(signal) / self.spec.sample_rate
-            log.warning("%s is shorter than one clip (%.2f s): padded with silence", name or "the audio", seconds)
-            signal = np.pad(signal, (0, self.spec.segment_samples - len(signal)))
-        return segment(signal, self.spec.segment_samples, self.spec.hop_samples, max_clips or sys.maxsize)
-
-    def features(self, clips: np.ndarray) -> np.ndarray:
-        """The model's input for clips `[n, segment_samples]`: `[n, *spec.feature_shape]` float32, standardised."""
-        x = clip_features(clips, self.spec).reshape(len(clips), *self.spec.feature_shape)
-        return standardize(np.ascontiguousarray(x, dtype=np.float32), self.mean, self.std)
-
-    def start_s(self, n_clips: int) -> np.ndarray:
-        """Each clip's start in seconds."""
-        return np.arange(n_clips) * self.spec.hop_samples / self.spec.sample_rate
 
 
 @dataclass

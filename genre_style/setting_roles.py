@@ -4,6 +4,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
 # Where things go and how they are shown: never part of a run's configuration.
 BOOKKEEPING = (
     "paths.",
@@ -25,6 +30,7 @@ BOOKKEEPING = (
     "data.progress",
     "data.workers",
     "data.cache_dir",
+    "model.encoder.cache",  # `cache` and `cache_dir`: where a pretrained backbone's weights and outputs are kept
 )
 
 # The training budget, the hardware and what is measured afterwards: a resume may change these.
@@ -43,3 +49,26 @@ BUDGET = (
 
 # The seed: runs that differ only in it (and bookkeeping) repeat one configuration.
 SEEDS = ("seed", "data.seed")
+
+# The top-level knobs users type most; the settings they feed say so themselves (`model.gamma: ${gamma}`). The config
+# checks refuse one the chosen model ignores; the MLflow params leave such an alias out.
+ALIASES = ("gamma", "dropout", "lr", "batch_size")
+
+
+def uses_alias(cfg: DictConfig, alias: str) -> bool:
+    """Whether any setting other than the alias itself takes its value from `${alias}`."""
+    from omegaconf import OmegaConf
+
+    if alias == "gamma" and OmegaConf.select(cfg, "model.classifier") is False:
+        return False  # a variational model without its classifier has no gamma mix
+    reference = "${" + alias + "}"
+    tree = OmegaConf.to_container(cfg, resolve=False)
+
+    def walk(node: Any) -> bool:
+        if isinstance(node, dict):
+            return any(walk(v) for v in node.values())
+        if isinstance(node, list):
+            return any(walk(v) for v in node)
+        return isinstance(node, str) and reference in node
+
+    return any(walk(v) for k, v in tree.items() if k != alias)  # type: ignore[union-attr]

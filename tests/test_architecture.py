@@ -1,5 +1,5 @@
-"""The package's shape: no import cycles (lazy imports inside functions count), the library never imports a command-line
-module, and each front-end is named in one place."""
+"""The package's shape: no import cycles (lazy imports inside functions count), no import from a lower layer to a higher
+one, the library never imports a command-line module, and each front-end is named in one place."""
 
 from __future__ import annotations
 
@@ -16,6 +16,31 @@ CLI_MODULES = {
     "genre_style.downstream",
     "genre_style.transfer",
 }
+
+# Layers, lowest first: a module imports from its own layer and those below, never from one above. Modules not listed
+# (inference, evaluation, tracking, reporting, ...) sit above these; the commands above them (CLI_MODULES).
+LAYERS = (
+    (
+        "genre_style.errors",
+        "genre_style.urls",
+        "genre_style.console",
+        "genre_style.reproducibility",
+        "genre_style.numba_cache",
+        "genre_style.setting_roles",
+    ),
+    ("genre_style.data",),  # audio -> clips -> splits -> batches, and the preprocessing a trained model keeps
+    ("genre_style.acceleration", "genre_style.models"),
+)
+
+
+def _layer(module: str) -> int:
+    return next(
+        (i for i, names in enumerate(LAYERS) if any(module == n or module.startswith(n + ".") for n in names)), len(LAYERS)
+    )
+
+
+def _upward(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(f"{m} -> {d}" for m, targets in graph.items() for d in targets if _layer(d) > _layer(m))
 
 
 def _module_name(path: Path) -> str:
@@ -79,6 +104,16 @@ def test_the_package_has_no_import_cycle():
 def test_the_detector_finds_a_cycle():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_module_imports_from_a_higher_layer():
+    assert not _upward(_graph()), _upward(_graph())
+
+
+def test_the_layer_rule_finds_an_upward_import():
+    assert _upward({"genre_style.data.datamodule": {"genre_style.inference", "genre_style.errors"}}) == [
+        "genre_style.data.datamodule -> genre_style.inference"
+    ]
 
 
 def test_the_library_never_imports_a_command_line_module():

@@ -225,7 +225,7 @@ def test_training_changes_only_the_top_k_layers_and_the_heads_and_the_checkpoint
     assert logits is not None and logits.shape == (5, 4)
 
 
-def test_a_frozen_backbone_offers_its_outputs_to_the_cache(tiny):
+def test_a_frozen_backbone_offers_its_outputs_to_the_cache(tiny, tmp_path):
     """freeze=all: the model's part is a fixed function whose flattened outputs the cache may hold; the heads (the
     layer weights, the projection) read them back; fine-tuned, there is nothing to cache."""
     pytest.importorskip("genre_style.models.pretrained.cache")
@@ -238,7 +238,10 @@ def test_a_frozen_backbone_offers_its_outputs_to_the_cache(tiny):
         direct = encoder(x)
         encoder.cached_input = True
         torch.testing.assert_close(encoder(cached), direct)
-    assert "layer=weighted" in backbone.description and "Wav2Vec2FeatureExtractor" in backbone.description
+    assert "layer=weighted" in backbone.description and str(tiny) in backbone.description
+    raw = HFEncoder((SAMPLES,), 8, model=str(_save_tiny(tmp_path / "raw", normalize=False)), layer="weighted")
+    digests = [b.description.rpartition("input=")[2] for b in (backbone, raw.frozen_backbone())]
+    assert digests[0] != digests[1]  # the input's preparation (do_normalize) is part of the identity
     assert HFEncoder((SAMPLES,), 8, model=str(tiny), freeze="top_k").frozen_backbone() is None
 
 

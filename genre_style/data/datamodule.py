@@ -17,42 +17,21 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from genre_style.data import front_ends
+from genre_style.data import front_ends, rules
 from genre_style.data.audio import ClipSpec
 from genre_style.data.batching import InMemoryClips, RandomCrops, SplitIntoMinibatches, TensorBatches
 from genre_style.data.clip_table import ClipTable
 from genre_style.data.corpus import Corpus, parse_genres, resolve_corpus
 from genre_style.data.gtzan import UNLABELLED, discover_unlabelled
 from genre_style.data.preprocess import cache_key, load_or_build
+from genre_style.data.preprocessing import Preprocessing, standardize, standardizer
 from genre_style.data.splits import SPLIT_NAMES, SplitInput, balance_classes, get_split_mode
 from genre_style.data.store import ClipStore, StoreClips, StoreRows, build_or_resume, store_folder
 from genre_style.data.synthetic import SyntheticSpec, generate_corpus
 from genre_style.errors import UserError
-from genre_style.inference import standardize
 
 log = logging.getLogger(__name__)
-STORES = ("auto", "memory", "disk")  # data.store: where the clips' features live
 UNLABELLED_LABEL = -1  # the label of a clip without a genre (`data.unlabelled`): losses and metrics that need one skip it
-
-
-def standardizer(train: np.ndarray | StoreRows, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation to z-score clips with: per feature for vectors, per band (shared over
-    time, so a shift in time changes nothing) for (bands, frames) maps. Shaped to broadcast over one clip.
-    Sums in float64 over chunks of clips: no float64 copy of the whole split (320 MB for 6000 log-mel maps), and a
-    split on disk (`store.StoreRows`) is read a chunk at a time."""
-    axes = (0, 2) if train.ndim == 3 else (0,)
-    total = np.zeros(train.shape[1], dtype=np.float64)
-    squares = np.zeros(train.shape[1], dtype=np.float64)
-    for start in range(0, len(train), chunk):
-        block = train[start : start + chunk].astype(np.float64)
-        total += block.sum(axis=axes)
-        squares += np.square(block).sum(axis=axes)
-    count = train.size // train.shape[1]
-    mean = total / count
-    std = np.sqrt(np.maximum(squares / count - np.square(mean), 0.0)) + 1e-8
-    if train.ndim == 3:
-        mean, std = mean[:, None], std[:, None]
-    return mean.astype(np.float32), std.astype(np.float32)
 
 
 def clip_positions(track_index: np.ndarray) -> np.ndarray:
@@ -105,21 +84,13 @@ class GenreDataModule(pl.LightningDataModule):
         self.source = source  # a registered kind of source by name (data/corpus.py); None: the one that claims root
         self._corpus: Corpus | None = None
         self.requested_genres = list(genres) if not isinstance(genres, str) else genres
-        if features not in front_ends.REGISTRY:
-            raise UserError(f"unknown front-end features={features!r}", f"use one of {list(front_ends.REGISTRY)}")
+        rules.check_front_end(features)  # each rule once, in data/rules.py: the config checks ask it too
+        rules.check_random_crop(random_crop, features)
+        rules.check_eval_clips(eval_clips_per_track, clips_per_track)
+        self.store_mode = rules.check_store(store)
         self.spec = ClipSpec(
             sample_rate, segment_samples, hop_samples, clips_per_track, pool, features, n_fft, frame_hop, n_mels, n_mfcc
         )
-        if random_crop and self.spec.front_end.kind == "vector":
-            raise UserError(
-                f"data.random_crop=true needs features with a time axis; features={features} has none",
-                f"use features={'|'.join(front_ends.names('map') + front_ends.names('waveform'))}, or data.random_crop=false",
-            )
-        if eval_clips_per_track is not None and not 0 < eval_clips_per_track <= clips_per_track:
-            raise UserError(
-                f"data.eval_clips_per_track={eval_clips_per_track} must be between 1 and data.clips_per_track={clips_per_track}",
-                "e.g. data.clips_per_track=33 data.eval_clips_per_track=20 (train on whole songs, score the paper's 20 clips)",
-            )
         self.eval_clips_per_track = eval_clips_per_track
         self.standardize = standardize
         self.balance = balance
@@ -133,10 +104,7 @@ class GenreDataModule(pl.LightningDataModule):
         self.minibatches_per_step = minibatches_per_step
         self.eval_batch_size = eval_batch_size
         self.workers = workers
-        if store not in STORES:
-            raise UserError(f"unknown data.store={store!r}", f"use one of {list(STORES)}")
         self.cache_dir = cache_dir
-        self.store_mode = store
         self.memory_budget_mb = memory_budget_mb
         self.store: ClipStore | None = None  # the clips on disk (data.store=disk), else None: they are in self.table
         self.seed = seed
@@ -365,12 +333,7 @@ class GenreDataModule(pl.LightningDataModule):
     def state_dict(self) -> dict[str, Any]:
         """Saved in checkpoints so a trained model can preprocess new audio the same way, and a resumed fit shuffles
         as an uninterrupted one would (the training order's generator, in full checkpoints)."""
-        state = {
-            "genres": self.class_names,
-            "spec": self.spec.as_dict(),
-            "standardize_mean": None if self.mean is None else self.mean.tolist(),
-            "standardize_std": None if self.std is None else self.std.tolist(),
-        }
+        state = {"genres": self.class_names, **Preprocessing(self.spec, self.mean, self.std).to_state()}
         if self._train_sampler is not None:
             state["train_order"] = self._train_sampler.generator.get_state()
         if self._train_crops is not None:
@@ -384,9 +347,9 @@ class GenreDataModule(pl.LightningDataModule):
         self._crop_state = state_dict.get("train_crops")
         if self._crop_state is not None and self._train_crops is not None:
             self._train_crops.generator.set_state(self._crop_state)
-        if state_dict.get("standardize_mean") is not None:
-            self.mean = np.asarray(state_dict["standardize_mean"], dtype=np.float32)
-            self.std = np.asarray(state_dict["standardize_std"], dtype=np.float32)
+        saved = Preprocessing.from_state({"spec": self.spec.as_dict(), **state_dict})
+        if saved.mean is not None:
+            self.mean, self.std = saved.mean, saved.std
 
     # --- what the rest of the pipeline needs -----------------------------------------------------
 

@@ -211,7 +211,7 @@ def open_store(folder: Path) -> ClipStore:
 
 class StoreRows:
     """Some of a store's clips as a read-only array: `len`, `shape`, `ndim`, `size`, and slices read from disk, so
-    chunked code written for arrays (`datamodule.standardizer`) runs over a split without loading it."""
+    chunked code written for arrays (`preprocessing.standardizer`) runs over a split without loading it."""
 
     def __init__(self, store: ClipStore, indices: np.ndarray) -> None:
         self.store, self.indices = store, np.asarray(indices, dtype=np.int64)
@@ -243,7 +243,7 @@ class StoreClips:
     def __getitem__(self, index: Any) -> tuple[Any, Any, Any]:
         import torch
 
-        from genre_style.inference import standardize
+        from genre_style.data.preprocessing import standardize
 
         if isinstance(index, torch.Tensor):
             index = index.numpy()

@@ -90,7 +90,7 @@ def windows(
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(start sample of each window `[b]`, windows `[b, window]` float32) batches over the file, windows `hop` samples
     apart; a partial window at the end is dropped, and audio shorter than one window is padded with silence to one
-    (with a warning), as `inference.Preprocessing.clips` does."""
+    (with a warning), as `data.preprocessing.Preprocessing.clips` does."""
     buffer = np.zeros(0, dtype=np.float32)
     offset = 0  # the file's sample index of buffer[0]
     start = 0  # the next window's start

@@ -65,6 +65,7 @@ class GenreModel(pl.LightningModule):
 
     has_classifier: bool = True
     has_decoder: bool = False
+    reads_configured_encoder: bool = True  # False: the model builds its own encoder and ignores `model.encoder`
     encoder_outputs_per_latent: int = 1  # variational models: 2 (mean and log-variance)
 
     def __init__(

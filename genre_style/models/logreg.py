@@ -37,6 +37,8 @@ class LogisticRegressionBaseline(GenreModel):
     """Multinomial logistic regression on the (flattened, standardised) clip features; the embedding is the
     standardised input the classifier reads (`features=stats`: MFCC and log-mel statistics)."""
 
+    reads_configured_encoder = False  # its encoder is the standardisation, whatever `encoder=` says
+
     def __init__(self, C: float = 1.0, max_iter: int = 2000, class_weight: str | None = None, **kwargs: Any) -> None:
         kwargs["encoder"] = {"_target_": f"{__name__}.Standardize"}
         kwargs["embedding_dim"] = math.prod(kwargs["input_shape"])

@@ -10,7 +10,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from genre_style.setting_roles import BOOKKEEPING
+from genre_style.setting_roles import ALIASES, BOOKKEEPING, uses_alias
 from genre_style.urls import redact_url
 
 # Not params: where things go, how they are shown, bookkeeping (the config.yaml artifact has them all), and how the
@@ -87,8 +87,6 @@ def readable_params(cfg: DictConfig) -> dict[str, Any]:
     """The resolved settings that change what is learned, each once: a `_target_` becomes its class's name under its
     node's key (`model`, `encoder`, `model.optimizer`); a setting that only repeats another (`model.gamma: ${gamma}`)
     is left out; no None."""
-    from genre_style.config_checks import ALIASES, uses_alias
-
     unused = {alias for alias in ALIASES if not uses_alias(cfg, alias)}  # e.g. gamma for the two-layer net
     raw = OmegaConf.to_container(cfg, resolve=False)
     resolved = OmegaConf.to_container(cfg, resolve=True)

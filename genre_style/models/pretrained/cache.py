@@ -218,7 +218,7 @@ def serve_cached_features(model: Any, datamodule: Any, cache_dir: str | Path | N
     mean, std = datamodule.mean, datamodule.std
 
     def prepare(chunk: np.ndarray) -> np.ndarray:
-        from genre_style.inference import standardize
+        from genre_style.data.preprocessing import standardize
 
         return standardize(chunk, mean, std)
 

@@ -19,6 +19,7 @@ Only model types transformers itself defines are built, never code from the Hub:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import json
 import warnings
@@ -301,6 +302,8 @@ class HFEncoder(Encoder):
         if settings.get("config") is not None:
             return  # a checkpoint's copy: nothing to fetch
         source = str(settings.get("model", "m-a-p/MERT-v1-95M"))
+        if "${" in source:
+            return  # an interpolation, unresolved here: the encoder checks the model when it is built
         total = int(load_config(source).num_hidden_layers)
         index = cls._resolve_layer(layer, total)
         kept = total if index is None else index
@@ -314,6 +317,8 @@ class HFEncoder(Encoder):
     def check_data_sample_rate(cls, settings: dict[str, Any], rate: int | None) -> None:
         """The config check's question: data.sample_rate is the model's (its feature extractor's)."""
         source = str(settings.get("model", "m-a-p/MERT-v1-95M"))
+        if "${" in source and not settings.get("feature_extractor"):
+            return  # an interpolation, unresolved here: the encoder checks the rate when it is built
         extractor = load_feature_extractor(
             None if settings.get("feature_extractor") else source, settings.get("feature_extractor")
         )
@@ -391,12 +396,12 @@ class HFEncoder(Encoder):
             return None
         from genre_style.models.pretrained.cache import FrozenBackbone
 
-        prepared = json.dumps(self.extractor.to_dict(), sort_keys=True, default=str)
+        prepared = json.dumps(self.extractor.to_dict(), sort_keys=True, default=str)  # the input, part of the identity
         layer = WEIGHTED if self.layer is None else self.layer
         return FrozenBackbone(
             self.model,
             lambda x: self.backbone_features(x).flatten(1),
-            f"hf {type(self.model).__name__} layer={layer} input={prepared}",
+            f"hf {self.source} layer={layer} input={hashlib.sha256(prepared.encode()).hexdigest()[:8]}",
             self.pooled * self.hidden_size,
         )
 
