@@ -4,7 +4,8 @@ CONTENT is an audio file (the whole song, or its first --seconds); STYLE an audi
 songs under --style-root, by default the folder the model was trained on). MODEL is a checkpoint, an MLflow run id or
 a logged model, as everywhere. Methods (genre_style/style_transfer/methods.py): `latent` takes half the equaliser's
 move (`--equalise 0.5`), then moves the clips' codes toward the style's and applies the decoder's change; `features` optimises the map so the encoder's Gram matrices move to the
-style's. The brackets `inversion` and `equalise` can be asked for by name too, to listen to what they do.
+style's; `convert` runs a converter trained on rendered pairs (--converter FILE; MODEL is its style encoder).
+The brackets `inversion` and `equalise` can be asked for by name too, to listen to what they do.
 --judge MODEL (repeatable) scores the output read back from the WAV file with other models; the chroma and onset
 correlations with the content, and the notes kept (note F1, pitch Jaccard distance; where basic-pitch is installed),
 say how much of it is left. Inputs, output, settings and scores go to an MLflow run.
@@ -52,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--style-weight", type=float, default=1.0, help="features: weight of the Gram term (1.0)")
     parser.add_argument("--content-weight", type=float, default=1.0, help="features: weight of the content term (1.0)")
     parser.add_argument("--genre-weight", type=float, default=0.0, help="features: weight of the target-genre term (0)")
+    parser.add_argument("--converter", help="convert: the converter file (python -m genre_style.style_transfer.converter)")
     parser.add_argument("--resynthesis", default=RESYNTHESES[0], choices=RESYNTHESES, help="maps to audio (content-phase)")
     parser.add_argument("--seconds", type=float, help="use only the content's first SECONDS")
     parser.add_argument("--style-root", help="a GTZAN-layout folder for a genre-name STYLE (default: the model's data)")
@@ -152,6 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "style_weight": args.style_weight,
         "content_weight": args.content_weight,
         "genre_weight": args.genre_weight,
+        "converter": args.converter,
     }
     log.info("transfer: %s -> %s by %s", args.content, style.name, args.method)
     result = methods.transfer(embedder, content, style, progress=sys.stderr.isatty(), **settings)

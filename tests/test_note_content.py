@@ -8,6 +8,9 @@ import pytest
 from genre_style.errors import UserError
 from genre_style.style_transfer import notes
 from genre_style.style_transfer.notes import Notes, note_scores, pitch_jaccard_distance
+from tests.transfer_extra import require_transfer_extra
+
+require_transfer_extra()
 
 SR = 22050
 # A C major arpeggio over a held bass, 2 s.
@@ -40,7 +43,6 @@ def test_pitch_jaccard_distance_is_cifkas_frame_measure() -> None:
 
 @pytest.fixture(scope="module")
 def renderings() -> dict[str, np.ndarray]:
-    pytest.importorskip("tinysoundfont", reason="pip install --no-deps tinysoundfont==0.3.7 (make install does)")
     from genre_style.data import rendered
 
     soundfont = rendered.soundfont_path()
@@ -53,8 +55,6 @@ def renderings() -> dict[str, np.ndarray]:
 
 
 def test_transcription_hears_the_score_and_the_same_notes_across_instruments(renderings: dict[str, np.ndarray]) -> None:
-    if not notes.available():
-        pytest.fail(f"basic-pitch is in .[dev]: {notes.INSTALL}")
     score = Notes.from_events([(s, e, p) for _, p, s, e, _ in SCORE])
     piano = notes.transcribe(renderings["piano"], SR)
     assert note_scores(score, piano)["note_f1"] >= 0.8, (piano.pitches, piano.intervals)

@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 
 from genre_style.errors import UserError
+from tests.transfer_extra import require_transfer_extra
 
-pytest.importorskip("tinysoundfont", reason="pip install --no-deps tinysoundfont==0.3.7 (make install does)")
-pytest.importorskip("music21")
-pytest.importorskip("pretty_midi")
+require_transfer_extra()
 
 from genre_style.data import rendered  # noqa: E402
 from genre_style.data.rendered import ENSEMBLES, RenderSpec, render, render_corpus  # noqa: E402

@@ -9,6 +9,8 @@ Methods (a trained model does the work; its front-end must be invertible, `inver
   content's and the Gram matrices of every block move to the style's (Ulyanov & Lebedev's objective, on the model's
   own encoder, with Grinstein et al.'s start from the content), optionally plus the model's own classifier's
   cross-entropy toward the style's genre. Needs a conv encoder over maps (`feature_maps`).
+- `convert`: a converter trained on rendered pairs (`converter.py`: content encoder, the style clips' code by the
+  model's encoder, decoder) rebuilds the content's maps in the style. Needs `converter=<its file>`.
 Either may first take a fraction of the equaliser's move (`transfer(equalise=...)`; `latent`'s default: half).
 Brackets (no model): `inversion` (the content's maps inverted as they are: what the artefacts alone do to a judge),
 `equalise` (the content's spectrum scaled per frequency to the style's mean spectrum, phase kept), `style` (the style
@@ -26,7 +28,7 @@ from genre_style.errors import UserError
 from genre_style.inference import Embedder
 from genre_style.style_transfer import inversion
 
-METHODS = ("latent", "features")
+METHODS = ("latent", "features", "convert")
 BRACKETS = ("inversion", "equalise", "style")
 
 
@@ -163,10 +165,18 @@ def features_maps(
     return _unstandardised(embedder, x.detach().cpu().numpy())
 
 
-MAP_METHODS: dict[str, Callable[..., np.ndarray]] = {"latent": latent_maps, "features": features_maps}
+def convert_maps(embedder: Embedder, content: np.ndarray, style: Style, **settings: Any) -> np.ndarray:
+    """`[n, n_mels, frames]` dB maps: the content's clips converted by a trained converter (`settings["converter"]`,
+    its file) to the style clips' code by `embedder` (converter.py: trained on rendered pairs)."""
+    from genre_style.style_transfer.converter import convert_maps as convert
+
+    return convert(embedder, content, style, **settings)
+
+
+MAP_METHODS: dict[str, Callable[..., np.ndarray]] = {"latent": latent_maps, "features": features_maps, "convert": convert_maps}
 # Chosen on gtzan-dev-3's val pairs (docs/style-transfer.md): half the equaliser's move, then the guided latent move,
 # flipped the conv judge most at the equaliser's chroma correlation or better; `features` was measured without it.
-DEFAULT_EQUALISE = {"latent": 0.5, "features": 0.0}
+DEFAULT_EQUALISE = {"latent": 0.5, "features": 0.0, "convert": 0.0}
 
 
 def transfer(
