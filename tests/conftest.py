@@ -37,7 +37,26 @@ FAST_RUN = [
     "trainer.max_epochs=3",
     "trainer.enable_progress_bar=false",
     "logger.mlflow.log_model=false",  # ~3 s a run; the tests of the logged model switch it back on
+    # The optional after-training measures (k-NN/probe/silhouette, genre MI with its plots, the decoder's
+    # interpolation and traversal) are ~15% of a small run: off here, on (FULL_EVALUATION) in the tests that check them.
+    "evaluation.embedding_metrics=false",
+    "evaluation.disentanglement=false",
+    "evaluation.interpolation_steps=0",
 ]
+LEAN_EVALUATION = ("embedding_metrics", "disentanglement", "interpolation_steps")
+
+
+def _configured(keys: Sequence[str]) -> list[str]:
+    """conf/train.yaml's own `evaluation.<key>` settings as overrides."""
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.load(REPO / "conf" / "train.yaml").evaluation
+    return [f"evaluation.{key}={str(node[key]).lower()}" for key in keys]
+
+
+# The configured evaluation, for a run whose embedding metrics, MIG or decoder plots a test reads: put after FAST_RUN
+# on the command line (the later setting wins).
+FULL_EVALUATION = _configured(LEAN_EVALUATION)
 
 
 def labelled_clips(

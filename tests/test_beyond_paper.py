@@ -9,7 +9,7 @@ from mlflow.tracking import MlflowClient
 
 from genre_style.data.audio import ClipSpec, clip_features
 from genre_style.evaluation.embedding_metrics import embedding_scores, track_level
-from tests.conftest import FAST_RUN, run_cli, write_wav
+from tests.conftest import FAST_RUN, FULL_EVALUATION, run_cli, write_wav
 
 
 def test_embedding_scores_tell_separable_from_random():
@@ -76,7 +76,7 @@ def test_a_spectral_front_end_trains_with_its_own_input_size(tmp_path):
 def paper_runs(tmp_path_factory):
     """experiment=paper as one multirun (all three models), plus a track-split DSAE, on the small corpus."""
     out = tmp_path_factory.mktemp("paper")
-    fast = [a for a in FAST_RUN if not a.startswith("trainer.max_epochs")] + ["trainer.max_epochs=2"]
+    fast = [a for a in FAST_RUN if not a.startswith("trainer.max_epochs")] + ["trainer.max_epochs=2", *FULL_EVALUATION]
     paper = run_cli(["-m", "experiment=paper", *fast], out)
     assert paper.returncode == 0, paper.stderr[-3000:]
     honest = run_cli(["experiment=paper_track_split", "model=dsae", *fast], out)
@@ -183,6 +183,7 @@ def test_embedding_metrics_can_be_a_sweep_objective(tmp_path):
             "optimized_metric=val/knn_acc_bottleneck",
             *[a for a in FAST_RUN if not a.startswith("trainer.max_epochs")],
             "trainer.max_epochs=1",
+            "evaluation.embedding_metrics=true",
         ],
         tmp_path,
     )

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import FAST_RUN, run_cli, write_split_lists
+from tests.conftest import FAST_RUN, FULL_EVALUATION, run_cli, write_split_lists
 from tests.test_train_cli import _artifacts
 
 pytestmark = pytest.mark.slow  # real processes (the CLI, servers): `make test-fast` leaves them out
@@ -32,11 +32,12 @@ def dsae_cnn_and_logreg(tmp_path_factory, small_corpus):
             "model.encoder.channels=[4,8]",
             "trainer.max_epochs=2",
             f"evaluation.downstream=[{{root:'{small_corpus}',genres:[jazz,pop,metal],name:three,splits:2,episodes:5}}]",
+            *FULL_EVALUATION,  # its embedding metrics and decoder plots are read below
         ],
         out / "cnn",
     )
     assert cnn.returncode == 0, cnn.stderr[-3000:]
-    logreg = run_cli([*FAST_RUN, "model=logreg", "features=stats"], out / "logreg")
+    logreg = run_cli([*FAST_RUN, *FULL_EVALUATION, "model=logreg", "features=stats"], out / "logreg")
     assert logreg.returncode == 0, logreg.stderr[-3000:]
     return out
 

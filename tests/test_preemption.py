@@ -19,9 +19,11 @@ from tests.conftest import FAST_RUN, REPO, run_cli
 
 pytestmark = pytest.mark.slow  # real processes: `make test-fast` leaves them out
 
-# 60 short epochs, a resume checkpoint after each, no early stop: a signal lands mid-training.
+# 30 short epochs, a resume checkpoint after each, no early stop: a signal sent within half a second of the first
+# checkpoint lands mid-training (29 epochs are left).
+EPOCHS = 30
 RUN = [a for a in FAST_RUN if not a.startswith("trainer.max_epochs")] + [
-    "trainer.max_epochs=60",
+    f"trainer.max_epochs={EPOCHS}",
     "callbacks.early_stopping.patience=1000",
     "callbacks.last_checkpoint.min_interval_s=0",
 ]
@@ -73,10 +75,10 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict]
 @pytest.mark.parametrize(
     "sig, wait_for, delay, exit_code",
     [
-        (signal.SIGTERM, "runs/*/checkpoints/last.ckpt", 1.0, 143),
-        (signal.SIGINT, "runs/*/checkpoints/last.ckpt", 1.0, 130),
+        (signal.SIGTERM, "runs/*/checkpoints/last.ckpt", 0.5, 143),
+        (signal.SIGINT, "runs/*/checkpoints/last.ckpt", 0.5, 130),
         (signal.SIGKILL, "runs/*/checkpoints/last.ckpt", 0.0, -9),  # early: right after the first checkpoint
-        (signal.SIGKILL, "runs/*/checkpoints/last.ckpt", 0.8, -9),  # mid-training, most likely mid-epoch
+        (signal.SIGKILL, "runs/*/checkpoints/last.ckpt", 0.4, -9),  # mid-training, most likely mid-epoch
         (signal.SIGKILL, "runs/*/artifacts/plots", 0.0, -9),  # during the evaluation after training
     ],
     ids=["sigterm", "sigint", "sigkill-early", "sigkill-mid", "sigkill-evaluation"],
@@ -105,7 +107,7 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, uninte
     for key in runs[0].data.metrics:
         steps = [m.step for m in client.get_metric_history(runs[0].info.run_id, key)]
         assert len(steps) == len(set(steps)), f"{key} logged twice at a step: {sorted(steps)}"
-    assert len(client.get_metric_history(runs[0].info.run_id, "train/loss")) == 60
+    assert len(client.get_metric_history(runs[0].info.run_id, "train/loss")) == EPOCHS
 
 
 def test_first_runs_started_together_on_a_new_store_all_finish(tmp_path):
@@ -118,7 +120,7 @@ def test_first_runs_started_together_on_a_new_store_all_finish(tmp_path):
 
 
 def test_a_resume_may_extend_training_but_not_change_what_is_learned(tmp_path):
-    short = [*RUN, "trainer.max_epochs=20"]
+    short = [*RUN, "trainer.max_epochs=10"]
     proc = _start(short, tmp_path)
     _wait_for("runs/*/checkpoints/last.ckpt", tmp_path, proc)
     proc.send_signal(signal.SIGTERM)
@@ -130,7 +132,7 @@ def test_a_resume_may_extend_training_but_not_change_what_is_learned(tmp_path):
     assert "model.gamma: 0.9 when the run started, 0.5 now" in changed.stderr
     assert "data.split: 'track' when the run started, 'segment' now" in changed.stderr
 
-    longer = run_cli([*short, f"resume={folder}", "trainer.max_epochs=25", "callbacks.early_stopping.patience=500"], tmp_path)
+    longer = run_cli([*short, f"resume={folder}", "trainer.max_epochs=12", "callbacks.early_stopping.patience=500"], tmp_path)
     assert longer.returncode == 0, longer.stderr[-3000:]
     client, runs = _store(tmp_path)
-    assert [m.step for m in client.get_metric_history(runs[0].info.run_id, "train/loss")] == list(range(25))
+    assert [m.step for m in client.get_metric_history(runs[0].info.run_id, "train/loss")] == list(range(12))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import FAST_RUN, run_cli, write_wav
+from tests.conftest import FAST_RUN, FULL_EVALUATION, run_cli, write_wav
 
 pytestmark = pytest.mark.slow  # real processes (the CLI, servers): `make test-fast` leaves them out
 
@@ -45,7 +45,8 @@ def _run_folder(output_root):
 def dsae_run(tmp_path_factory):
     """One real DSAE training job on the synthetic corpus, logged to a fresh MLflow store."""
     out = tmp_path_factory.mktemp("dsae-run")
-    result = run_cli([*FAST_RUN, "model=dsae", "gamma=0.9", "register_as=demo-genres", "logger.mlflow.log_model=true"], out)
+    args = [*FAST_RUN, *FULL_EVALUATION, "model=dsae", "gamma=0.9", "register_as=demo-genres", "logger.mlflow.log_model=true"]
+    result = run_cli(args, out)  # the configured evaluation: the console test below reads all of its output
     assert result.returncode == 0, result.stderr[-3000:]
     return out, result
 

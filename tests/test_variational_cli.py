@@ -5,14 +5,17 @@ from __future__ import annotations
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import FAST_RUN, run_cli
+from tests.conftest import FAST_RUN, FULL_EVALUATION, run_cli
 from tests.test_train_cli import _assert_clean_error
 
 pytestmark = pytest.mark.slow  # real processes (the CLI, servers): `make test-fast` leaves them out
 
 
 def test_beta_tcvae_with_a_classifier_logs_mig_and_its_plots(tmp_path):
-    result = run_cli([*FAST_RUN, "model=beta_tcvae", "model.classifier=true", "gamma=0.5", "model.kl_warmup_epochs=2"], tmp_path)
+    result = run_cli(
+        [*FAST_RUN, *FULL_EVALUATION, "model=beta_tcvae", "model.classifier=true", "gamma=0.5", "model.kl_warmup_epochs=2"],
+        tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     run = client.search_runs([client.get_experiment_by_name("genre-style").experiment_id])[0]
@@ -36,7 +39,7 @@ def test_beta_tcvae_with_a_classifier_logs_mig_and_its_plots(tmp_path):
 
 
 def test_every_model_with_an_embedding_gets_the_genre_mig(tmp_path):
-    result = run_cli([*FAST_RUN, "model=two_layer", "trainer.max_epochs=1"], tmp_path)
+    result = run_cli([*FAST_RUN, *FULL_EVALUATION, "model=two_layer", "trainer.max_epochs=1"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     run = client.search_runs([client.get_experiment_by_name("genre-style").experiment_id])[0]
