@@ -145,13 +145,15 @@ def convert_maps(embedder: Embedder, content: np.ndarray, style: Any, converter:
 def _corpus_maps(embedder: Embedder, corpus: Any, styles: Sequence[str], pieces: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """`maps[style, piece, clip]` `[S, P, n, n_mels, T]` (dB, half-clip hop, aligned across styles: the same notes at
     the same times) and `codes[style, piece]` `[S, P, D]` (the style encoder's mean embedding of each rendering)."""
-    from genre_style.style_transfer import inversion, sources
+    from genre_style.data.audio import load_mono
+    from genre_style.style_transfer import inversion
 
     maps, codes = [], []
     for style in styles:
         row_maps, row_codes = [], []
         for piece in pieces:
-            clips = inversion.song_clips(sources.load_audio(corpus.path(style, piece), embedder.spec), embedder.spec)
+            signal = load_mono(corpus.path(style, piece), embedder.spec.sample_rate)
+            clips = inversion.song_clips(signal, embedder.spec)
             row_maps.append(inversion.clip_maps(clips, embedder.spec))
             row_codes.append(style_code(embedder, clips[::2]))
         maps.append(np.stack(row_maps))
