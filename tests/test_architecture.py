@@ -27,6 +27,7 @@ LAYERS = (
         "genre_style.reproducibility",
         "genre_style.numba_cache",
         "genre_style.setting_roles",
+        "genre_style.metric_names",
     ),
     ("genre_style.data",),  # audio -> clips -> splits -> batches, and the preprocessing a trained model keeps
     ("genre_style.acceleration", "genre_style.models"),

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from genre_style.metric_names import ACTIVE_DIMS, MAX_MI, MIG, key
+
 
 def latent_genre_mi(codes: np.ndarray, labels: np.ndarray, bins: int = 20) -> np.ndarray:
     """I(z_d; genre) for every dimension d of `codes` `[N, D]`, in nats."""
@@ -57,7 +59,7 @@ def disentanglement_scores(codes_by_split: dict[str, tuple[np.ndarray, np.ndarra
     scores = {}
     for split, (codes, labels) in codes_by_split.items():
         mi = latent_genre_mi(codes, labels, bins)
-        scores[f"{split}/mig_genre"] = information_gap(mi, label_entropy(labels))
-        scores[f"{split}/max_mi_genre"] = float(mi.max()) if len(mi) else 0.0
-        scores[f"{split}/active_dims"] = active_dims(codes)
+        scores[key(split, MIG)] = information_gap(mi, label_entropy(labels))
+        scores[key(split, MAX_MI)] = float(mi.max()) if len(mi) else 0.0
+        scores[key(split, ACTIVE_DIMS)] = active_dims(codes)
     return scores

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from genre_style.metric_names import KNN_ACC, PROBE_ACC, SILHOUETTE, key
+
 
 def embedding_scores(
     train: np.ndarray,
@@ -31,9 +33,9 @@ def embedding_scores(
     for split, (points, labels) in others.items():
         if len(np.unique(labels)) > 1 and len(points) > len(np.unique(labels)):
             sample = min(len(points), 2000)
-            scores[f"{split}/silhouette_{space}"] = float(silhouette_score(points, labels, sample_size=sample, random_state=seed))
-        scores[f"{split}/knn_acc_{space}"] = float((knn.predict(points) == labels).mean())
-        scores[f"{split}/probe_acc_{space}"] = float((probe.predict(points) == labels).mean())
+            scores[key(split, SILHOUETTE, space)] = float(silhouette_score(points, labels, sample_size=sample, random_state=seed))
+        scores[key(split, KNN_ACC, space)] = float((knn.predict(points) == labels).mean())
+        scores[key(split, PROBE_ACC, space)] = float((probe.predict(points) == labels).mean())
     return scores
 
 

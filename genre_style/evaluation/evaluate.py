@@ -18,6 +18,8 @@ import torch
 from genre_style.data.datamodule import GenreDataModule
 from genre_style.data.splits import SPLIT_NAMES
 from genre_style.evaluation import plots
+from genre_style.evaluation.analyses import Evaluated, analysis, run_analyses
+from genre_style.metric_names import ACC, ACTIVE_DIMS, KNN_ACC, MAX_MI, MIG, PROBE_ACC, RECON, SILHOUETTE, TRACK_ACC, key
 from genre_style.models.base import GenreModel
 
 log = logging.getLogger(__name__)
@@ -34,9 +36,9 @@ def final_metrics(outputs: dict[str, dict[str, np.ndarray]], has_classifier: boo
     metrics = {}
     for split, out in outputs.items():
         if has_classifier:
-            metrics[f"{split}/acc"] = float((out["logits"].argmax(axis=1) == out["y"]).mean())
+            metrics[key(split, ACC)] = float((out["logits"].argmax(axis=1) == out["y"]).mean())
         if "reconstruction_error" in out:
-            metrics[f"{split}/recon"] = float(out["reconstruction_error"].mean())
+            metrics[key(split, RECON)] = float(out["reconstruction_error"].mean())
     return metrics
 
 
@@ -109,26 +111,18 @@ def evaluate(
     history: list[dict[str, float]],
     out_dir: Path,
     title: str,
-    embedding_metrics: bool = True,
-    knn_k: int = 10,
-    interpolation_steps: int = 8,
-    disentanglement: bool = True,
     best_epoch: int | None = None,
+    **settings: Any,
 ) -> dict[str, float]:
-    """Score every split, write the reports under `out_dir`, return the final metrics."""
+    """Score every split, write the reports under `out_dir`, run the registered analyses (`settings`: the
+    `evaluation.*` config, analyses.py), return the final metrics."""
     outputs = {split: predict_split(trainer, model, datamodule, split) for split in SPLIT_NAMES}
     metrics = final_metrics(outputs, model.has_classifier)
     raw = {split: datamodule.split_features(split).flatten(1).numpy() for split in SPLIT_NAMES}  # maps as vectors
     genres = datamodule.class_names
     write_reports(outputs, raw["test"], model, genres, history, out_dir, title, best_epoch)
-    if model.has_classifier:
-        metrics.update(song_level(outputs, genres, out_dir, title, datamodule.track_ids))
-    if embedding_metrics:
-        metrics.update(embedding_quality(outputs, raw, model, knn_k))
-    if disentanglement:
-        metrics.update(genre_disentanglement(model, outputs, out_dir, title))
-    if model.has_decoder and interpolation_steps >= 2:
-        interpolate(model, outputs["test"], genres, out_dir, title, interpolation_steps)
+    evaluated = Evaluated(model, outputs, raw, genres, datamodule.track_ids, out_dir, title)
+    metrics.update(run_analyses(evaluated, settings))
     (out_dir / "report").mkdir(parents=True, exist_ok=True)
     (out_dir / "report/final_metrics.json").write_text(json.dumps(metrics, indent=2))
     (out_dir / "report/history.json").write_text(json.dumps(history, indent=2))  # per-epoch metrics, without MLflow
@@ -200,7 +194,7 @@ def song_level(outputs: dict, genres: list[str], out_dir: Path, title: str, trac
     for split in ("train", "val", "test"):
         logits, labels, tracks = outputs[split]["logits"], outputs[split]["y"], outputs[split]["track"]
         true, predicted = track_level(logits, labels, tracks)
-        scores[f"{split}/track_acc"] = float((true == predicted).mean())
+        scores[key(split, TRACK_ACC)] = float((true == predicted).mean())
         for track, genre, guess in zip(np.unique(tracks), true, predicted):
             probs = song_probabilities(logits[tracks == track]).tolist()
             rows.append(
@@ -260,6 +254,32 @@ def interpolate(model: GenreModel, test: dict, genres: list[str], out_dir: Path,
         out_dir / "plots/interpolation.png",
         f"{title}: latent interpolation",
     )
+
+
+# --- the registered analyses, run in this order (analyses.py) ----------------------------------------------------
+
+
+@analysis("songs", metrics=(TRACK_ACC,), applies=lambda model: model.has_classifier)
+def _songs(e: Evaluated) -> dict[str, float]:
+    return song_level(e.outputs, e.genres, e.out_dir, e.title, e.track_ids)
+
+
+@analysis("embedding_metrics", metrics=(SILHOUETTE, KNN_ACC, PROBE_ACC), settings=("knn_k",), switch="embedding_metrics")
+def _embedding_metrics(e: Evaluated, knn_k: int = 10) -> dict[str, float]:
+    return embedding_quality(e.outputs, e.raw, e.model, knn_k)
+
+
+@analysis("disentanglement", metrics=(MIG, MAX_MI, ACTIVE_DIMS), switch="disentanglement")
+def _disentanglement(e: Evaluated) -> dict[str, float]:
+    return genre_disentanglement(e.model, e.outputs, e.out_dir, e.title)
+
+
+@analysis("interpolation", settings=("interpolation_steps",), applies=lambda model: model.has_decoder)
+def _interpolation(e: Evaluated, interpolation_steps: int = 8) -> dict[str, float]:
+    """A plot only (`interpolation_steps` below 2: none)."""
+    if interpolation_steps >= 2:
+        interpolate(e.model, e.outputs["test"], e.genres, e.out_dir, e.title, interpolation_steps)
+    return {}
 
 
 def evaluate_best(

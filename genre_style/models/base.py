@@ -11,6 +11,9 @@ from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassPrecision, MulticlassRecall
 from torchmetrics.wrappers import ClasswiseWrapper
 
+from genre_style.metric_names import ACC, MACRO, PER_CLASS
+from genre_style.metric_names import key as metric_key
+from genre_style.metric_names import per_class as per_class_name
 from genre_style.models.augment import Augment, Mixed
 from genre_style.models.encoders import Encoder
 from genre_style.models.losses import reconstruction_errors, song_contrastive_loss
@@ -139,15 +142,13 @@ class GenreModel(pl.LightningModule):
 
     @staticmethod
     def _test_metrics(num_classes: int, names: list[str]) -> MetricCollection:
+        kinds = dict(zip(PER_CLASS, (MulticlassPrecision, MulticlassRecall, MulticlassF1Score)))  # metric_names.py
         per_class = {
-            kind: ClasswiseWrapper(cls(num_classes, average=None), labels=names, prefix=f"{kind}_")
-            for kind, cls in (("precision", MulticlassPrecision), ("recall", MulticlassRecall), ("f1", MulticlassF1Score))
+            kind: ClasswiseWrapper(cls(num_classes, average=None), labels=names, prefix=per_class_name(kind, ""))
+            for kind, cls in kinds.items()
         }
-        macro = {
-            f"{kind}_macro": cls(num_classes, average="macro")
-            for kind, cls in (("precision", MulticlassPrecision), ("recall", MulticlassRecall), ("f1", MulticlassF1Score))
-        }
-        return MetricCollection({"acc": MulticlassAccuracy(num_classes, average="micro"), **macro, **per_class})
+        macro = {per_class_name(kind, MACRO): cls(num_classes, average="macro") for kind, cls in kinds.items()}
+        return MetricCollection({ACC: MulticlassAccuracy(num_classes, average="micro"), **macro, **per_class})
 
     # --- the API other parts rely on ---------------------------------------------------------------
 
@@ -234,7 +235,7 @@ class GenreModel(pl.LightningModule):
             else:
                 accuracy: Any = self.accuracy[stage + "_"]
                 accuracy.update(preds, targets)
-                logged[f"{stage}/acc"] = accuracy.compute()
+                logged[metric_key(stage, ACC)] = accuracy.compute()
                 accuracy.reset()
         # The values are already global (torchmetrics syncs in compute()); sync_dist averages equal numbers
         # under DDP, which keeps Lightning from warning, and costs nothing in a single process.
@@ -263,7 +264,7 @@ class GenreModel(pl.LightningModule):
         traceback: say it at once, with the names it does log."""
         from genre_style.errors import UserError
 
-        logged = {f"val/{name}" for name in self.logged_losses} | ({"val/acc"} if self.has_classifier else set())
+        logged = {f"val/{name}" for name in self.logged_losses} | ({metric_key("val", ACC)} if self.has_classifier else set())
         for callback in (self.trainer.early_stopping_callback, self.trainer.checkpoint_callback):
             monitor = getattr(callback, "monitor", None)
             if monitor and monitor not in logged:

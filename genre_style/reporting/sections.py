@@ -9,6 +9,20 @@ from typing import Any, Sequence
 from genre_style.data.front_ends import DEFAULT as DEFAULT_FRONT_END
 from genre_style.evaluation.brackets import EMBEDDINGS
 from genre_style.evaluation.downstream import metric_key
+from genre_style.metric_names import (
+    ACC,
+    ACTIVE_DIMS,
+    KNN_ACC,
+    MACRO,
+    MIG,
+    PER_CLASS,
+    PROBE_ACC,
+    SILHOUETTE,
+    SPACES,
+    TRACK_ACC,
+    per_class,
+)
+from genre_style.metric_names import key as metric_name
 from genre_style.reporting.runs import MODEL_NAMES, configuration_key, scored_clips
 from genre_style.tracking.run_record import data_name
 
@@ -56,17 +70,17 @@ def _num(value: float | None, digits: int = 3) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
-REPEATED_METRICS = (
-    "test/acc",
-    "test/track_acc",
-    "test/probe_acc_bottleneck",
-    "test/knn_acc_bottleneck",
-    "test/probe_acc_hidden",
-    "test/knn_acc_hidden",
-    "test/silhouette_bottleneck",
-    "test/mig_genre",
-    "test/active_dims",
-    "val/acc",
+REPEATED_METRICS = (  # names from metric_names.py: a renamed metric is renamed here too
+    metric_name("test", ACC),
+    metric_name("test", TRACK_ACC),
+    metric_name("test", PROBE_ACC, "bottleneck"),
+    metric_name("test", KNN_ACC, "bottleneck"),
+    metric_name("test", PROBE_ACC, "hidden"),
+    metric_name("test", KNN_ACC, "hidden"),
+    metric_name("test", SILHOUETTE, "bottleneck"),
+    metric_name("test", MIG),
+    metric_name("test", ACTIVE_DIMS),
+    metric_name("val", ACC),
 )
 
 
@@ -154,7 +168,7 @@ def repeated_runs_section(runs: Sequence[Any], protocol_name: str = "") -> Secti
         for b in keys[i + 1 :]:
             if protocol[a] != protocol[b]:
                 continue
-            for metric in ("test/acc", "test/track_acc"):
+            for metric in (metric_name("test", ACC), metric_name("test", TRACK_ACC)):
                 ma = {s: r.data.metrics[metric] for s, r in configs[a]["by_seed"].items() if metric in r.data.metrics}
                 mb = {s: r.data.metrics[metric] for s, r in configs[b]["by_seed"].items() if metric in r.data.metrics}
                 diff = paired_difference(ma, mb)
@@ -187,16 +201,16 @@ def build_sections(client: Any, groups: dict, out_dir: Path) -> list[Section]:
         for model, run in sorted(models.items()):
             m = run.data.metrics
             paper = PAPER_TABLE_1.get(model)
-            if "test/acc" not in m:  # the autoencoder is unsupervised: it has no accuracy
+            if metric_name("test", ACC) not in m:  # the autoencoder is unsupervised: it has no accuracy
                 rows.append([MODEL_NAMES.get(model, model), "n/a", "n/a", "n/a", "n/a", "", run.info.run_id[:8]])
                 continue
             rows.append(
                 [
                     MODEL_NAMES.get(model, model),
-                    _pct(m.get("train/acc")),
-                    _pct(m.get("val/acc")),
-                    _pct(m.get("test/acc")),
-                    _pct(m.get("test/track_acc")),
+                    _pct(m.get(metric_name("train", ACC))),
+                    _pct(m.get(metric_name("val", ACC))),
+                    _pct(m.get(metric_name("test", ACC))),
+                    _pct(m.get(metric_name("test", TRACK_ACC))),
                     " / ".join(f"{v:.1f}" for v in paper) if paper else "",
                     run.info.run_id[:8],
                 ]
@@ -210,11 +224,13 @@ def build_sections(client: Any, groups: dict, out_dir: Path) -> list[Section]:
         )
         dsae = models.get("DeepSoftmaxAutoencoder")
         if dsae is not None:
-            genres = sorted({k.split("_", 1)[1] for k in dsae.data.metrics if k.startswith("test/f1_") and k != "test/f1_macro"})
+            f1 = PER_CLASS[-1]
+            prefix, macro = metric_name("test", per_class(f1, "")), metric_name("test", per_class(f1, MACRO))
+            genres = sorted({k.removeprefix(prefix) for k in dsae.data.metrics if k.startswith(prefix) and k != macro})
             rows = []
             for genre in genres:
                 m = dsae.data.metrics
-                ours = [m.get(f"test/{kind}_{genre}") for kind in ("precision", "recall", "f1")]
+                ours = [m.get(metric_name("test", per_class(kind, genre))) for kind in PER_CLASS]
                 paper = PAPER_TABLE_2.get(genre)
                 rows.append([genre, *map(_num, ours), " / ".join(f"{v:.3f}" for v in paper) if paper else ""])
             section.tables.append(
@@ -224,19 +240,19 @@ def build_sections(client: Any, groups: dict, out_dir: Path) -> list[Section]:
                     rows,
                 )
             )
-        spaces = ("raw", "hidden", "bottleneck", "logits")
+        spaces = SPACES
         rows = []
         for model, run in sorted(models.items()):
             m = run.data.metrics
             for space in spaces:
-                if f"test/knn_acc_{space}" in m:
+                if metric_name("test", KNN_ACC, space) in m:
                     rows.append(
                         [
                             MODEL_NAMES.get(model, model),
                             space,
-                            _num(m.get(f"test/silhouette_{space}")),
-                            _pct(m.get(f"test/knn_acc_{space}")),
-                            _pct(m.get(f"test/probe_acc_{space}")),
+                            _num(m.get(metric_name("test", SILHOUETTE, space))),
+                            _pct(m.get(metric_name("test", KNN_ACC, space))),
+                            _pct(m.get(metric_name("test", PROBE_ACC, space))),
                         ]
                     )
         if rows:

@@ -10,9 +10,15 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from genre_style.metric_names import ACC, KNN_ACC, MACRO, MIG, PER_CLASS, PROBE_ACC, RECON, SPACES, TRACK_ACC, per_class
 from genre_style.setting_roles import ALIASES, BOOKKEEPING, uses_alias
 from genre_style.urls import redact_url
 
+# The best checkpoint's figures the run's description shows (metric_names.py), on val and test.
+DESCRIBED = frozenset(
+    {ACC, TRACK_ACC, RECON, per_class(PER_CLASS[-1], MACRO), MIG}
+    | {f"{name}_{space}" for name in (KNN_ACC, PROBE_ACC) for space in SPACES}
+)
 # Not params: where things go, how they are shown, bookkeeping (the config.yaml artifact has them all), and how the
 # best checkpoint is written.
 NOT_PARAMS = BOOKKEEPING + ("callbacks.model_checkpoint.",)
@@ -133,7 +139,7 @@ def description(cfg: DictConfig, metrics: dict[str, float], history: list[dict[s
         {
             k.split("/", 1)[1]
             for k in metrics
-            if k.startswith(("val/", "test/")) and k.count("/") == 1 and any(w in k for w in ("acc", "recon", "f1_macro", "mig"))
+            if k.startswith(("val/", "test/")) and k.count("/") == 1 and k.split("/", 1)[1] in DESCRIBED
         }
     )
     if names:  # the best checkpoint's figures: the per-epoch curves' last points are the last epoch's, not these
