@@ -18,7 +18,7 @@ from genre_style.data import front_ends
 from genre_style.errors import UserError
 from genre_style.models.pretrained.hf import INSTALL, HFEncoder
 from tests.conftest import labelled_clips
-from tests.fixtures.hf_tiny import FOLDER, OVERRIDES, SAMPLES, save
+from tests.fixtures.hf_tiny import FOLDER, OVERRIDES, SAMPLES, TINY, save
 
 transformers = pytest.importorskip("transformers")  # in .[dev] and .[pretrained]: CI has it
 
@@ -64,6 +64,28 @@ def test_a_chosen_layer_is_the_models_own_hidden_state_and_only_the_layers_below
         embedding = encoder(x)
     assert features.shape == (3, 1, 32) and embedding.shape == (3, 8)
     torch.testing.assert_close(features[:, 0], _reference_states(tiny, x)[index], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kind, extra",
+    [
+        ("WavLMConfig", {}),  # relative position bias handed from layer to layer
+        ("Data2VecAudioConfig", {}),  # a list of positional convolutions named `layers` too
+        ("Wav2Vec2Config", {"do_stable_layer_norm": True, "feat_extract_norm": "layer"}),  # wav2vec2-large's layout
+    ],
+)
+def test_other_wav2vec2_kinds_give_their_own_hidden_states(kind, extra, tmp_path):
+    torch.manual_seed(0)
+    folder = tmp_path / kind
+    transformers.AutoModel.from_config(getattr(transformers, kind)(**{**TINY, **extra})).save_pretrained(folder)
+    transformers.Wav2Vec2FeatureExtractor(sampling_rate=16000).save_pretrained(folder)
+    x = _clips()
+    with torch.no_grad():
+        states = torch.stack(_reference_states(folder, x), dim=1)
+        for layer in (1, "weighted"):
+            features = HFEncoder((SAMPLES,), 8, model=str(folder), layer=layer).eval().backbone_features(x)
+            expected = states if layer == "weighted" else states[:, 1:2]
+            torch.testing.assert_close(features, expected, rtol=1e-4, atol=1e-5)
 
 
 def test_the_weighted_sum_starts_equal_and_learns_its_softmax_weights(tiny):

@@ -156,11 +156,15 @@ def load_feature_extractor(source: str | None, settings: dict[str, Any] | None =
 
 def _layer_stack(model: nn.Module, layers: int) -> nn.ModuleList:
     """The model's transformer layers: the module list named `layers` (or `layer`) as long as its config's
-    `num_hidden_layers` (wav2vec2's `encoder.layers`, AST's `layers`; not the convolutional `conv_layers`)."""
+    `num_hidden_layers` whose modules attend (wav2vec2's `encoder.layers`, AST's `layers`; not the convolutional
+    `conv_layers`, nor data2vec-audio's positional `pos_conv_embed.layers`)."""
     stacks = [
         m
         for name, m in model.named_modules()
-        if isinstance(m, nn.ModuleList) and len(m) == layers and name.rpartition(".")[2] in ("layers", "layer")
+        if isinstance(m, nn.ModuleList)
+        and len(m) == layers
+        and name.rpartition(".")[2] in ("layers", "layer")
+        and any("attention" in part for part, _ in m[0].named_modules())
     ]
     if len(stacks) != 1:
         raise UserError(
