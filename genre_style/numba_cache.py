@@ -91,9 +91,14 @@ def _free_slot(root: Path | None) -> str:
         pass  # a read-only or full disk: a private folder below
     _held = True
     private = tempfile.mkdtemp(prefix=f"genre-style-numba-{os.getpid()}-")
-    pid = os.getpid()  # a forked child inherits the exit hook: only the process that made the folder removes it
-    atexit.register(lambda: os.getpid() == pid and shutil.rmtree(private, ignore_errors=True))
+    atexit.register(_remove_private, private, os.getpid())
     return private
+
+
+def _remove_private(folder: str, maker: int) -> None:
+    """At exit: a forked child inherits the hook, so only the process that made the folder removes it."""
+    if os.getpid() == maker:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _after_fork() -> None:
