@@ -81,14 +81,28 @@ def test_a_hear_module_is_scored_beside_the_model_on_the_same_clips(small_corpus
     # each clip cut where the model's clip starts, at the module's rate and the model's clip duration
     spec = pb.clip_spec(pb.parse("hear:tiny_hear"), ClipSpec(), 8000)
     assert (spec.sample_rate, spec.segment_samples, spec.hop_samples) == (8000, 7256, 7256)
-    genre_table, values = pb.embed(
-        pb.parse("hear:tiny_hear"), small_corpus, ["classical", "jazz", "pop", "metal"], ClipSpec(), None
-    )
+    (genre_table, values) = _bracket_rows("hear:tiny_hear", small_corpus)
     song = load_mono(small_corpus / "classical" / "classical.00000.wav", 8000)
     second_clip = song[7256 : 2 * 7256]
+    assert genre_table.track_ids[0] == "classical.00000" and genre_table.track_index[1] == 0
     np.testing.assert_allclose(
         values[1], [second_clip.mean(), second_clip.std(ddof=1), np.abs(second_clip).max()], rtol=1e-4, atol=1e-6
     )
+
+
+def _bracket_rows(name, root):
+    from genre_style.evaluation.brackets import labelled_table
+
+    table, key = labelled_table(root, ["classical", "jazz", "pop", "metal"], ClipSpec(), None)
+    return table, pb.embed(pb.parse(name), root, table, key, ClipSpec(), None)
+
+
+def test_a_bracket_clip_past_the_songs_end_is_moved_back_to_end_there():
+    model, musicnn = ClipSpec(), pb.clip_spec(pb.parse("musicnn"), ClipSpec())
+    # a 3-s song at 16 kHz: the model's three 0.9-s clips start at 0, 0.907 and 1.814 s; musicnn's 2.976-s patch fits once
+    starts = pb.clip_starts(3, 48000, musicnn, model)
+    assert starts.tolist() == [0, 384, 384]  # 14512 and 29025 moved back to 48000 - 47616
+    assert pb.clip_starts(3, 160000, musicnn, model).tolist() == [0, 14512, 29025]  # a 10-s song: the model's starts
 
 
 def test_a_missing_musicnn_package_is_a_note_not_a_failure(small_corpus, tmp_path, monkeypatch, caplog):
@@ -104,18 +118,18 @@ def test_a_missing_musicnn_package_is_a_note_not_a_failure(small_corpus, tmp_pat
 
 @needs_musicnn
 def test_frozen_musicnn_is_shown_by_default_its_outputs_cached(small_corpus, tmp_path, caplog):
-    """musicnn's 3-s clips start where the model's 0.9-s ones do; a 3-s song has one: all embeddings are scored on
-    each song's first clip. A second evaluation reuses the cached musicnn outputs."""
+    """musicnn's 3-s patches start where the model's 0.9-s clips do (moved back at a song's end): every clip of the
+    model has one. A second evaluation reuses the cached musicnn outputs."""
     with caplog.at_level(logging.INFO, logger=pb.__name__):
-        _, first = evaluate_folder(_embedder(), small_corpus, splits=2, episodes=5, cache_dir=tmp_path)
+        _, first = evaluate_folder(_embedder(), small_corpus, ["classical", "jazz"], splits=2, episodes=5, cache_dir=tmp_path)
     assert list(first.per_split) == [*EMBEDDINGS, "musicnn MSD_musicnn penultimate"]
-    assert first.n_clips == 24  # the clips every embedding has
-    assert any("24 clips computed" in r.getMessage() for r in caplog.records)
-    (cached,) = (tmp_path / "frozen").glob("clips-*.npy")
-    assert np.load(cached).shape == (24, 200)
+    assert first.n_clips == 36  # the model's three clips a song, each with a musicnn patch
+    assert any("36 clips computed" in r.getMessage() for r in caplog.records)
+    (cached,) = (tmp_path / "frozen").glob("bracket-clips-*.npy")
+    assert np.load(cached).shape == (36, 200)
     caplog.clear()
     with caplog.at_level(logging.INFO, logger=pb.__name__):
-        _, second = evaluate_folder(_embedder(), small_corpus, splits=2, episodes=5, cache_dir=tmp_path)
+        _, second = evaluate_folder(_embedder(), small_corpus, ["classical", "jazz"], splits=2, episodes=5, cache_dir=tmp_path)
     assert any("cached outputs reused" in r.getMessage() for r in caplog.records)
     musicnn = "musicnn MSD_musicnn penultimate"
     assert second.per_split[musicnn]["probe_clip_acc"] == first.per_split[musicnn]["probe_clip_acc"]

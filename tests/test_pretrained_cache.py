@@ -164,7 +164,6 @@ def test_a_training_run_fills_the_cache_and_the_next_reuses_it(tmp_path):
         "features=musicnn_mel",
         "trainer.max_epochs=2",
         "evaluation.disentanglement=false",
-        "logger=none",
         "evaluation.pretrained_brackets=[]",
     ]
     out = tmp_path / "out"

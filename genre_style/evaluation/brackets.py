@@ -106,7 +106,7 @@ def three_embeddings(
     """(genre names, [model, random weights, features=stats, *the pretrained `brackets`]) on the same clips of
     `root`; a bracket that cannot be computed here is left out with a one-line note appended to `notes`."""
     spec = replace(embedder.spec, clips_per_track=clips_per_track)
-    table = labelled_clips(root, genres, spec, cache_dir, workers, progress)
+    table, key = labelled_table(root, genres, spec, cache_dir, workers, progress)
     stats_spec = replace(spec, **STATS_SETTINGS)
     stats_table = labelled_clips(root, table.genres, stats_spec, cache_dir, workers, progress)
     if stats_table.track_ids != table.track_ids or not np.array_equal(stats_table.track_index, table.track_index):
@@ -114,7 +114,7 @@ def three_embeddings(
     stats = ClipEmbeddings(STATS_NAME, stats_table.features, stats_table.labels, stats_table.track_index)
     trained = model_embeddings(embedder, table, EMBEDDINGS[0])
     untrained = model_embeddings(random_weights(embedder, seed), table, EMBEDDINGS[1])
-    others, left_out = bracket_embeddings(brackets, root, table.genres, spec, cache_dir, workers, progress)
+    others, left_out = bracket_embeddings(brackets, root, table, key, spec, cache_dir)
     if notes is not None:
         notes += left_out
     return list(table.genres), aligned([trained, untrained, stats], table, others)

@@ -10,10 +10,10 @@ end-of-training evaluation (`evaluation.downstream`) score these, by name (`--br
 - `hear:<module>[:<model file>]`: any module with the HEAR API (`load_model`, `get_scene_embeddings`; its
   `model.sample_rate`), by import path; e.g. `hear:genre_style.hear:outputs/runs/<run>/artifacts/checkpoints/best.ckpt`.
 
-Each bracket cuts its own clips at the model's clip starts (the same hop in seconds, the same number per song), at its
-own rate and length: musicnn its 3-s, 16 kHz patches (what it was trained on), a HEAR module the model's clip
-duration at its sample rate. Clip i of a song starts at the same time for every embedding; a song too short for a
-bracket's longer clip keeps the clips every embedding has (`common_clips`), so all are scored on the same rows.
+Each bracket cuts its own clips from the same songs, one for each of the model's clips, starting where the model's
+does (`clip_starts`), at its own rate and length: musicnn its 3-s, 16 kHz patches (what it was trained on), a HEAR
+module the model's clip duration at its sample rate. A bracket clip that would run past a song's end is moved back to
+end there, so every embedding is scored on the same rows: the model's clips.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import importlib
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -99,65 +99,97 @@ def missing(bracket: Bracket) -> str | None:
 
 
 def clip_spec(bracket: Bracket, model_spec: ClipSpec, sample_rate: int | None = None) -> ClipSpec:
-    """The bracket's clips: its own rate and length, starting where the model's do (the model's hop in seconds)."""
+    """The bracket's clips: its own rate, length and front-end (a HEAR module: the model's clip duration, as samples)."""
     rate = front_ends.MUSICNN_RATE if bracket.kind == "musicnn" else int(sample_rate or model_spec.sample_rate)
     scale = rate / model_spec.sample_rate
     segment = MUSICNN_CLIP if bracket.kind == "musicnn" else max(1, round(model_spec.segment_samples * scale))
     features = front_ends.MUSICNN if bracket.kind == "musicnn" else "waveform"
-    return replace(
-        model_spec,
-        sample_rate=rate,
-        segment_samples=segment,
-        hop_samples=max(1, round(model_spec.hop_samples * scale)),
-        features=features,
-    )
+    hop = max(1, round(model_spec.hop_samples * scale))
+    return replace(model_spec, sample_rate=rate, segment_samples=segment, hop_samples=hop, features=features)
 
 
-def common_clips(tables: Sequence[ClipTable]) -> list[np.ndarray]:
-    """Per table, the rows of the clips every table has (song and place in the song), in the first table's order.
-    The tables must hold the same songs (the same files, the same genres)."""
-    from genre_style.data.datamodule import clip_positions
+def clip_starts(n_clips: int, n_samples: int, spec: ClipSpec, model_spec: ClipSpec) -> np.ndarray:
+    """Where a song's `n_clips` bracket clips start, in samples at `spec.sample_rate`: at the model's clip starts (its
+    hop in seconds), moved back where a longer bracket clip would run past the song's end (so every clip of the model
+    has one, of real audio)."""
+    starts = np.round(np.arange(n_clips) * model_spec.hop_samples * spec.sample_rate / model_spec.sample_rate)
+    return np.clip(starts.astype(np.int64), 0, max(n_samples - spec.segment_samples, 0))
 
-    first = tables[0]
-    for table in tables[1:]:
-        if table.track_ids != first.track_ids:
-            raise RuntimeError("a bracket did not get the same songs as the model")  # same files, same genres
-    counts = np.min([np.bincount(t.track_index, minlength=len(first.track_ids)) for t in tables], axis=0)
-    return [np.flatnonzero(clip_positions(t.track_index) < counts[t.track_index]) for t in tables]
+
+def song_clips(path: str | Path, n_clips: int, spec: ClipSpec, model_spec: ClipSpec) -> np.ndarray:
+    """One song's bracket clips `[n_clips, spec.segment_samples]` (a song shorter than one clip: zero-padded)."""
+    from genre_style.data.audio import load_mono
+
+    signal = load_mono(path, spec.sample_rate)
+    if len(signal) < spec.segment_samples:
+        signal = np.pad(signal, (0, spec.segment_samples - len(signal)))
+    starts = clip_starts(n_clips, len(signal), spec, model_spec)
+    return signal[starts[:, None] + np.arange(spec.segment_samples)]
+
+
+def _tracks(root: str | Path, table: ClipTable) -> list[Any]:
+    """The table's songs (their files), in its order."""
+    try:
+        from genre_style.data.corpus import discover_tracks
+    except ImportError:  # before the corpus registry (issue #40)
+        from genre_style.data.gtzan import discover_tracks  # type: ignore[attr-defined,no-redef]
+    by_id = {t.track_id: t for t in discover_tracks(root, table.genres)}
+    return [by_id[track_id] for track_id in table.track_ids]
+
+
+def _per_song_chunks(
+    root: str | Path, table: ClipTable, spec: ClipSpec, model_spec: ClipSpec, songs: int = 8
+) -> Iterator[np.ndarray]:
+    """The bracket's clips (through its front-end) for the table's rows, a few songs at a time: memory flat in the
+    folder's size (20 of musicnn's 3-s patches a song are 3.6 MB of samples)."""
+    counts = np.bincount(table.track_index, minlength=len(table.track_ids))
+    tracks = _tracks(root, table)
+    for first in range(0, len(tracks), songs):
+        clips = [song_clips(t.path, int(counts[i]), spec, model_spec) for i, t in enumerate(tracks[first : first + songs], first)]
+        joined = np.concatenate(clips)
+        yield spec.front_end.compute(joined, spec).reshape(len(joined), *spec.feature_shape)
 
 
 def embed(
     bracket: Bracket,
     root: str | Path,
-    genres: Sequence[str],
+    table: ClipTable,
+    table_key: str | None,
     model_spec: ClipSpec,
     cache_dir: str | Path | None,
-    workers: int | None = None,
-    progress: bool = False,
-) -> tuple[ClipTable, np.ndarray]:
-    """(the bracket's clip table, its embedding of every clip `[n, D]`) on `root`'s songs of `genres`."""
-    from genre_style.evaluation.brackets import labelled_table
-
+) -> np.ndarray:
+    """The bracket's embedding of each of the model table's clips `[len(table), D]`, row for row (the table keeps a
+    song's clips together, in order). musicnn's outputs are cached (models/pretrained/cache.py), keyed by the model
+    table's clips (`table_key`), the bracket's front-end and the backbone: a second evaluation reads no audio."""
     if bracket.kind == "musicnn":
+        import hashlib
+        import json
+
         from genre_style.models.pretrained import cache
         from genre_style.models.pretrained.musicnn import MusicnnEncoder
 
         spec = clip_spec(bracket, model_spec)
-        table, key = labelled_table(root, genres, spec, cache_dir, workers, progress)
         weights, layer = bracket.args
         encoder = MusicnnEncoder(
             spec.feature_shape, 1, weights=weights, layer=layer, cache_dir=str(cache_dir) if cache_dir else None
         )
         backbone = encoder.frozen_backbone()
         assert backbone is not None  # freeze=all
-        clips = table.features.reshape(len(table), *spec.feature_shape)
-        values, path, computed = cache.features(backbone, clips, key, cache_dir)
+        key = None
+        if table_key and cache_dir:
+            digest = hashlib.sha256(json.dumps({"bracket": spec.as_dict(), "starts": "model-clips-clamped"}).encode())
+            key = f"bracket-{table_key}-{digest.hexdigest()[:8]}"
+        path = cache.cache_path(cache_dir, key, backbone) if key and cache_dir else None
+        values, path, computed = cache.load_or_compute(
+            path,
+            (len(table), backbone.output_dim),
+            lambda: np.concatenate([cache.compute(backbone, x) for x in _per_song_chunks(root, table, spec, model_spec)]),
+        )
         log.info("%s: %s", bracket.name, f"{computed} clips computed" if computed else f"cached outputs reused ({path})")
-        return table, values
+        return values
     module, model = load_hear(bracket)
     spec = clip_spec(bracket, model_spec, int(model.sample_rate))
-    table, _ = labelled_table(root, genres, spec, cache_dir, workers, progress)
-    return table, hear_embeddings(module, model, table.features.reshape(len(table), -1))
+    return np.concatenate([hear_embeddings(module, model, x) for x in _per_song_chunks(root, table, spec, model_spec)])
 
 
 def load_hear(bracket: Bracket) -> tuple[Any, Any]:
@@ -199,13 +231,14 @@ def hear_embeddings(module: Any, model: Any, clips: np.ndarray) -> np.ndarray:
 def bracket_embeddings(
     brackets: Sequence[Bracket],
     root: str | Path,
-    genres: Sequence[str],
+    table: ClipTable,
+    table_key: str | None,
     model_spec: ClipSpec,
     cache_dir: str | Path | None,
-    workers: int | None = None,
-    progress: bool = False,
 ) -> tuple[list[tuple[str, ClipTable, np.ndarray]], list[str]]:
-    """([(name, table, embedding)] of each bracket that can be computed here, [one-line notes for those left out])."""
+    """([(name, the model's clip table, the bracket's embedding of its rows)] of each bracket that can be computed
+    here, [one-line notes for those left out]). `table` is the model's clips of `root` (`table_key`: its clip cache's
+    key, None without a cache)."""
     done, notes = [], []
     for bracket in brackets:
         note = missing(bracket)
@@ -213,24 +246,17 @@ def bracket_embeddings(
             log.info("%s", note)
             notes.append(note)
             continue
-        table, values = embed(bracket, root, genres, model_spec, cache_dir, workers, progress)
-        done.append((bracket.name, table, values))
+        done.append((bracket.name, table, embed(bracket, root, table, table_key, model_spec, cache_dir)))
     return done, notes
 
 
 def aligned(
     embeddings: list[ClipEmbeddings], table: ClipTable, others: Sequence[tuple[str, ClipTable, np.ndarray]]
 ) -> list[ClipEmbeddings]:
-    """The model-side embeddings (on `table`'s clips) and each bracket's, restricted to the clips all of them have."""
-    if not others:
-        return embeddings
-    rows = common_clips([table, *(t for _, t, _ in others)])
-    keep = rows[0]
-    if len(keep) < len(table):
-        log.info(
-            "%d of %d clips are in every bracket (songs too short for a bracket's clip): scored on those", len(keep), len(table)
-        )
-    out = [ClipEmbeddings(e.name, e.x[keep], e.labels[keep], e.tracks[keep]) for e in embeddings]
-    for (name, other, values), idx in zip(others, rows[1:]):
-        out.append(ClipEmbeddings(name, values[idx], other.labels[idx], other.track_index[idx]))
+    """The model-side embeddings (on `table`'s clips) followed by each bracket's, on the same rows."""
+    out = list(embeddings)
+    for name, other, values in others:
+        if other.track_ids != table.track_ids or not np.array_equal(other.track_index, table.track_index):
+            raise RuntimeError(f"the {name} bracket did not get the same clips as the model")  # same files, same cuts
+        out.append(ClipEmbeddings(name, values, table.labels, table.track_index))
     return out

@@ -126,23 +126,26 @@ def features(
     prepare: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, Path | None, int]:
     """(outputs for every clip, the cache file or None, clips computed now): read from
-    `<cache_dir>/frozen/<clip_key>-<identity>.npy` when it is there and whole, else computed and written (atomically:
-    a parallel run reads all or nothing). No `clip_key` or `cache_dir` (clips given in memory): computed, not kept."""
+    `<cache_dir>/frozen/<clip_key>-<identity>.npy` when it is there and whole, else computed and written.
+    No `clip_key` or `cache_dir` (clips given in memory): computed, not kept."""
     path = cache_path(cache_dir, clip_key, backbone) if clip_key and cache_dir else None
+    return load_or_compute(path, (len(clips), backbone.output_dim), lambda: compute(backbone, clips, prepare))
+
+
+def load_or_compute(
+    path: Path | None, shape: tuple[int, int], make: Callable[[], np.ndarray]
+) -> tuple[np.ndarray, Path | None, int]:
+    """(the array at `path` if it is there with `shape`, else `make()` written there atomically (a parallel run
+    reads all or nothing), the file or None, rows computed now)."""
     if path is not None and path.is_file():
         try:
             cached = np.load(path)
-            if cached.shape == (len(clips), backbone.output_dim):
+            if cached.shape == shape:
                 return cached, path, 0
-            log.warning(
-                "frozen-backbone cache %s holds %s, expected %s: recomputing it",
-                path,
-                cached.shape,
-                (len(clips), backbone.output_dim),
-            )
+            log.warning("frozen-backbone cache %s holds %s, expected %s: recomputing it", path, cached.shape, shape)
         except (OSError, ValueError) as exc:
             log.warning("frozen-backbone cache %s is unreadable (%s): recomputing it", path, exc)
-    values = compute(backbone, clips, prepare)
+    values = make()
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
