@@ -91,6 +91,7 @@ def test_auto_leaves_the_built_in_demo_eager_on_any_device(tmp_path):
         assert not channels_last_pays(model, device_type, cfg.callbacks.acceleration.channels_last)
 
 
+@pytest.mark.slow  # an in-process Lightning fit: the full suite runs it, `make test-fast` stays unit tests
 def test_a_tiny_run_stays_eager_under_auto_and_a_channels_last_fit_repeats_to_the_bit():
     first, second = Acceleration(), Acceleration()
     a, _ = _fit(first)
@@ -127,6 +128,7 @@ def test_a_compiled_fit_matches_an_eager_one_repeats_to_the_bit_and_its_checkpoi
     np.testing.assert_allclose(logits, expected.logits.numpy(), atol=1e-3, rtol=1e-3)
 
 
+@pytest.mark.slow  # an in-process Lightning fit: the full suite runs it, `make test-fast` stays unit tests
 def test_bf16_on_a_cpu_without_bf16_hardware_trains_and_says_it_is_emulated(monkeypatch, caplog):
     import genre_style.callbacks.acceleration as acceleration
 

@@ -78,6 +78,7 @@ def test_stats_vectors_get_only_mixup():
     torch.testing.assert_close(blended, mixed.lam * x + (1 - mixed.lam) * x[mixed.perm])
 
 
+@pytest.mark.slow  # an in-process Lightning fit: the full suite runs it, `make test-fast` stays unit tests
 def test_augmentation_is_off_at_eval_time():
     """Validation of a model trained with heavy augmentation equals that of the same weights without it."""
     rng = np.random.default_rng(0)

@@ -105,6 +105,12 @@ COMBINATIONS = sorted(
 
 
 @pytest.mark.parametrize("model,encoder,features", COMBINATIONS)
+def test_every_objective_encoder_and_front_end_composes_and_passes_the_config_check(model, encoder, features, tmp_path):
+    validate_config(_compose([f"model={model}", f"encoder={encoder}", f"features={features}", *SMALL.get(encoder, [])], tmp_path))
+
+
+@pytest.mark.slow  # in-process Lightning fits (~1-10 s each): the full suite runs them, `make test-fast` the check above
+@pytest.mark.parametrize("model,encoder,features", COMBINATIONS)
 def test_every_objective_encoder_and_front_end_composes_and_fits(model, encoder, features, tmp_path):
     cfg = _compose([f"model={model}", f"encoder={encoder}", f"features={features}", *SMALL.get(encoder, [])], tmp_path)
     validate_config(cfg)
@@ -118,7 +124,11 @@ def test_every_experiment_composes_and_passes_the_config_check(experiment, tmp_p
     validate_config(cfg)
     if experiment == "best":
         assert cfg.model.encoder._target_.endswith("LogMelCNN") and cfg.data.features == "logmel"
-        assert _fit(_compose(["experiment=best", *SMALL["logmel_cnn"]], tmp_path)).state.finished
+
+
+@pytest.mark.slow  # an in-process Lightning fit
+def test_experiment_best_fits_at_its_test_size(tmp_path):
+    assert _fit(_compose(["experiment=best", *SMALL["logmel_cnn"]], tmp_path)).state.finished
 
 
 @pytest.mark.parametrize("encoder,features", REFUSED)

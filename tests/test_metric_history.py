@@ -52,6 +52,7 @@ class _FallingAccuracy(pl.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.01)
 
 
+@pytest.mark.slow  # an in-process Lightning fit: the full suite runs it, `make test-fast` stays unit tests
 def test_testing_from_the_full_best_checkpoint_keeps_every_epoch_of_the_history(tmp_path):
     """experiment=best's bug (issue #41): `trainer.test(ckpt_path=best)` restored the history from the best epoch's
     checkpoint, so history.json, the learning curves and the run description stopped at the best epoch."""

@@ -183,6 +183,7 @@ def test_conv_encoders_hear_patterns_not_positions():
     assert relative_change(cnn) < 0.5 * relative_change(mlp)
 
 
+@pytest.mark.slow  # an in-process Lightning fit: the full suite runs it, `make test-fast` stays unit tests
 def test_the_logistic_regression_baseline_is_scikit_learns_fit():
     """A real Lightning fit of `model=logreg` predicts what scikit-learn's pipeline predicts, and stops after one epoch."""
     import lightning.pytorch as pl

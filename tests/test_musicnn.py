@@ -240,6 +240,7 @@ def _fit(model) -> pl.Trainer:
     return trainer
 
 
+@pytest.mark.slow  # an in-process Lightning fit: the full suite runs it, `make test-fast` stays unit tests
 def test_training_changes_only_the_unfrozen_blocks_and_the_heads():
     model = _model(freeze="top_k", top_k=1)
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -251,6 +252,7 @@ def test_training_changes_only_the_unfrozen_blocks_and_the_heads():
     assert all(p.grad is None for p in model.encoder.backbone.frontend.parameters())
 
 
+@pytest.mark.slow  # an in-process Lightning fit: the full suite runs it, `make test-fast` stays unit tests
 @needs_musicnn
 def test_a_checkpoint_loads_through_load_model_without_the_musicnn_package(tmp_path, monkeypatch):
     from genre_style.loading import load_model

@@ -14,6 +14,7 @@ from genre_style.models.encoders import mlp_encoder
 from tests.test_training_loop import GENRES, _table
 
 
+@pytest.mark.slow  # an in-process Lightning fit: the full suite runs it, `make test-fast` stays unit tests
 def test_the_bar_counts_epochs_hides_validation_and_predict_and_keeps_the_test_bar(capsys):
     dm = GenreDataModule.from_table(_table(), batch_size=16, split="segment", seed=7)
     model = DeepSoftmaxAutoencoder(
@@ -44,6 +45,7 @@ def test_the_bar_counts_epochs_hides_validation_and_predict_and_keeps_the_test_b
     assert capsys.readouterr().out == ""  # scoring's predict passes draw nothing
 
 
+@pytest.mark.slow  # an in-process Lightning fit: the full suite runs it, `make test-fast` stays unit tests
 def test_a_disabled_trainer_bar_draws_nothing(capsys):
     dm = GenreDataModule.from_table(_table(), batch_size=16, split="segment", seed=7)
     model = DeepSoftmaxAutoencoder(

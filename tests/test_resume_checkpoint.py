@@ -71,6 +71,7 @@ def _fit(tmp_path, epochs: int, logger=False, extra=(), full_state: bool = True,
     return trainer
 
 
+@pytest.mark.slow  # an in-process Lightning fit: the full suite runs it, `make test-fast` stays unit tests
 def test_every_epoch_with_no_interval_and_only_the_last_within_a_long_one(tmp_path):
     every, rare = SaveRecorder(), SaveRecorder()
     _fit(tmp_path / "a", epochs=5, extra=[every], min_interval_s=0)
@@ -78,6 +79,7 @@ def test_every_epoch_with_no_interval_and_only_the_last_within_a_long_one(tmp_pa
     assert every.epochs == [0, 1, 2, 3, 4] and rare.epochs == [4]
 
 
+@pytest.mark.slow  # an in-process Lightning fit: the full suite runs it, `make test-fast` stays unit tests
 def test_mlflow_gets_an_epoch_once_the_resume_checkpoint_holds_it(tmp_path):
     logger = mlflow_logger(default_store_dir=str(tmp_path), synchronous=True)  # written at once: observable
     client = MlflowClient(tracking_uri=logger.tracking_uri)
@@ -92,6 +94,7 @@ def test_mlflow_gets_an_epoch_once_the_resume_checkpoint_holds_it(tmp_path):
     assert client.get_metric_history(logger.run_id, "epoch") == []  # no diagonal `epoch` line
 
 
+@pytest.mark.slow  # an in-process Lightning fit: the full suite runs it, `make test-fast` stays unit tests
 def test_without_a_full_state_checkpoint_metrics_are_logged_at_once(tmp_path):
     logger = mlflow_logger(default_store_dir=str(tmp_path), synchronous=True)
     probe = MlflowProbe(MlflowClient(tracking_uri=logger.tracking_uri))
@@ -99,6 +102,7 @@ def test_without_a_full_state_checkpoint_metrics_are_logged_at_once(tmp_path):
     assert probe.during["val/loss"] == [[], [0], [0, 1]] and probe.during["train/loss"] == [[], [0], [0, 1]]
 
 
+@pytest.mark.slow  # an in-process Lightning fit: the full suite runs it, `make test-fast` stays unit tests
 def test_a_failed_fit_still_logs_the_epochs_it_held(tmp_path):
     """Held metrics are measurements: a crash logs them instead of dropping them."""
     logger = mlflow_logger(default_store_dir=str(tmp_path), synchronous=True)

@@ -47,6 +47,7 @@ def _fit(
     return trainer, model, dm
 
 
+@pytest.mark.slow  # an in-process Lightning fit: the full suite runs it, `make test-fast` stays unit tests
 def test_grouped_minibatches_take_exactly_the_same_optimiser_steps():
     one_trainer, one, dm = _fit(1)
     grouped_trainer, grouped, _ = _fit(4)
@@ -74,6 +75,7 @@ class StepListener(pl.Callback):
         self.calls["on_before_optimizer_step"] += 1
 
 
+@pytest.mark.slow  # an in-process Lightning fit: the full suite runs it, `make test-fast` stays unit tests
 @pytest.mark.parametrize("clip", [None, 0.05])
 def test_plain_steps_match_lightnings_path_and_listeners_still_get_their_hooks(clip):
     plain_trainer, plain, _ = _fit(4, epochs=2, gradient_clip_val=clip)
@@ -87,6 +89,7 @@ def test_plain_steps_match_lightnings_path_and_listeners_still_get_their_hooks(c
     assert plain_trainer.callback_metrics["train/loss"] == hooked_trainer.callback_metrics["train/loss"]
 
 
+@pytest.mark.slow  # an in-process Lightning fit: the full suite runs it, `make test-fast` stays unit tests
 def test_gradient_clipping_is_applied_by_the_model():
     _, clipped, _ = _fit(4, epochs=1, gradient_clip_val=1e-6)
     _, free, _ = _fit(4, epochs=1)

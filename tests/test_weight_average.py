@@ -40,6 +40,7 @@ def _setup(tmp_path, weights_only: bool = False, max_epochs: int = 3, extra=()):
     return dm, model, best, trainer
 
 
+@pytest.mark.slow  # an in-process Lightning fit: the full suite runs it, `make test-fast` stays unit tests
 def test_best_checkpoint_and_test_score_the_averaged_weights(tmp_path):
     dm, model, best, trainer = _setup(tmp_path)
     trainer.fit(model, datamodule=dm)
@@ -53,6 +54,7 @@ def test_best_checkpoint_and_test_score_the_averaged_weights(tmp_path):
         assert torch.equal(value, averaged[name])
 
 
+@pytest.mark.slow  # an in-process Lightning fit: the full suite runs it, `make test-fast` stays unit tests
 def test_a_resumed_fit_ends_with_the_average_an_uninterrupted_one_has(tmp_path):
     def fit(folder, epochs, resume=None):
         last = ResumeCheckpoint(dirpath=tmp_path / folder / "last", filename="last", min_interval_s=0)
@@ -66,6 +68,7 @@ def test_a_resumed_fit_ends_with_the_average_an_uninterrupted_one_has(tmp_path):
     assert all(torch.equal(resumed[k], uninterrupted[k]) for k in uninterrupted)
 
 
+@pytest.mark.slow  # an in-process Lightning fit: the full suite runs it, `make test-fast` stays unit tests
 def test_weights_only_checkpoints_are_refused(tmp_path):
     dm, model, _, trainer = _setup(tmp_path, weights_only=True)
     with pytest.raises(UserError, match="save_weights_only"):
