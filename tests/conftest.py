@@ -140,9 +140,10 @@ _STORE_TEMPLATE: Path | None = None
 
 
 def run_cli(
-    args: list[str], output_root: Path, module: str = "genre_style.train", env: dict | None = None, timeout: float = 300
+    args: list[str], output_root: Path, module: str = "genre_style.train", env: dict | None = None, timeout: float = 900
 ) -> subprocess.CompletedProcess:
-    """Run `python -m <module> <args>` as a user would, with every output under `output_root`."""
+    """Run `python -m <module> <args>` as a user would, with every output under `output_root`. The timeout only catches
+    a hang: on a 2-core machine other jobs load, a run of seconds took over 300 s (4 min of imports at load 17)."""
     store = Path(output_root) / "mlflow.db"
     if _STORE_TEMPLATE is not None and not store.exists() and Path(output_root).parent.is_dir():
         Path(output_root).mkdir(parents=True, exist_ok=True)
