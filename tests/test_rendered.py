@@ -183,3 +183,23 @@ def test_bad_settings_say_which(tmp_path: Path) -> None:
         render_corpus(
             tmp_path, RenderSpec(chorales=0, midi=(str(tmp_path / "nowhere.mid"),), styles=("piano", "organ"), held_out=())
         )
+
+
+@pytest.mark.slow
+def test_a_run_on_rendered_data_gives_a_model_inference_reads(tmp_path: Path, midi_folder: Path) -> None:
+    from genre_style.inference import Embedder
+    from tests.conftest import run_cli
+
+    overrides = [
+        "data=rendered", f"data.root={tmp_path / 'rendered'}", f"data.rendered.midi=[{midi_folder}]",
+        "data.rendered.chorales=0", "data.rendered.seconds=1.5", "data.rendered.styles=[piano,strings,organ,saxes]",
+        "data.rendered.held_out=[saxes]", "data.clips_per_track=1", "data.workers=1", "data.progress=false",
+        "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "logger.mlflow.log_model=false",
+    ]  # fmt: skip
+    made = run_cli(overrides, tmp_path / "out")
+    assert made.returncode == 0, made.stderr[-3000:]
+    (checkpoint,) = (tmp_path / "out").glob("runs/*/artifacts/checkpoints/best.ckpt")
+    embedder = Embedder.from_checkpoint(checkpoint)  # the data state filed where inference reads it
+    assert embedder.genres == ["organ", "piano", "strings"]
+    song = embedder.embed_file(next((tmp_path / "rendered").glob("*/saxes/*.wav")))
+    assert song.genre in embedder.genres

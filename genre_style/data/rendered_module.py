@@ -34,3 +34,8 @@ class RenderedDataModule(GenreDataModule):
     def setup(self, stage: str | None = None) -> None:
         self.render()
         super().setup(stage)
+
+
+# Lightning files a data module's state in checkpoints under its class's qualified name, and inference, export and
+# resuming read it as "GenreDataModule": the rendered corpus's state is the same kind (genres, spec, standardisation).
+RenderedDataModule.__qualname__ = "GenreDataModule"
