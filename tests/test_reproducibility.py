@@ -14,7 +14,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from genre_style import reproducibility
-from tests.conftest import FAST_RUN, REPO, run_cli
+from tests.conftest import FAST_RUN, FULL_EVALUATION, REPO, run_cli
 from tests.cpu_hog import cpu_hog
 
 
@@ -64,7 +64,9 @@ def test_trainer_deterministic_is_on_where_a_gpu_is_and_follows_the_switch(monke
 def _run(out: Path, small_corpus: Path) -> tuple[dict, dict, dict]:
     # Enough epochs for a last-bit difference to grow into different weights; no early stop.
     args = [a for a in FAST_RUN if not a.startswith("trainer.max_epochs")]
-    result = run_cli([*args, f"data.root={small_corpus}", "trainer.max_epochs=25", "callbacks.early_stopping.patience=100"], out)
+    # the configured evaluation too: its probes and k-NN (scikit-learn, BLAS) are in the figures compared to the bit
+    settings = [f"data.root={small_corpus}", "trainer.max_epochs=25", "callbacks.early_stopping.patience=100", *FULL_EVALUATION]
+    result = run_cli([*args, *settings], out)
     assert result.returncode == 0, result.stderr[-3000:]
     (folder,) = [p.parent for p in out.glob("runs/*/run_info.json")]
     metrics = json.loads((folder / "artifacts/report/final_metrics.json").read_text())
