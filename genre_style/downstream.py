@@ -85,6 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.splits < 1 or args.episodes < 1 or not 0 < args.test_share < 1:
         raise UserError("--splits and --episodes must be >= 1 and --test-share in (0, 1)", "e.g. --splits 10 --test-share 0.3")
+    from genre_style.evaluation.pretrained_brackets import parse_all
+
+    parse_all(args.brackets)  # a bad bracket name: one line, before the model or any audio is read
     from genre_style.loading import load_model, run_id_of
 
     outputs = Path(os.environ.get("GENRE_STYLE_OUTPUTS") or "outputs")
@@ -92,9 +95,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     embedder = load_model(args.model, args.tracking_uri)
     genres = "all" if args.genres == "all" else [g.strip() for g in args.genres.split(",") if g.strip()]
     from genre_style.evaluation.brackets import evaluate_folder
-    from genre_style.evaluation.pretrained_brackets import parse_all
-
-    parse_all(args.brackets)  # a bad name: one line, before any audio is read
 
     name, result = evaluate_folder(
         embedder,

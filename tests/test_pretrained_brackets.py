@@ -133,3 +133,28 @@ def test_frozen_musicnn_is_shown_by_default_its_outputs_cached(small_corpus, tmp
     assert any("cached outputs reused" in r.getMessage() for r in caplog.records)
     musicnn = "musicnn MSD_musicnn penultimate"
     assert second.per_split[musicnn]["probe_clip_acc"] == first.per_split[musicnn]["probe_clip_acc"]
+
+
+def test_a_bad_bracket_name_is_one_line_before_anything_is_read(small_corpus, tmp_path, capsys):
+    from hydra import compose, initialize_config_dir
+
+    from genre_style.config_checks import validate_config
+    from genre_style.downstream import main
+    from tests.conftest import REPO
+
+    code = main(["no-such-model.ckpt", str(small_corpus), "--brackets", "musicnn,openl3", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code != 0 and "unknown pretrained bracket 'openl3'" in err and "Traceback" not in err
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(
+            config_name="train",
+            overrides=[
+                f"paths.output_root={tmp_path}",
+                f"paths.output_dir={tmp_path}/run",
+                "data=synthetic",
+                f"evaluation.downstream=[{{root:'{small_corpus}'}}]",
+                "evaluation.pretrained_brackets=[musicnn:MSD_vgg:penultimate]",
+            ],
+        )
+    with pytest.raises(UserError, match="MSD_vgg has no layer penultimate"):
+        validate_config(cfg)
