@@ -63,6 +63,7 @@ def validate_config(cfg: DictConfig, overrides: list[str] | None = None) -> None
     `overrides` (the command line's, read from Hydra when not given) lets an alias the chosen model ignores
     be refused instead of silently dropped.
     """
+    load_plugins(cfg)  # first: the registries the checks below ask may be extended by them
     _check_aliases_used(cfg, command_line() if overrides is None else overrides)
     _check_range(
         cfg,
@@ -134,6 +135,21 @@ def validate_config(cfg: DictConfig, overrides: list[str] | None = None) -> None
     _check_encoder_fits_features(cfg)  # imports torch: after every light check
     _check_pretrained_brackets(cfg)  # imports torch too
     _check_unlabelled(cfg)
+
+
+def load_plugins(cfg: DictConfig) -> None:
+    """Import the modules `plugins` lists (`+plugins=[mypackage.splits]`): what they register (a split mode, a kind
+    of source, an evaluation, a front-end) is known to the checks and the run. A module that cannot be imported is
+    one line."""
+    import importlib
+
+    for name in OmegaConf.select(cfg, "plugins") or []:
+        try:
+            importlib.import_module(str(name))
+        except ImportError as exc:
+            raise UserError(
+                f"plugins: cannot import {name!r} ({exc})", "list importable modules, e.g. +plugins=[mypackage.splits]"
+            ) from None
 
 
 def _name(cfg: DictConfig, key: str) -> str:
@@ -244,9 +260,9 @@ def _check_downstream(cfg: DictConfig) -> None:
 
 
 def _check_pretrained_brackets(cfg: DictConfig) -> None:
-    """`evaluation.pretrained_brackets`' names (evaluation/pretrained_brackets.py), where there is a downstream set."""
+    """`evaluation.pretrained_brackets`' names (evaluation/pretrained_brackets.py): shown beside every run."""
     brackets = OmegaConf.select(cfg, "evaluation.pretrained_brackets")
-    if brackets and OmegaConf.select(cfg, "evaluation.downstream"):
+    if brackets:
         from genre_style.evaluation.pretrained_brackets import parse_all
 
         parse_all(list(brackets) if OmegaConf.is_list(brackets) else str(brackets))

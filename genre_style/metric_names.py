@@ -26,6 +26,10 @@ SPACES = ("raw", "hidden", "bottleneck", "logits")  # the spaces they are measur
 MIG = "mig_genre"
 MAX_MI = "max_mi_genre"
 ACTIVE_DIMS = "active_dims"
+# A frozen pretrained network + a linear probe on the run's own splits, per bracket (evaluation/pretrained_beside.py):
+# `test/pretrained_probe_acc_musicnn_msd_musicnn_penultimate`.
+PRETRAINED_PROBE_ACC = "pretrained_probe_acc"
+PRETRAINED_TRACK_ACC = "pretrained_track_acc"
 
 
 def key(split: str, name: str, suffix: str | None = None) -> str:
@@ -49,7 +53,10 @@ _DECLARED = re.compile(
     + "|".join(SPACES)
     + r")|(?:"
     + "|".join(PER_CLASS)
-    + r")_[^/]+)$"
+    + r")_[^/]+"
+    + r"|(?:"
+    + "|".join((PRETRAINED_PROBE_ACC, PRETRAINED_TRACK_ACC))
+    + r")_[a-z0-9_]+)$"
 )
 
 

@@ -78,7 +78,7 @@ def train(cfg: DictConfig) -> float:
                 trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=False)
             settings = dict(cfg.evaluation)
             downstream: Any = OmegaConf.to_container(settings.pop("downstream", None) or OmegaConf.create([]))
-            brackets: Any = settings.pop("pretrained_brackets", None)  # beside the downstream figures
+            brackets: Any = settings.get("pretrained_brackets")  # beside the model (pretrained_beside.py) and downstream
             metrics = evaluate_best(trainer, model, datamodule, history.history, folder.artifacts, settings)
             stop_serving(model, datamodule)
             if metrics is None:  # a DDP process other than rank zero: its part is done

@@ -42,6 +42,7 @@ FAST_RUN = [
     "evaluation.embedding_metrics=false",
     "evaluation.disentanglement=false",
     "evaluation.interpolation_steps=0",
+    "evaluation.pretrained_brackets=[]",  # frozen musicnn beside the model: its own tests (test_pretrained_beside.py)
 ]
 LEAN_EVALUATION = ("embedding_metrics", "disentanglement", "interpolation_steps")
 

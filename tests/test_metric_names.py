@@ -40,7 +40,12 @@ def _evaluated(tmp_path, has_classifier: bool = True) -> Evaluated:
         outputs[split] = {"y": y, "track": np.repeat(np.arange(6), 4), "embedding": embedding, "logits": embedding[:, :3]}
         raw[split] = rng.normal(size=(24, 5)) + y[:, None]
     model = SimpleNamespace(has_classifier=has_classifier, has_decoder=False)
-    return Evaluated(model, outputs, raw, GENRES, [f"s{i}" for i in range(6)], tmp_path, "test")
+    # The clip table the splits come from (pretrained_beside.py reads it): 18 songs of 4 clips, 6 songs a split.
+    labels, tracks = np.concatenate([outputs[s]["y"] for s in outputs]), np.repeat(np.arange(18), 4)
+    table = SimpleNamespace(labels=labels, track_index=tracks, track_ids=[f"s{i}" for i in range(18)])
+    indices = {split: np.arange(24 * i, 24 * (i + 1)) for i, split in enumerate(outputs)}
+    data = SimpleNamespace(table=table, indices=indices, root=tmp_path, spec=None, cache_dir=None, cache_key="in-memory")
+    return Evaluated(model, outputs, raw, GENRES, [f"s{i}" for i in range(6)], tmp_path, "test", data)
 
 
 def test_every_name_the_report_and_the_description_read_is_declared():
@@ -49,8 +54,15 @@ def test_every_name_the_report_and_the_description_read_is_declared():
     assert not metric_names.declared("test/knn_accuracy_hidden") and not metric_names.declared("test/track_accuracy")
 
 
-def test_every_figure_the_analyses_write_is_declared_and_each_declared_one_is_written(tmp_path):
-    metrics = run_analyses(_evaluated(tmp_path), {"knn_k": 3})
+def test_every_figure_the_analyses_write_is_declared_and_each_declared_one_is_written(tmp_path, monkeypatch):
+    from genre_style.evaluation import pretrained_brackets
+
+    def bracket_embeddings(brackets, root, table, *_):  # a pretrained network's outputs: vectors that tell the genre
+        values = np.random.default_rng(1).normal(size=(len(table.labels), 4)) + table.labels[:, None]
+        return [(b.name, table, values) for b in brackets], []
+
+    monkeypatch.setattr(pretrained_brackets, "bracket_embeddings", bracket_embeddings)
+    metrics = run_analyses(_evaluated(tmp_path), {"knn_k": 3, "pretrained_brackets": ["musicnn"]})
     assert metrics and all(metric_names.declared(name) for name in metrics), sorted(metrics)
     written = {name.split("/", 1)[1] for name in metrics}
     for entry in ANALYSES.values():

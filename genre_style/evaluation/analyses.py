@@ -25,6 +25,7 @@ class Evaluated:
     track_ids: list[str]
     out_dir: Path
     title: str
+    data: Any = None  # the data module (its clip table, splits, files): for analyses that read the songs again
 
 
 AnalysisFunction = Callable[..., dict[str, float]]

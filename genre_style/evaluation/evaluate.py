@@ -121,7 +121,7 @@ def evaluate(
     raw = {split: datamodule.split_features(split).flatten(1).numpy() for split in SPLIT_NAMES}  # maps as vectors
     genres = datamodule.class_names
     write_reports(outputs, raw["test"], model, genres, history, out_dir, title, best_epoch)
-    evaluated = Evaluated(model, outputs, raw, genres, datamodule.track_ids, out_dir, title)
+    evaluated = Evaluated(model, outputs, raw, genres, datamodule.track_ids, out_dir, title, datamodule)
     metrics.update(run_analyses(evaluated, settings))
     (out_dir / "report").mkdir(parents=True, exist_ok=True)
     (out_dir / "report/final_metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -280,6 +280,10 @@ def _interpolation(e: Evaluated, interpolation_steps: int = 8) -> dict[str, floa
     if interpolation_steps >= 2:
         interpolate(e.model, e.outputs["test"], e.genres, e.out_dir, e.title, interpolation_steps)
     return {}
+
+
+# After the model's own analyses: the off-the-shelf bracket beside them (registered by importing its module).
+from genre_style.evaluation import pretrained_beside  # noqa: E402, F401
 
 
 def evaluate_best(
