@@ -16,6 +16,7 @@ BOOKKEEPING = (
     "sweep_context.",
     "hydra",
     "task_name",
+    "plugins",  # modules imported for what they register: what they change shows in the settings that name it
     "resume",
     "run_name",
     "tags.",

@@ -19,6 +19,7 @@ from genre_style.data.gtzan import AUDIO_EXTENSIONS, Track
 from genre_style.data.splits import SPLIT_NAMES, SplitInput, get_split_mode, split_mode
 from genre_style.errors import UserError
 from genre_style.tracking.run_record import data_name
+from tests.conftest import FAST_RUN, run_cli
 
 GENRES = ("classical", "jazz", "metal", "pop")
 
@@ -145,3 +146,24 @@ def test_the_corpus_is_resolved_once_with_each_tracks_split_and_artist(tmp_path,
 )
 def test_all_genres_are_parsed_in_one_place(given, parsed):
     assert parse_genres(given) == parsed
+
+
+@pytest.mark.slow
+def test_a_split_and_an_evaluation_from_outside_the_package_run_through_the_cli(tmp_path):
+    """`+plugins=[tests.registry_plugin]`: its split mode decides the split, its evaluation's figure is logged with
+    its setting; an unknown plugin or setting is one line."""
+    import csv
+    import json
+
+    args = [*FAST_RUN, "trainer.max_epochs=1", "+plugins=[tests.registry_plugin]", "data.split=by_number"]
+    result = run_cli([*args, "+evaluation.spread_scale=2.0"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (artifacts,) = tmp_path.glob("runs/*/artifacts")
+    with open(artifacts / "data/split_tracks.csv") as handle:
+        split_of = {row["track_id"]: row["split"] for row in csv.DictReader(handle)}
+    assert len(split_of) == 24
+    assert all(s == ("train" if int(t[-1]) < 4 else "val" if t.endswith("4") else "test") for t, s in split_of.items())
+    assert json.loads((artifacts / "report/final_metrics.json").read_text())["test/spread"] > 0
+
+    refused = run_cli([*FAST_RUN, "+plugins=[tests.no_such_plugin]"], tmp_path / "refused")
+    assert refused.returncode == 2 and "plugins: cannot import 'tests.no_such_plugin'" in refused.stderr
