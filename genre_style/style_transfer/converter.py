@@ -214,13 +214,13 @@ def train_converter(
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-            losses.append(float(loss))
+            losses.append(loss.detach().item())
         network.eval()
         with torch.no_grad():
             val_loss = float(
                 np.mean(
                     [
-                        torch.nn.functional.mse_loss(network(torch.as_tensor(x), torch.as_tensor(c)), torch.as_tensor(y))
+                        torch.nn.functional.mse_loss(network(torch.as_tensor(x), torch.as_tensor(c)), torch.as_tensor(y)).item()
                         for x, c, y in val_batches
                     ]
                 )
