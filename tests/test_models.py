@@ -31,6 +31,7 @@ MODELS = {
 }
 
 
+@pytest.mark.slow  # in-process training steps (seconds each): the full suite runs them, `make test-fast` stays unit tests
 @pytest.mark.parametrize("name", MODELS)
 def test_loss_goes_down_over_a_few_steps(name):
     torch.manual_seed(0)
@@ -119,6 +120,7 @@ def _shaped_batch(shape, n=32, seed=0):
     return x, y
 
 
+@pytest.mark.slow  # in-process training steps (seconds each): the full suite runs them, `make test-fast` stays unit tests
 @pytest.mark.parametrize("encoder", ENCODERS)
 @pytest.mark.parametrize("objective", OBJECTIVES)
 def test_every_encoder_trains_under_every_objective(encoder, objective):

@@ -60,6 +60,7 @@ def _batch(n=64):
     return x, y
 
 
+@pytest.mark.slow  # in-process training steps (seconds each): the full suite runs them, `make test-fast` stays unit tests
 @pytest.mark.parametrize("model_class", [VariationalAutoencoder, BetaTCVAE])
 @pytest.mark.parametrize("classifier", [False, True])
 def test_each_loss_term_falls_over_a_few_steps(model_class, classifier):
