@@ -7,6 +7,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import FAST_RUN, run_cli, write_split_lists
+from tests.pretrained import needs_musicnn
 
 pytestmark = pytest.mark.slow  # real training runs through the CLI
 
@@ -26,12 +27,13 @@ EXPECTED = {
         "data.split": "fault_filtered",
     },
     "gtzan10": {"model": "DeepSoftmaxAutoencoder", "data.split": "fault_filtered", "data.genres": "all"},
+    "pretrained": {"model": "TwoLayerNet", "encoder": "MusicnnEncoder", "data.features": "musicnn_mel"},
 }
 SMALL = {"style": ["model.encoder.channels=[4,8]"]}  # the conv encoder at its test size
 LISTS = ("new_artists", "gtzan10")  # the artist-filtered split: the synthetic corpus's own lists (not GTZAN's names)
 
 
-@pytest.mark.parametrize("experiment", list(EXPECTED))
+@pytest.mark.parametrize("experiment", [pytest.param(e, marks=needs_musicnn) if e == "pretrained" else e for e in EXPECTED])
 def test_a_configured_experiment_trains_as_configured(experiment, tmp_path):
     fast = [a for a in FAST_RUN if not a.startswith("trainer.max_epochs")]
     extra = [*SMALL.get(experiment, []), "trainer.max_epochs=1"]
