@@ -263,9 +263,16 @@ def _check_pretrained_brackets(cfg: DictConfig) -> None:
     """`evaluation.pretrained_brackets`' names (evaluation/pretrained_brackets.py): shown beside every run."""
     brackets = OmegaConf.select(cfg, "evaluation.pretrained_brackets")
     if brackets:
+        import importlib.util
+
         from genre_style.evaluation.pretrained_brackets import parse_all
 
-        parse_all(list(brackets) if OmegaConf.is_list(brackets) else str(brackets))
+        for bracket in parse_all(list(brackets) if OmegaConf.is_list(brackets) else str(brackets)):
+            if bracket.kind == "hear" and importlib.util.find_spec(bracket.args[0].partition(".")[0]) is None:
+                raise UserError(
+                    f"evaluation.pretrained_brackets: the HEAR module {bracket.args[0]} is not installed",
+                    "install the package that provides it, or leave the bracket out",
+                )
 
 
 def _check_contrastive(cfg: DictConfig) -> None:

@@ -95,7 +95,7 @@ def train(cfg: DictConfig) -> float:
                         folder.artifacts / "downstream",
                         cfg.paths.cache_dir,
                         cfg.seed,
-                        list(brackets or []),
+                        brackets if isinstance(brackets, str) else list(brackets or []),  # a str: "musicnn", "none"
                     )
                 )
             if tracker is not None:

@@ -73,3 +73,41 @@ def test_a_training_run_shows_frozen_musicnn_beside_the_model_and_a_second_run_r
     for metric in names:
         assert 0.0 <= figures[0][metric] <= 1.0
         assert figures[0][metric] == figures[1][metric]  # the cached outputs are the computed ones
+
+
+def test_a_bracket_named_twice_is_refused_and_hear_brackets_are_told_apart_by_their_model_file():
+    from genre_style.errors import UserError
+    from genre_style.evaluation.pretrained_brackets import parse, parse_all
+
+    with pytest.raises(UserError, match="named twice"):
+        parse_all("musicnn,musicnn:MSD_musicnn")  # the same bracket: its figures would overwrite each other
+    assert parse("hear:m:runs/a/best.ckpt").name != parse("hear:m:runs/b/other.ckpt").name
+
+
+def test_a_bracket_that_fails_after_training_is_a_note_and_the_others_figures_stand(tmp_path, caplog):
+    from types import SimpleNamespace
+
+    from genre_style.evaluation.analyses import Evaluated
+    from genre_style.evaluation.pretrained_beside import pretrained_beside
+
+    values, labels, tracks, indices = _songs(separable=True)
+    table = SimpleNamespace(labels=labels, track_index=tracks, track_ids=[f"s{i}" for i in range(30)])
+    data = SimpleNamespace(table=table, indices=indices, root=tmp_path, spec=None, cache_dir=None, cache_key="in-memory")
+    evaluated = Evaluated(None, {}, {}, ["a", "b", "c"], table.track_ids, tmp_path, "t", data)
+    with caplog.at_level("WARNING"):
+        assert pretrained_beside(evaluated, ["hear:no_such_module_here"]) == {}
+    assert "hear no_such_module_here bracket is left out" in caplog.text and "cannot be imported" in caplog.text
+
+
+def test_the_config_check_refuses_a_hear_module_that_is_not_installed(tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from genre_style.config_checks import validate_config
+    from genre_style.errors import UserError
+    from tests.conftest import REPO
+
+    overrides = [f"paths.output_root={tmp_path}", f"paths.output_dir={tmp_path}/run", "data=synthetic"]
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[*overrides, "evaluation.pretrained_brackets=[hear:no_such_module_here]"])
+    with pytest.raises(UserError, match="the HEAR module no_such_module_here is not installed"):
+        validate_config(cfg)

@@ -48,8 +48,10 @@ class Bracket:
 
     @property
     def name(self) -> str:
-        """As shown in tables and metric keys: `musicnn MSD_musicnn penultimate`, `hear <module>`."""
-        return " ".join((self.kind, *self.args[:2])) if self.kind == "musicnn" else f"hear {self.args[0]}"
+        """As shown in tables and metric keys: `musicnn MSD_musicnn penultimate`, `hear <module> [<model file's name>]`."""
+        if self.kind == "musicnn":
+            return " ".join((self.kind, *self.args[:2]))
+        return " ".join(("hear", self.args[0], *(Path(f).name for f in self.args[1:2])))
 
 
 def parse(text: str) -> Bracket:
@@ -82,7 +84,12 @@ def parse_all(names: str | Sequence[str] | None) -> list[Bracket]:
         return []
     items = names.split(",") if isinstance(names, str) else list(names)
     items = [str(n).strip() for n in items if str(n).strip() and str(n).strip().lower() != "none"]
-    return [parse(n) for n in items]
+    brackets = [parse(n) for n in items]
+    names = [b.name for b in brackets]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:  # their figures would share one name and overwrite each other
+        raise UserError(f"the pretrained bracket {repeated[0]!r} is named twice", "name each bracket once")
+    return brackets
 
 
 def missing(bracket: Bracket) -> str | None:

@@ -109,7 +109,8 @@ def compute(backbone: FrozenBackbone, clips: Rows, prepare: Callable[[np.ndarray
         with torch.no_grad():
             for start in range(0, len(clips), BATCH):
                 chunk = np.asarray(clips[start : start + BATCH], dtype=np.float32)
-                if prepare is not None:
+                if prepare is not None:  # on a copy: a slice of the clip table is a view, standardised in place
+                    chunk = chunk.copy()
                     chunk = prepare(chunk)
                 x = torch.from_numpy(np.ascontiguousarray(chunk)).to(device)
                 out[start : start + len(chunk)] = backbone.forward(x).float().cpu().numpy()
