@@ -81,6 +81,7 @@ def models(tmp_path_factory: pytest.TempPathFactory):
     return made
 
 
+@pytest.mark.slow  # transcribes and transfers 4 pairs with 5 methods: ~70 s
 def test_every_entry_is_scored_on_the_same_pairs_against_the_truth(corpus, models, tmp_path: Path) -> None:
     from genre_style.style_transfer import notes
 
