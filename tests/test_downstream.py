@@ -58,6 +58,7 @@ def test_same_song_retrieval_finds_a_songs_own_clips_when_songs_differ():
     assert p_at_5 < 0.3 and mean_ap < 0.3  # chance: 4 of the other 159 clips
 
 
+@pytest.mark.slow  # in-process, but over 1.5 s: the full suite runs it, `make test-fast` leaves it out
 def test_every_embedding_is_scored_on_the_same_splits_and_differences_are_paired():
     good, bad = _corpus(3.0), _corpus(0.3)
     good.name, bad.name = "model", "features=stats"

@@ -12,6 +12,9 @@ from genre_style.data.audio import ClipSpec
 from genre_style.downstream import main
 from tests.checkpoints import build, save
 
+# Real MLflow stores, ~8 s in all: the full suite runs these, `make test-fast` leaves them out.
+pytestmark = pytest.mark.slow
+
 QUICK = ["--splits", "1", "--episodes", "1", "--clips-per-track", "2", "--name", "unseen"]
 
 

@@ -59,6 +59,7 @@ def test_a_folder_of_ten_songs_with_a_half_second_hop_writes_twenty_files(models
     assert "50 windows (embedding) from 10 file(s)" in said
 
 
+@pytest.mark.slow  # in-process, but over 1.5 s: the full suite runs it, `make test-fast` leaves it out
 def test_streamed_windows_at_the_models_hop_are_the_clips_embed_file_cuts(models, tmp_path):
     rng = np.random.default_rng(1)
     native = write_wav(tmp_path / "a.wav", 0.1 * rng.standard_normal(SR * 4))
@@ -83,6 +84,7 @@ def test_windows_that_straddle_the_blocks_read_are_the_windows_of_the_whole_file
     np.testing.assert_array_equal(np.concatenate(starts), np.arange(len(np.concatenate(got))) * hop)
 
 
+@pytest.mark.slow  # in-process, but over 1.5 s: the full suite runs it, `make test-fast` leaves it out
 def test_memory_stays_flat_on_a_long_file(tmp_path):
     """Ten minutes of 44.1-kHz stereo (~200 MB as float32 after decoding) streamed with a peak of a few MB."""
     seconds, rate = 600, 44100

@@ -93,6 +93,7 @@ def test_a_file_that_is_not_a_genre_style_onnx_model_is_one_line(song, tmp_path,
     assert "cannot read ONNX model" in err and "genre_style.export" in err and "Traceback" not in err
 
 
+@pytest.mark.slow  # in-process, but over 1.5 s: the full suite runs it, `make test-fast` leaves it out
 def test_a_model_that_loops_over_its_batch_exports_for_one_clip_a_call(tmp_path, capsys):
     """musicnn's fixed front-end runs a clip at a time (a Python loop the tracer bakes in): exported at batch 1 and fed
     clip by clip, with PyTorch's numbers."""

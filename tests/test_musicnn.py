@@ -149,7 +149,10 @@ def _grads(module: torch.nn.Module) -> dict[str, bool]:
     return {name: p.grad is not None for name, p in module.named_parameters()}
 
 
-@pytest.mark.parametrize("freeze, top_k, trained", [("all", 1, []), ("top_k", 2, ["midend.2", "backend"]), ("none", 1, None)])
+@pytest.mark.parametrize(
+    "freeze, top_k, trained",
+    [("all", 1, []), ("top_k", 2, ["midend.2", "backend"]), pytest.param("none", 1, None, marks=pytest.mark.slow)],
+)
 def test_frozen_blocks_get_no_gradient_and_keep_their_statistics(freeze, top_k, trained):
     torch.manual_seed(0)
     encoder = MusicnnEncoder(SHAPE, 16, freeze=freeze, top_k=top_k, pretrained=False).train()

@@ -69,6 +69,7 @@ def test_names_parse_and_bad_ones_are_one_line():
         pb.load_hear(pb.parse("hear:no_such_module_here"))
 
 
+@pytest.mark.slow  # in-process, but over 1.5 s: the full suite runs it, `make test-fast` leaves it out
 def test_a_hear_module_is_scored_beside_the_model_on_the_same_clips(small_corpus, tmp_path, tiny_hear):
     name, result = evaluate_folder(
         _embedder(), small_corpus, splits=2, episodes=5, cache_dir=tmp_path, out_dir=tmp_path / "out", brackets=["hear:tiny_hear"]
@@ -116,6 +117,7 @@ def test_a_missing_musicnn_package_is_a_note_not_a_failure(small_corpus, tmp_pat
     assert note in (tmp_path / f"{name}.md").read_text()
 
 
+@pytest.mark.slow  # in-process, but over 1.5 s: the full suite runs it, `make test-fast` leaves it out
 @needs_musicnn
 def test_frozen_musicnn_is_shown_by_default_its_outputs_cached(small_corpus, tmp_path, caplog):
     """musicnn's 3-s patches start where the model's 0.9-s clips do (moved back at a song's end): every clip of the

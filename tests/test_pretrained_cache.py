@@ -72,6 +72,7 @@ def _fit(model, dm) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
+@pytest.mark.slow  # in-process, but over 1.5 s: the full suite runs it, `make test-fast` leaves it out
 def test_the_second_run_computes_nothing_and_both_equal_a_run_on_the_clips(small_corpus, tmp_path):
     dm = _data(small_corpus, tmp_path)
     model = _model(dm)

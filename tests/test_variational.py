@@ -24,6 +24,7 @@ def test_kl_is_the_closed_form_of_two_gaussians():
     torch.testing.assert_close(gaussian_kl(mean, logvar), torch.distributions.kl_divergence(q, p).sum(dim=1))
 
 
+@pytest.mark.slow  # in-process, but over 1.5 s: the full suite runs it, `make test-fast` leaves it out
 def test_tc_decomposition_on_known_gaussians():
     """Posteriors N(m_j, s^2), m_j ~ N(0, 1) independently per dimension, the batch as the data set: then
     q(z) = N(0, 1 + s^2) factorises (TC = 0), MI = D/2 log((1 + s^2) / s^2) and the dimension-wise KL is
