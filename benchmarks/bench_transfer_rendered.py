@@ -1,14 +1,19 @@
 """Style transfer scored against the truth: rendered pairs (data=rendered), every method and baseline on the same pairs.
 
     python benchmarks/bench_transfer_rendered.py --root DATA_ROOT --model RUN0/artifacts/checkpoints/best.ckpt \
-        --judge RUN1/artifacts/checkpoints/best.ckpt [--converter converter.pt] --split test --pairs 24 --out /tmp/tr
+        --judge RUN1/artifacts/checkpoints/best.ckpt [--converter converter.pt] [--rendered KEY=VALUE ...] \
+        --split test --pairs 32 --out /tmp/tr [--reuse] [--tracking-uri URI]
 
-DATA_ROOT is the `data.root` both models were trained with under `data=rendered` (the corpus is rendered there with
-`--chorales`/`--seconds`/the default styles, as the config's defaults do: found, not rendered again). The judge must
+DATA_ROOT is the `data.root` both models were trained with under `data=rendered`, and `--rendered` repeats any
+`data.rendered.KEY=VALUE` they were trained with (the corpus is found, not rendered again). A `--converter` must have
+been trained on that same corpus (its training styles of its train pieces: checked before any work). The judge must
 be another model (it measures the style distance). Prints the table (mean [95 % t-interval] over pairs; LSD in dB,
 the style distance as a cosine distance, the rest in %), the paired differences against copy content, the equaliser
-and Ulyanov & Lebedev's `features`, then the same on the pairs whose target style no model was trained on; writes
-them with every output WAV under --out, and one JSON line of all values.
+and Ulyanov & Lebedev's `features` (and, with a converter, against `convert`), then the same on the pairs whose target
+style no model was trained on; writes them, every output WAV and a listening page (`index.html`: every pair's
+content, style, true target and outputs as players, with the scores) under --out, and one JSON line of all values.
+`--reuse` scores outputs already under --out instead of making them again; `--tracking-uri` logs the page, the WAVs and
+the means to MLflow (experiment genre-style-transfer).
 """
 
 from __future__ import annotations
@@ -27,44 +32,58 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="the transfer model (a checkpoint, run id or logged model)")
     parser.add_argument("--judge", required=True, help="another model: its embeddings give the style distance")
     parser.add_argument("--converter", help="a converter trained on the corpus (--method convert): adds its entries")
-    parser.add_argument("--chorales", type=int, default=40)
-    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument(
+        "--rendered", action="append", default=[], metavar="KEY=VALUE", help="a data.rendered setting of the models' training"
+    )
     parser.add_argument("--split", default="test")
-    parser.add_argument("--pairs", type=int, default=24)
+    parser.add_argument("--pairs", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", action="append", help="run only the entries whose name contains this (repeatable)")
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "bench_transfer_rendered")
+    parser.add_argument("--reuse", action="store_true", help="score outputs already under --out instead of making them")
+    parser.add_argument("--tracking-uri", help="log the page, the WAVs and the means to this MLflow store")
     args = parser.parse_args()
 
     from genre_style.data.rendered import RenderSpec, render_corpus
     from genre_style.loading import load_model
-    from genre_style.style_transfer import notes
+    from genre_style.style_transfer import listening, notes
     from genre_style.style_transfer import rendered_pairs as rp
+    from genre_style.style_transfer.converter import ConverterModel
 
-    corpus = render_corpus(args.root, RenderSpec(chorales=args.chorales, seconds=args.seconds))
+    corpus = render_corpus(args.root, RenderSpec.from_overrides(args.rendered))
     pairs = rp.rendered_pairs(corpus, args.split, args.pairs, args.seed)
     entries = list(rp.ENTRIES)
+    against = list(rp.BRACKETS)
     if args.converter:
+        ConverterModel.load(args.converter).check_corpus(corpus)  # no test piece or held-out style in its training
         entries += [
-            ("convert (content-phase)", "convert", {"converter": args.converter}),
+            ("convert", "convert", {"converter": args.converter}),
             ("convert (griffin-lim)", "convert", {"converter": args.converter, "resynthesis": "griffin-lim"}),
         ]
+        against.append("convert")
     entries = [e for e in entries if not args.only or any(part in e[0] for part in args.only)]
     table = rp.run_rendered_pairs(
-        load_model(args.model), load_model(args.judge), pairs, args.out, entries, note_content=notes.available()
+        load_model(args.model), load_model(args.judge), pairs, args.out, entries, note_content=notes.available(), reuse=args.reuse
     )
     held = sum(p.held_out for p in pairs)
     text = (
-        f"{len(pairs)} pairs from the {args.split} split of {corpus.folder} ({len(corpus.split_pieces(args.split))} pieces, "
+        f"{len(pairs)} pairs from the {args.split} split of {corpus.key} ({len(corpus.split_pieces(args.split))} pieces, "
         f"target styles {', '.join(corpus.styles)}; {held} pairs target a held-out style: {', '.join(corpus.held_out)})\n\n"
-        + table.markdown()
+        + table.markdown(against)
     )
     if held:
-        text += f"\n\nOnly the {held} pairs whose target style no model was trained on:\n\n" + table.subset(True).markdown()
+        held_table = table.subset(True).markdown(against)
+        text += f"\n\nOnly the {held} pairs whose target style no model was trained on:\n\n" + held_table
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "table.md").write_text(text + "\n")
     (args.out / "values.json").write_text(table.to_json())
+    page = listening.write_page(table, args.out, f"Rendered pairs: {len(pairs)} from the {args.split} split", text.split("\n")[0])
     print(text)
+    print(f"listening page: {page}")
+    if args.tracking_uri:
+        settings = {k: getattr(args, k) for k in ("root", "model", "judge", "converter", "rendered", "split", "pairs", "seed")}
+        run = listening.log_run(args.out, args.tracking_uri, {**settings, "corpus": corpus.key}, table)
+        print(f"logged to run {run} (experiment genre-style-transfer) in {args.tracking_uri}")
     print(table.to_json())
 
 

@@ -60,7 +60,7 @@ def test_a_converter_learns_to_rebuild_the_target_rendering(setting: dict) -> No
     # on val pieces it never trained on, closer to the true target than the content itself is
     assert last["val_mse"] < last["val_mse_copy_content"], history
     assert set(model.settings["pieces"]) == set(setting["corpus"].split_pieces("train"))
-    assert "saxes" not in model.settings["styles"]
+    assert "saxes" not in model.settings["styles"] and model.settings["corpus"] == setting["corpus"].key
     path = model.save(setting["out"] / "converter.pt")
     loaded = conv.ConverterModel.load(path)
     maps = np.random.default_rng(0).normal(-40, 10, size=(2, model.settings["n_mels"], 20)).astype(np.float32)
@@ -107,3 +107,23 @@ def test_the_network_keeps_the_maps_shape_and_reads_the_code() -> None:
     x = torch.zeros(3, 16, 25)
     a, b = network(x, torch.zeros(3, 8)), network(x, torch.ones(3, 8))
     assert a.shape == (3, 16, 25) and not torch.allclose(a, b)
+
+
+def test_a_converter_is_scored_only_on_the_corpus_it_was_trained_on_never_on_its_test_pieces(tmp_path: Path) -> None:
+    from genre_style.data.rendered import RenderedCorpus
+
+    pieces = {"a": "train", "b": "train", "c": "val", "d": "test"}
+    corpus = RenderedCorpus(tmp_path, pieces, ("piano", "organ", "saxes"), ("saxes",), tmp_path / "m.csv", 22050, "sr/corpus-1")
+    mean, std = np.zeros((16, 1), np.float32), np.ones((16, 1), np.float32)
+
+    def converter(**settings: object) -> conv.ConverterModel:
+        return conv.ConverterModel(
+            conv._network(16, 8, 12), mean, std, {"pieces": ["a", "b"], "styles": ["piano", "organ"], **settings}
+        )
+
+    converter(corpus="sr/corpus-1").check_corpus(corpus)
+    converter().check_corpus(corpus)  # a file written before the corpus was recorded: its pieces and styles still checked
+    with pytest.raises(UserError, match="trained on the rendered corpus sr/corpus-2, not on sr/corpus-1"):
+        converter(corpus="sr/corpus-2").check_corpus(corpus)
+    with pytest.raises(UserError, match=r"trained on \['d', 'saxes'\]: val/test pieces or held-out styles"):
+        converter(pieces=["a", "d"], styles=["piano", "saxes"]).check_corpus(corpus)

@@ -98,7 +98,9 @@ def midi_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 SPEC = dict(chorales=0, seconds=1.5, styles=("piano", "strings", "organ", "saxes"), held_out=("saxes",))
 
 
-def test_a_corpus_is_split_by_piece_held_out_styles_only_for_val_and_test(tmp_path: Path, midi_folder: Path) -> None:
+def test_a_corpus_is_split_by_piece_held_out_styles_only_for_val_and_test(
+    tmp_path: Path, midi_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     spec = RenderSpec(midi=(str(midi_folder),), **SPEC)  # type: ignore[arg-type]
     corpus = render_corpus(tmp_path / "rendered", spec, progress=False, workers=1)
     assert sorted(corpus.pieces) == [f"midi-tune{i}" for i in range(5)]
@@ -129,6 +131,13 @@ def test_a_corpus_is_split_by_piece_held_out_styles_only_for_val_and_test(tmp_pa
     )  # type: ignore[arg-type]
     assert wider.folder == corpus.folder and all(p.stat().st_mtime_ns == t for p, t in stamps.items())
     assert wider.path("brass", "midi-tune0").is_file()
+    assert corpus.key == f"{spec.settings_key()}/corpus-{spec.list_key()}" != wider.key
+    # a complete corpus is read without the renderer's packages; one to finish needs them, and says so
+    monkeypatch.setattr(rendered, "_missing", lambda name: True)
+    assert render_corpus(tmp_path / "rendered", spec, progress=False, workers=1) == corpus
+    corpus.path("organ", "midi-tune0").unlink()
+    with pytest.raises(UserError, match="data=rendered needs music21, pretty_midi, tinysoundfont"):
+        render_corpus(tmp_path / "rendered", spec, progress=False, workers=1)
 
 
 def test_chorales_come_from_music21s_corpus_four_parts_each(tmp_path: Path) -> None:
@@ -179,6 +188,17 @@ def test_a_missing_renderer_names_the_install_command(monkeypatch: pytest.Monkey
 def test_bad_settings_say_which(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="no setting"):
         RenderSpec.from_config({"chorale": 3})
+    # the command-line tools read data.rendered settings as training does
+    spec = RenderSpec.from_overrides(["chorales=12", "styles=[piano, organ, saxes]", "held_out=[]", "seconds=4"])
+    assert spec == RenderSpec(chorales=12, styles=("piano", "organ", "saxes"), held_out=(), seconds=4.0)
+    assert RenderSpec.from_overrides([]) == RenderSpec()
+    assert RenderSpec.from_overrides(["seconds=15"]).settings_key() == RenderSpec().settings_key()  # 15 is 15.0
+    with pytest.raises(UserError, match="data.rendered.seconds='long' is not a number"):
+        RenderSpec.from_overrides(["seconds=long"])
+    with pytest.raises(UserError, match="--rendered chorales: expected KEY=VALUE"):
+        RenderSpec.from_overrides(["chorales"])
+    with pytest.raises(UserError, match=r"no setting\(s\) \['chorale'\]"):
+        RenderSpec.from_overrides(["chorale=3"])
     with pytest.raises(UserError, match="neither a MIDI file"):
         render_corpus(
             tmp_path, RenderSpec(chorales=0, midi=(str(tmp_path / "nowhere.mid"),), styles=("piano", "organ"), held_out=())

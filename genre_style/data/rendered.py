@@ -90,7 +90,28 @@ class RenderSpec:
             if key in values:
                 value = values[key]
                 values[key] = (value,) if isinstance(value, str) else tuple(value or ())
+        for key in ("seconds", "tempo", "split_sizes"):  # `seconds=15` names the folder `seconds: 15.0` does
+            if key in values:
+                try:
+                    value = values[key]
+                    values[key] = tuple(float(v) for v in value) if key == "split_sizes" else float(value)
+                except (TypeError, ValueError):
+                    raise UserError(f"data.rendered.{key}={values[key]!r} is not a number", "e.g. seconds=15") from None
         return cls(**values)
+
+    @classmethod
+    def from_overrides(cls, items: Sequence[str]) -> RenderSpec:
+        """From `KEY=VALUE` strings (a command line's `--rendered chorales=20`), read as `data.rendered.KEY=VALUE` is
+        read in training (YAML values: `styles=[piano,organ]`): the tools that reuse a corpus build it as training did."""
+        import yaml
+
+        values: dict[str, Any] = {}
+        for item in items:
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise UserError(f"--rendered {item}: expected KEY=VALUE", "e.g. --rendered chorales=20 (a data.rendered setting)")
+            values[key.strip()] = yaml.safe_load(value)
+        return cls.from_config(values)
 
     def settings_key(self) -> str:
         """What changes a rendering of the same notes (not which pieces or styles): the folder files are kept in."""
@@ -298,6 +319,7 @@ class RenderedCorpus:
     held_out: tuple[str, ...]
     manifest: Path
     sample_rate: int
+    key: str = ""  # `<settings key>/corpus-<list key>`: which rendering and which pieces, styles and split
 
     def path(self, style: str, piece: str) -> Path:
         return self.folder / style / f"{style}.{piece}.wav"
@@ -320,7 +342,7 @@ class RenderedCorpus:
         data = json.loads(path.read_text())
         return cls(
             path.parent, data["pieces"], tuple(data["styles"]), tuple(data["held_out"]),
-            path.parent / data["manifest"], data["sample_rate"],
+            path.parent / data["manifest"], data["sample_rate"], f"{path.parent.name}/{path.stem}",
         )  # fmt: skip
 
 
@@ -431,14 +453,14 @@ def render_corpus(root: str | Path, spec: RenderSpec, progress: bool = True, wor
     description (`corpus-<list key>.json`), and return the corpus. A second call with the same spec writes nothing."""
     from tqdm.auto import tqdm
 
-    check_installed()
     check_styles(spec.styles, spec.held_out)
     folder = Path(root).expanduser() / spec.settings_key()
     description = folder / f"corpus-{spec.list_key()}.json"
     if description.is_file():
         corpus = RenderedCorpus.load(description)
         if all(corpus.path(s, p).is_file() for p in corpus.pieces for s in corpus.rendered_styles(p)):
-            return corpus
+            return corpus  # complete: reading it needs none of the renderer's packages
+    check_installed()
     from genre_style.data.preprocess import resolve_workers
 
     n_workers = resolve_workers(workers)

@@ -11,7 +11,8 @@ content's timing is kept for free; the network learns the change). Trained by me
 standardised per band; the held-out styles and the val/test pieces are never used, so the benchmark's test pairs
 are pieces (and, for held-out targets, instruments) it never heard.
 
-    python -m genre_style.style_transfer.converter --root DATA_ROOT --model STYLE_ENCODER.ckpt --out converter.pt
+    python -m genre_style.style_transfer.converter --root DATA_ROOT --model STYLE_ENCODER.ckpt --out converter.pt \
+        [--rendered KEY=VALUE ...]   # the data.rendered settings the style encoder was trained with, if not the defaults
     python -m genre_style.transfer content.wav style.wav --model STYLE_ENCODER.ckpt --method convert --converter converter.pt
 
 Maps go back to audio as every method's do (`inversion.maps_to_audio`: the content's phase by default).
@@ -106,6 +107,24 @@ class ConverterModel:
             raise UserError(
                 "this converter was trained with a style encoder of another front-end than --model's",
                 f"use the --model it was trained with ({self.settings.get('style_encoder', '?')})",
+            )
+
+    def check_corpus(self, corpus: Any) -> None:
+        """Scored on `corpus`, it must have been trained on that corpus (the same rendering, pieces, styles and split)
+        and on its training styles of its train pieces only: else a test pair's piece or held-out style leaks in."""
+        trained_on = self.settings.get("corpus")
+        if trained_on is not None and trained_on != corpus.key:
+            raise UserError(
+                f"this converter was trained on the rendered corpus {trained_on}, not on {corpus.key}",
+                "give the same --rendered settings to the converter's training and the benchmark (those of the models' data.rendered)",
+            )
+        train = set(corpus.split_pieces("train"))
+        leaked = [p for p in self.settings["pieces"] if p not in train]
+        leaked += [s for s in self.settings["styles"] if s not in corpus.training_styles]
+        if leaked:
+            raise UserError(
+                f"this converter was trained on {sorted(leaked)}: val/test pieces or held-out styles of {corpus.key}",
+                "train it again on this corpus: python -m genre_style.style_transfer.converter --root ... --rendered ...",
             )
 
     def convert(self, maps: np.ndarray, code: np.ndarray) -> np.ndarray:
@@ -241,7 +260,7 @@ def train_converter(
     settings = {
         "n_mels": int(train_maps.shape[-2]), "style_dim": int(train_codes.shape[-1]), "channels": channels,
         "spec": {k: embedder.spec.as_dict()[k] for k in known}, "style_encoder": style_encoder,
-        "styles": list(styles), "pieces": list(train), "epochs": epochs,
+        "styles": list(styles), "pieces": list(train), "epochs": epochs, "corpus": corpus.key,
     }  # fmt: skip
     return ConverterModel(network, mean, std, settings), history
 
@@ -252,8 +271,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--root", required=True, help="data.root of a data=rendered corpus")
     parser.add_argument("--model", required=True, help="the style encoder: a model trained with data=rendered (log-mel)")
     parser.add_argument("--out", type=Path, required=True, help="the converter file to write (.pt)")
-    parser.add_argument("--chorales", type=int, default=40)
-    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument(
+        "--rendered",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a data.rendered setting the style encoder was trained with, if not the default (repeatable)",
+    )
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--channels", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
@@ -266,8 +290,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from genre_style.data.rendered import RenderSpec, render_corpus
     from genre_style.loading import load_model
 
+    spec = RenderSpec.from_overrides(args.rendered)  # before the model loads: a typo costs nothing
     embedder = load_model(args.model)
-    corpus = render_corpus(args.root, RenderSpec(chorales=args.chorales, seconds=args.seconds))
+    corpus = render_corpus(args.root, spec)
     model, history = train_converter(
         embedder, corpus, args.epochs, channels=args.channels, seed=args.seed, style_encoder=str(args.model)
     )

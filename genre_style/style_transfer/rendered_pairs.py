@@ -92,6 +92,11 @@ def rendered_pairs(corpus: RenderedCorpus, split: str = "test", n_pairs: int = 3
     return pairs
 
 
+def output_path(out_dir: Path, entry: str, pair: str) -> Path:
+    """Where an entry's output for a pair is written (and the listening page looks for it)."""
+    return out_dir / "".join(c if c.isalnum() else "_" for c in entry) / f"{pair.replace(':', '__')}.wav"
+
+
 def log_spectral_distance(output: np.ndarray, target: np.ndarray, sample_rate: int) -> float:
     """Cifka et al.'s LSD in dB: unit-power signals, log-mel spectrograms, RMS over bands per frame, mean over frames."""
     import librosa
@@ -134,7 +139,7 @@ class Table:
         head = [f"{m} ({'lower' if m in LOWER_IS_BETTER else 'higher'} better)" for m in measures]
         lines = ["| entry | " + " | ".join(head) + " |", "|" + "---|" * (len(measures) + 1)]
         for entry, by_measure in self.values.items():
-            cells = [_cell(m, summarize(list(by_measure[m].values()))) for m in measures]
+            cells = [format_cell(m, summarize(list(by_measure[m].values()))) for m in measures]
             lines.append(f"| {entry} | " + " | ".join(cells) + " |")
         for bracket in against:
             if bracket not in self.values:
@@ -143,15 +148,20 @@ class Table:
                 if entry == bracket or entry in ("copy style", "true target") or entry in against[: against.index(bracket)]:
                     continue
                 differences = [paired_difference(self.values[entry][m], self.values[bracket][m]) for m in measures]
-                row = " | ".join("" if d is None else _cell(m, d, signed=True) for m, d in zip(measures, differences))
+                row = " | ".join("" if d is None else format_cell(m, d, signed=True) for m, d in zip(measures, differences))
                 lines.append(f"| {entry} - {bracket} | {row} |")
         return "\n".join(lines)
 
     def to_json(self) -> str:
         return json.dumps({"values": self.values, "held_out": sorted(self.held_out)})
 
+    @classmethod
+    def from_json(cls, text: str) -> Table:
+        data = json.loads(text)
+        return cls(data["values"], set(data["held_out"]))
 
-def _cell(measure: str, summary: Summary, signed: bool = False) -> str:
+
+def format_cell(measure: str, summary: Summary, signed: bool = False) -> str:
     scale, spec = (1.0, PLAIN[measure]) if measure in PLAIN else (100.0, ".1f")
     spec = ("+" if signed else "") + spec
     if summary.n == 1 or summary.sd != summary.sd:
@@ -168,9 +178,12 @@ def run_rendered_pairs(
     style_clips: int = 20,
     note_content: bool = True,
     progress: bool = True,
+    reuse: bool = False,
 ) -> Table:
-    """Every entry on every pair, written to `out_dir/<entry>/<pair>.wav` and scored against the pair's true target
-    (LSD, the judge's style distance) and its content (correlations, notes kept)."""
+    """Every entry on every pair, written to `out_dir/<entry>/<pair>.wav` (`output_path`) and scored against the
+    pair's true target (LSD, the judge's style distance) and its content (correlations, notes kept). What is scored is
+    the file as written (16-bit), what a listener hears. `reuse`: an output already there is scored, not made again
+    (a run cut short resumes; more pairs add only their own work)."""
     import soundfile as sf
     from tqdm.auto import tqdm
 
@@ -186,16 +199,18 @@ def run_rendered_pairs(
         target_embedding = judge.embed_audio(target).embedding
         content_notes = notes.transcribe(content, spec.sample_rate) if note_content else None
         for entry, method, settings in entries:
-            if method == "content":
-                output = content
-            elif method == "target":
-                output = target
-            else:
-                output = methods.transfer(embedder, content, style, method, **settings)
-            output = np.pad(output, (0, max(0, len(content) - len(output))))[: len(content)].astype(np.float32)
-            folder = out_dir / "".join(c if c.isalnum() else "_" for c in entry)
-            folder.mkdir(parents=True, exist_ok=True)
-            sf.write(folder / f"{pair.name.replace(':', '__')}.wav", output, spec.sample_rate)
+            path = output_path(out_dir, entry, pair.name)
+            if not (reuse and path.is_file()):
+                if method == "content":
+                    output = content
+                elif method == "target":
+                    output = target
+                else:
+                    output = methods.transfer(embedder, content, style, method, **settings)
+                output = np.pad(output, (0, max(0, len(content) - len(output))))[: len(content)].astype(np.float32)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                sf.write(path, output, spec.sample_rate, subtype="PCM_16")
+            output = sources.load_audio(path, spec, what=f"{entry}'s output")
             measures = {
                 "lsd": log_spectral_distance(output, target, spec.sample_rate),
                 "style_dist": cosine_distance(judge.embed_audio(output).embedding, target_embedding),
