@@ -71,7 +71,7 @@ bench-scale: $(STAMP)
 ui: export MLFLOW_BACKEND_STORE_URI = $(STORE)
 ui: $(STAMP)
 	@case "$$MLFLOW_BACKEND_STORE_URI" in http://*|https://*) echo "the store is a tracking server: its UI is its own address"; exit 0;; esac; \
-	$(PY) -c "import os; from genre_style.tracking.store import record_ui, ui_url; store = os.environ['MLFLOW_BACKEND_STORE_URI']; record_ui(store, 'http://$(HOST):$(PORT)', '$(OUTPUTS)'); print('Open the runs: ' + ui_url(store, 'http://$(HOST):$(PORT)'))" && \
+	$(PY) -c "import os; from genre_style.tracking.mlflow_store import record_ui, ui_url; store = os.environ['MLFLOW_BACKEND_STORE_URI']; record_ui(store, 'http://$(HOST):$(PORT)', '$(OUTPUTS)'); print('Open the runs: ' + ui_url(store, 'http://$(HOST):$(PORT)'))" && \
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui --host $(HOST) --port $(PORT) --workers 1 \
 		--default-artifact-root $(ARTIFACTS)
 

@@ -26,7 +26,7 @@ def torch_seconds(weights: str, repeats: int) -> float:
     """The median seconds of one patch through the PyTorch port, on one thread."""
     import torch
 
-    from genre_style.acceleration import to_preferred_layout
+    from genre_style.speedups import to_preferred_layout
     from genre_style.models.pretrained.musicnn import WEIGHTS, MusicnnEncoder
 
     torch.set_num_threads(1)

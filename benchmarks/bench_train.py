@@ -6,7 +6,7 @@ plain loop over the same in-memory tensors with the same model, optimiser and ba
 same validation pass each epoch. Both run in this process, alternating in blocks (4 project epochs, then
 4 bare ones), and the medians of per-epoch times after a warm-up are compared. Goals: ratio <= 1.10 for the MLP;
 <= 0.85 for the log-mel CNN, where the project lays the model out channels-last and the bare loop, as a user's own
-loop would, runs it as built (genre_style/acceleration.py).
+loop would, runs it as built (genre_style/speedups.py).
 
 python -m benchmarks.bench_train [--epochs 13] [--rounds 5] [--block 4] [--batch-sizes 64 256] [--device cpu|cuda]
 python -m benchmarks.bench_train --encoder logmel_cnn     # the log-mel CNN on 64 x 79 maps (3200 clips, fewer epochs)

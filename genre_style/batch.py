@@ -109,7 +109,7 @@ class TorchRunner:
         self.embedder, self.preprocessing, self.genres = embedder, embedder.preprocessing, embedder.genres
         target = resolve_device(device)
         if target.type != "cpu":
-            from genre_style.acceleration import to_preferred_layout
+            from genre_style.speedups import to_preferred_layout
 
             embedder.model.to(target)
             to_preferred_layout(embedder.model, target.type)

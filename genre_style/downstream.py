@@ -1,6 +1,6 @@
 """`python -m genre_style.downstream MODEL ROOT`: a model's frozen clip embeddings on any labelled GTZAN-layout folder.
 
-Scores the embedding as the field does (genre_style/evaluation/downstream.py): a linear probe (clips and songs),
+Scores the embedding as the field does (genre_style/evaluation/probes.py): a linear probe (clips and songs),
 10-NN, 1- and 5-shot prototypes over repeated song-level splits, and same-song retrieval; beside it, on the same
 clips and splits, `features=stats`, the same architecture with random weights and the named pretrained brackets
 (`--brackets`: frozen musicnn by default, any HEAR-API module), with paired differences.
@@ -28,7 +28,7 @@ log = logging.getLogger("genre_style.downstream")
 
 
 def _log_to_run(run_id: str, tracking_uri: str | None, name: str, result: Any, out_dir: Path) -> None:
-    from genre_style.tracking.store import default_tracking_uri, open_client
+    from genre_style.tracking.mlflow_store import default_tracking_uri, open_client
 
     uri = tracking_uri or default_tracking_uri()
     client = open_client(uri)

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from genre_style.acceleration import to_preferred_layout
+from genre_style.speedups import to_preferred_layout
 from genre_style.data.audio import ClipSpec, load_mono
 from genre_style.data.preprocessing import Preprocessing as Preprocessing
 from genre_style.data.preprocessing import standardize as standardize

@@ -46,7 +46,7 @@ def _checkpoint(model: str, tracking_uri: str | None, workdir: Path) -> Path:
     if Path(model).exists():
         return Path(model)
     if run_id_of(model) is not None:
-        from genre_style.tracking.store import default_tracking_uri, open_client
+        from genre_style.tracking.mlflow_store import default_tracking_uri, open_client
 
         uri = tracking_uri or default_tracking_uri()
         try:

@@ -31,7 +31,7 @@ def check_environment(cfg: DictConfig) -> None:
 
 def _check_tracking_server(cfg: DictConfig) -> None:
     """A tracking server that does not answer stops the job here, in a second, before heavy imports."""
-    from genre_style.tracking.store import check_tracking_server, resolve_tracking_uri
+    from genre_style.tracking.mlflow_store import check_tracking_server, resolve_tracking_uri
 
     if OmegaConf.select(cfg, "logger.mlflow") is None:
         return

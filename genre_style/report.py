@@ -33,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: outputs/report)")
     args = parser.parse_args(argv)
     outputs = Path(os.environ.get("GENRE_STYLE_OUTPUTS") or "outputs")
-    from genre_style.tracking.store import default_tracking_uri, open_client
+    from genre_style.tracking.mlflow_store import default_tracking_uri, open_client
 
     uri = args.tracking_uri or default_tracking_uri()
     out_dir = (args.out or outputs / "report").resolve()

@@ -90,7 +90,7 @@ def spectrogram_figure(content: Any, output: Any, spec: Any, path: Path, title: 
 
 
 def _log_run(args: argparse.Namespace, files: dict[str, Path], settings: dict[str, Any], metrics: dict[str, float]) -> None:
-    from genre_style.tracking.store import check_tracking_server, default_tracking_uri, open_client
+    from genre_style.tracking.mlflow_store import check_tracking_server, default_tracking_uri, open_client
 
     uri = args.tracking_uri or default_tracking_uri()
     if uri.startswith("http"):

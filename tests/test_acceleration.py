@@ -1,4 +1,4 @@
-"""The model's layout and compilation (genre_style/acceleration.py): the rule `auto` follows, channels-last fits that
+"""The model's layout and compilation (genre_style/speedups.py): the rule `auto` follows, channels-last fits that
 repeat to the bit and match the default layout, a compiled fit that matches an eager one and whose checkpoint loads."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from genre_style.acceleration import channels_last_pays, checked_choice, compile_pays
+from genre_style.speedups import channels_last_pays, checked_choice, compile_pays
 from genre_style.callbacks.acceleration import Acceleration
 from genre_style.data.datamodule import GenreDataModule
 from genre_style.errors import UserError

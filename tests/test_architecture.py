@@ -30,7 +30,7 @@ LAYERS = (
         "genre_style.metric_names",
     ),
     ("genre_style.data",),  # audio -> clips -> splits -> batches, and the preprocessing a trained model keeps
-    ("genre_style.acceleration", "genre_style.models"),
+    ("genre_style.speedups", "genre_style.models"),
 )
 
 

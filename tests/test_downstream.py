@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from genre_style.evaluation.downstream import (
+from genre_style.evaluation.probes import (
     ClipEmbeddings,
     knn_accuracy,
     linear_probe,

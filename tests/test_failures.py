@@ -157,7 +157,7 @@ def test_tracking_server_lost_mid_run_finishes_and_keeps_everything(tmp_path):
         out = tmp_path / "outputs"
         out.mkdir()
         # the server dies right after the first epoch's checkpoint; the run logs EPOCHS - 1 more epochs into nothing
-        # (MLflow gives up on a dead server at once: genre_style/tracking/store.py)
+        # (MLflow gives up on a dead server at once: genre_style/tracking/mlflow_store.py)
         proc = _start([*LONG, f"trainer.max_epochs={EPOCHS}"], out, env={"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}"})
         _wait_for(lambda: list(out.glob("runs/*/checkpoints/last.ckpt")), proc=proc)
         _kill(server)  # the server goes away mid-training

@@ -134,7 +134,7 @@ def test_every_player_plays_in_a_headless_browser(page: tuple[Path, rp.Table]) -
 
 
 def test_the_run_is_logged_with_the_page_and_every_file(page: tuple[Path, rp.Table], tmp_path: Path) -> None:
-    from genre_style.tracking.store import open_client
+    from genre_style.tracking.mlflow_store import open_client
 
     path, table = page
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -180,7 +180,7 @@ def test_a_frozen_backbone_is_the_same_function_in_training_and_evaluation():
 def test_the_fixed_front_end_pools_first_and_gives_the_same_values():
     """Eval mode computes each clip's max over bands before ReLU and batch norm (from the max or the min, by the sign
     of the norm's scale): the values of TensorFlow's order, conv -> ReLU -> BN -> max, on the whole batch."""
-    from genre_style.acceleration import channels_last_pays
+    from genre_style.speedups import channels_last_pays
 
     torch.manual_seed(0)
     net = MusicnnEncoder(SHAPE, 16, pretrained=False).backbone

@@ -17,7 +17,7 @@ def test_every_gtzan_genre_has_its_own_colour_and_others_get_the_rest():
 def test_the_ui_address_lands_on_the_experiments_runs_in_the_machine_learning_view(tmp_path):
     from mlflow.tracking import MlflowClient
 
-    from genre_style.tracking.store import ui_url
+    from genre_style.tracking.mlflow_store import ui_url
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert ui_url(uri, "http://h:5000") == "http://h:5000/#/experiments?workflowType=machine_learning"  # no store yet
@@ -27,7 +27,7 @@ def test_the_ui_address_lands_on_the_experiments_runs_in_the_machine_learning_vi
 
 def test_a_run_links_to_the_ui_that_serves_its_store(tmp_path):
     """`make ui` records where it serves a local store; a server is its own UI; otherwise `make ui`'s default."""
-    from genre_style.tracking.store import DEFAULT_UI, record_ui, ui_address
+    from genre_style.tracking.mlflow_store import DEFAULT_UI, record_ui, ui_address
 
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert ui_address(store, tmp_path) == DEFAULT_UI

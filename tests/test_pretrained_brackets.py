@@ -160,3 +160,45 @@ def test_a_bad_bracket_name_is_one_line_before_anything_is_read(small_corpus, tm
         )
     with pytest.raises(UserError, match="MSD_vgg has no layer penultimate"):
         validate_config(cfg)
+
+
+def test_a_bracket_finds_the_songs_through_the_runs_named_source(small_corpus, tmp_path):
+    """A run whose `data.source` names a source that does not claim its root: the bracket asks that source for the
+    songs (not the folder layout), and songs it cannot find are one line, not a KeyError."""
+    from genre_style.data.clip_table import ClipTable
+    from genre_style.data.corpus import SOURCES, Source, source
+    from genre_style.data.gtzan import Track
+
+    flat = tmp_path / "flat"  # every song in one folder as <genre>-<n>.wav: not GTZAN's layout
+    flat.mkdir()
+    for song in sorted(small_corpus.glob("*/*.wav"))[:2]:
+        (flat / f"{song.parent.name}-{song.stem}.wav").write_bytes(song.read_bytes())
+
+    @source("flat_for_test")
+    class FlatSource(Source):
+        def genres(self) -> list[str]:
+            return sorted({p.stem.split("-")[0] for p in self.root.glob("*.wav")})
+
+        def tracks(self, genres):
+            return [
+                Track(p, p.stem.split("-")[0], p.stem) for p in sorted(self.root.glob("*.wav")) if p.stem.split("-")[0] in genres
+            ]
+
+    try:
+        tracks = FlatSource(flat).tracks(FlatSource(flat).genres())
+        table = ClipTable(
+            features=np.zeros((2, 1), np.float32),
+            labels=np.zeros(2, np.int64),
+            track_index=np.arange(2),
+            genres=FlatSource(flat).genres(),
+            track_ids=[t.track_id for t in tracks],
+            track_labels=np.zeros(2, np.int64),
+        )
+        assert [t.path for t in pb._tracks(flat, table, "flat_for_test")] == [t.path for t in tracks]
+        with pytest.raises(UserError, match="holds no genre folders"):
+            pb._tracks(flat, table)  # read as a genre-folder layout: a one-line error, not a KeyError
+        (flat / f"{tracks[1].track_id}.wav").unlink()
+        with pytest.raises(UserError, match="cannot find 1 of the model's songs"):
+            pb._tracks(flat, table, "flat_for_test")
+    finally:
+        SOURCES.pop("flat_for_test")

@@ -152,6 +152,16 @@ def test_a_bad_cache_setting_is_one_line():
     with pytest.raises(UserError, match="model.encoder.cache='sometimes' is not auto, true or false"):
         MusicnnEncoder.check_settings({"cache": "sometimes", "pretrained": False})
     assert cache.checked_setting("false") is False and cache.checked_setting("auto") == "auto"
+    # true with a backbone that fine-tunes: refused before any audio is read (it used to be ignored silently)
+    for freeze in ("top_k", "none"):
+        with pytest.raises(UserError, match=f"model.encoder.cache=true, but model.encoder.freeze={freeze}"):
+            MusicnnEncoder.check_settings({"cache": True, "freeze": freeze, "pretrained": False})
+    assert cache.checked_setting(True, "all") is True and cache.checked_setting("auto", "none") == "auto"
+    from genre_style.models.pretrained.hf import HFEncoder
+    from tests.fixtures.hf_tiny import FOLDER as HF_TINY
+
+    with pytest.raises(UserError, match="model.encoder.cache=true, but model.encoder.freeze=none"):
+        HFEncoder.check_settings({"model": str(HF_TINY), "cache": True, "freeze": "none"})
 
 
 @needs_musicnn

@@ -17,7 +17,7 @@ from genre_style.data.audio import ClipSpec
 from genre_style.data.corpus import discover_tracks
 from genre_style.data.datamodule import GenreDataModule
 from genre_style.data.preprocess import build_clip_table
-from genre_style.data.store import build_or_resume
+from genre_style.data.clip_store import build_or_resume
 from genre_style.errors import UserError
 from tests.conftest import FAST_RUN, REPO, run_cli
 
@@ -49,7 +49,7 @@ import sys, time
 import genre_style.data.preprocess as preprocess
 from genre_style.data.audio import ClipSpec
 from genre_style.data.corpus import discover_tracks
-from genre_style.data.store import build_or_resume
+from genre_style.data.clip_store import build_or_resume
 extract = preprocess._extract
 preprocess._extract = lambda job: (time.sleep(0.3), extract(job))[1]
 spec = ClipSpec(22050, 20000, 20000, 20, 40, "logmel", 2048, 1024, 40, 20)

@@ -1,4 +1,4 @@
-"""The model's memory layout and compilation for a fit, chosen from the hardware and the run (`genre_style.acceleration`).
+"""The model's memory layout and compilation for a fit, chosen from the hardware and the run (`genre_style.speedups`).
 
 python -m genre_style.train experiment=best                                   # auto: channels-last on a CPU
 python -m genre_style.train experiment=best callbacks.acceleration.compile=true
@@ -11,7 +11,7 @@ import logging
 
 import lightning.pytorch as pl
 
-from genre_style.acceleration import bf16_is_native, checked_choice, compile_pays, to_preferred_layout, use_compile_cache
+from genre_style.speedups import bf16_is_native, checked_choice, compile_pays, to_preferred_layout, use_compile_cache
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from genre_style.data.gtzan import UNLABELLED, discover_unlabelled
 from genre_style.data.preprocess import cache_key, load_or_build
 from genre_style.data.preprocessing import Preprocessing, standardize, standardizer
 from genre_style.data.splits import SPLIT_NAMES, SplitInput, balance_classes, get_split_mode
-from genre_style.data.store import ClipStore, StoreClips, StoreRows, build_or_resume, store_folder
+from genre_style.data.clip_store import ClipStore, StoreClips, StoreRows, build_or_resume, store_folder
 from genre_style.data.synthetic import SyntheticSpec, generate_corpus
 from genre_style.errors import UserError
 

@@ -15,7 +15,7 @@ import numpy as np
 from genre_style.data.audio import ClipSpec, clip_features, segment
 
 if TYPE_CHECKING:
-    from genre_style.data.store import StoreRows
+    from genre_style.data.clip_store import StoreRows
 
 log = logging.getLogger(__name__)
 

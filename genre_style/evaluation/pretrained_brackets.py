@@ -30,7 +30,7 @@ from genre_style.data import front_ends
 from genre_style.data.audio import ClipSpec
 from genre_style.data.clip_table import ClipTable
 from genre_style.errors import UserError
-from genre_style.evaluation.downstream import ClipEmbeddings
+from genre_style.evaluation.probes import ClipEmbeddings
 
 log = logging.getLogger(__name__)
 DEFAULT = ("musicnn",)  # shown beside every downstream evaluation where the package is installed
@@ -134,23 +134,28 @@ def song_clips(path: str | Path, n_clips: int, spec: ClipSpec, model_spec: ClipS
     return signal[starts[:, None] + np.arange(spec.segment_samples)]
 
 
-def _tracks(root: str | Path, table: ClipTable) -> list[Any]:
-    """The table's songs (their files), in its order."""
-    try:
-        from genre_style.data.corpus import discover_tracks
-    except ImportError:  # before the corpus registry (issue #40)
-        from genre_style.data.gtzan import discover_tracks  # type: ignore[attr-defined,no-redef]
-    by_id = {t.track_id: t for t in discover_tracks(root, table.genres)}
+def _tracks(root: str | Path, table: ClipTable, kind: str | None = None) -> list[Any]:
+    """The table's songs (their files), in its order; `kind`: the run's `data.source` (None: the source that claims
+    `root`), so a manifest or a plugin's source finds the same songs the model's clips came from."""
+    from genre_style.data.corpus import discover_tracks
+
+    by_id = {t.track_id: t for t in discover_tracks(root, table.genres, kind)}
+    missing = [track_id for track_id in table.track_ids if track_id not in by_id]
+    if missing:
+        raise UserError(
+            f"the bracket cannot find {len(missing)} of the model's songs under {root} (e.g. {missing[0]})",
+            "evaluate on the data the model's clips came from (the same data.root and data.source)",
+        )
     return [by_id[track_id] for track_id in table.track_ids]
 
 
 def _per_song_chunks(
-    root: str | Path, table: ClipTable, spec: ClipSpec, model_spec: ClipSpec, songs: int = 8
+    root: str | Path, table: ClipTable, spec: ClipSpec, model_spec: ClipSpec, songs: int = 8, kind: str | None = None
 ) -> Iterator[np.ndarray]:
     """The bracket's clips (through its front-end) for the table's rows, a few songs at a time: memory flat in the
     folder's size (20 of musicnn's 3-s patches a song are 3.6 MB of samples)."""
     counts = np.bincount(table.track_index, minlength=len(table.track_ids))
-    tracks = _tracks(root, table)
+    tracks = _tracks(root, table, kind)
     for first in range(0, len(tracks), songs):
         clips = [song_clips(t.path, int(counts[i]), spec, model_spec) for i, t in enumerate(tracks[first : first + songs], first)]
         joined = np.concatenate(clips)
@@ -164,6 +169,7 @@ def embed(
     table_key: str | None,
     model_spec: ClipSpec,
     cache_dir: str | Path | None,
+    kind: str | None = None,
 ) -> np.ndarray:
     """The bracket's embedding of each of the model table's clips `[len(table), D]`, row for row (the table keeps a
     song's clips together, in order). musicnn's outputs are cached (models/pretrained/cache.py), keyed by the model
@@ -190,13 +196,15 @@ def embed(
         values, path, computed = cache.load_or_compute(
             path,
             (len(table), backbone.output_dim),
-            lambda: np.concatenate([cache.compute(backbone, x) for x in _per_song_chunks(root, table, spec, model_spec)]),
+            lambda: np.concatenate(
+                [cache.compute(backbone, x) for x in _per_song_chunks(root, table, spec, model_spec, kind=kind)]
+            ),
         )
         log.info("%s: %s", bracket.name, f"{computed} clips computed" if computed else f"cached outputs reused ({path})")
         return values
     module, model = load_hear(bracket)
     spec = clip_spec(bracket, model_spec, int(model.sample_rate))
-    return np.concatenate([hear_embeddings(module, model, x) for x in _per_song_chunks(root, table, spec, model_spec)])
+    return np.concatenate([hear_embeddings(module, model, x) for x in _per_song_chunks(root, table, spec, model_spec, kind=kind)])
 
 
 def load_hear(bracket: Bracket) -> tuple[Any, Any]:
@@ -242,10 +250,11 @@ def bracket_embeddings(
     table_key: str | None,
     model_spec: ClipSpec,
     cache_dir: str | Path | None,
+    kind: str | None = None,
 ) -> tuple[list[tuple[str, ClipTable, np.ndarray]], list[str]]:
     """([(name, the model's clip table, the bracket's embedding of its rows)] of each bracket that can be computed
     here, [one-line notes for those left out]). `table` is the model's clips of `root` (`table_key`: its clip cache's
-    key, None without a cache)."""
+    key, None without a cache; `kind`: the kind of source that read `root`, None: the one that claims it)."""
     done, notes = [], []
     for bracket in brackets:
         note = missing(bracket)
@@ -253,7 +262,7 @@ def bracket_embeddings(
             log.info("%s", note)
             notes.append(note)
             continue
-        done.append((bracket.name, table, embed(bracket, root, table, table_key, model_spec, cache_dir)))
+        done.append((bracket.name, table, embed(bracket, root, table, table_key, model_spec, cache_dir, kind)))
     return done, notes
 
 

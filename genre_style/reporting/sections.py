@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 from genre_style.data.front_ends import DEFAULT as DEFAULT_FRONT_END
 from genre_style.evaluation.brackets import EMBEDDINGS
-from genre_style.evaluation.downstream import metric_key
+from genre_style.evaluation.probes import metric_key
 from genre_style.metric_names import (
     ACC,
     ACTIVE_DIMS,

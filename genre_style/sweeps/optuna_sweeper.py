@@ -275,7 +275,7 @@ class OptunaSweeperImpl:
         settings = self._mlflow_settings()
         if settings is None:
             return None
-        from genre_style.tracking.store import prepare_store, resolve_tracking_uri
+        from genre_style.tracking.mlflow_store import prepare_store, resolve_tracking_uri
         from genre_style.tracking.sweep_parent import open_parent_run
 
         uri = resolve_tracking_uri(settings["tracking_uri"], settings["default_store_dir"])

@@ -95,7 +95,7 @@ def embedder_from_mlflow(uri: str, tracking_uri: str | None = None) -> Any:
 
     from genre_style.errors import UserError
     from genre_style.inference import Embedder
-    from genre_style.tracking.store import default_tracking_uri
+    from genre_style.tracking.mlflow_store import default_tracking_uri
 
     mlflow.set_tracking_uri(tracking_uri or default_tracking_uri())
     with tempfile.TemporaryDirectory() as workdir:

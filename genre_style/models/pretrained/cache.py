@@ -74,12 +74,19 @@ class CacheUse:
     seconds: float
 
 
-def checked_setting(value: Any) -> str | bool:
-    """`model.encoder.cache` as auto, True or False; a UserError naming the setting otherwise."""
+def checked_setting(value: Any, freeze: str = "all") -> str | bool:
+    """`model.encoder.cache` as auto, True or False; a UserError naming the setting otherwise, or where `true` asks
+    to cache a backbone that fine-tunes (`freeze` other than all: its outputs change at every step)."""
     if isinstance(value, str) and value.lower() in ("true", "false"):
         value = value.lower() == "true"
     if value not in SETTINGS or (isinstance(value, int) and not isinstance(value, bool)):
         raise UserError(f"model.encoder.cache={value!r} is not auto, true or false", "e.g. model.encoder.cache=auto")
+    if value is True and freeze != "all":
+        raise UserError(
+            f"model.encoder.cache=true, but model.encoder.freeze={freeze}: a backbone that fine-tunes gives other "
+            "outputs at every step, so none are cached",
+            "model.encoder.freeze=all to train heads on cached outputs, or model.encoder.cache=auto to fine-tune",
+        )
     return value
 
 
@@ -213,7 +220,7 @@ def serve_cached_features(model: Any, datamodule: Any, cache_dir: str | Path | N
     started = time.perf_counter()
     store = getattr(datamodule, "store", None)
     if store is not None:
-        from genre_style.data.store import StoreRows
+        from genre_style.data.clip_store import StoreRows
 
         clips: Rows = StoreRows(store, np.arange(len(store)))
     else:

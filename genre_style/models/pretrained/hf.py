@@ -303,6 +303,9 @@ class HFEncoder(Encoder):
         config readable (a local folder, or the Hub), its layer range and the top_k."""
         layer, freeze, top_k = settings.get("layer", WEIGHTED), settings.get("freeze", "all"), settings.get("top_k", 1)
         cls._check_choices(layer, freeze, top_k)
+        from genre_style.models.pretrained.cache import checked_setting
+
+        checked_setting(settings.get("cache", "auto"), freeze)
         if settings.get("config") is not None:
             return  # a checkpoint's copy: nothing to fetch
         source = str(settings.get("model", "m-a-p/MERT-v1-95M"))

@@ -492,7 +492,7 @@ class MusicnnEncoder(Encoder):
             )
         from genre_style.models.pretrained.cache import checked_setting
 
-        checked_setting(settings.get("cache", "auto"))
+        checked_setting(settings.get("cache", "auto"), freeze)
         if settings.get("pretrained", True):
             checkpoint_prefix(weights)
 
