@@ -26,8 +26,8 @@ def torch_seconds(weights: str, repeats: int) -> float:
     """The median seconds of one patch through the PyTorch port, on one thread."""
     import torch
 
-    from genre_style.speedups import to_preferred_layout
     from genre_style.models.pretrained.musicnn import WEIGHTS, MusicnnEncoder
+    from genre_style.speedups import to_preferred_layout
 
     torch.set_num_threads(1)
     layer = "pool5" if WEIGHTS[weights].kind == "vgg" else "penultimate"

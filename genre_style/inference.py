@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from genre_style.speedups import to_preferred_layout
 from genre_style.data.audio import ClipSpec, load_mono
 from genre_style.data.preprocessing import Preprocessing as Preprocessing
 from genre_style.data.preprocessing import standardize as standardize
+from genre_style.speedups import to_preferred_layout
 
 log = logging.getLogger(__name__)
 

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from genre_style.speedups import channels_last_pays, checked_choice, compile_pays
 from genre_style.callbacks.acceleration import Acceleration
 from genre_style.data.datamodule import GenreDataModule
 from genre_style.errors import UserError
 from genre_style.inference import Embedder
 from genre_style.models.dsae import DeepSoftmaxAutoencoder
 from genre_style.models.encoders import mlp_encoder
+from genre_style.speedups import channels_last_pays, checked_choice, compile_pays
 from tests.conftest import labelled_clips
 
 GENRES = ["classical", "jazz", "pop", "metal"]

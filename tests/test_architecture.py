@@ -1,9 +1,11 @@
 """The package's shape: no import cycles (lazy imports inside functions count), no import from a lower layer to a higher
-one, the library never imports a command-line module, and each front-end is named in one place."""
+one, the library never imports a command-line module, no two modules share a file name, and each front-end is named in
+one place."""
 
 from __future__ import annotations
 
 import ast
+from collections import defaultdict
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "genre_style"
@@ -122,6 +124,32 @@ def test_the_library_never_imports_a_command_line_module():
     library = [m for m in graph if m not in CLI_MODULES and m != "genre_style.__main__"]
     offenders = {m: sorted(graph[m] & CLI_MODULES) for m in library if graph[m] & CLI_MODULES}
     assert not offenders, offenders
+
+
+def _shared_file_names(paths: list[Path]) -> dict[str, list[str]]:
+    """File names (other than __init__.py) held by more than one module, with the modules' paths."""
+    where: dict[str, list[str]] = defaultdict(list)
+    for path in paths:
+        if path.name != "__init__.py":
+            where[path.name].append(path.relative_to(PACKAGE).as_posix())
+    return {name: sorted(found) for name, found in where.items() if len(found) > 1}
+
+
+def test_no_two_modules_share_a_file_name():
+    """Two `store.py` read as one module in tracebacks, searches and talk: library modules are named for what they hold.
+    The commands keep `genre_style/<command>.py`, the documented `python -m genre_style.<command>`."""
+    shared = _shared_file_names(sorted(PACKAGE.rglob("*.py")))
+    assert not shared, f"rename one of each: {shared}"
+
+
+def test_the_name_rule_finds_a_shared_name():
+    paths = [
+        PACKAGE / "data" / "store.py",
+        PACKAGE / "tracking" / "store.py",
+        PACKAGE / "a" / "__init__.py",
+        PACKAGE / "__init__.py",
+    ]
+    assert _shared_file_names(paths) == {"store.py": ["data/store.py", "tracking/store.py"]}
 
 
 def test_front_ends_are_named_only_in_their_registry():

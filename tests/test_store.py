@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from genre_style.data.audio import ClipSpec
+from genre_style.data.clip_store import build_or_resume
 from genre_style.data.corpus import discover_tracks
 from genre_style.data.datamodule import GenreDataModule
 from genre_style.data.preprocess import build_clip_table
-from genre_style.data.clip_store import build_or_resume
 from genre_style.errors import UserError
 from tests.conftest import FAST_RUN, REPO, run_cli
 

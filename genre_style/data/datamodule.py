@@ -20,13 +20,13 @@ from torch.utils.data import DataLoader
 from genre_style.data import front_ends, rules
 from genre_style.data.audio import ClipSpec
 from genre_style.data.batching import InMemoryClips, RandomCrops, SplitIntoMinibatches, TensorBatches
+from genre_style.data.clip_store import ClipStore, StoreClips, StoreRows, build_or_resume, store_folder
 from genre_style.data.clip_table import ClipTable
 from genre_style.data.corpus import Corpus, parse_genres, resolve_corpus
 from genre_style.data.gtzan import UNLABELLED, discover_unlabelled
 from genre_style.data.preprocess import cache_key, load_or_build
 from genre_style.data.preprocessing import Preprocessing, standardize, standardizer
 from genre_style.data.splits import SPLIT_NAMES, SplitInput, balance_classes, get_split_mode
-from genre_style.data.clip_store import ClipStore, StoreClips, StoreRows, build_or_resume, store_folder
 from genre_style.data.synthetic import SyntheticSpec, generate_corpus
 from genre_style.errors import UserError
 

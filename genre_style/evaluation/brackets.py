@@ -20,9 +20,9 @@ from genre_style.data.clip_table import ClipTable
 from genre_style.data.corpus import available_genres, discover_tracks, parse_genres, resolve_genres
 from genre_style.data.preprocess import load_or_build
 from genre_style.errors import UserError
-from genre_style.evaluation.probes import ClipEmbeddings, DownstreamResult, score_embeddings
 from genre_style.evaluation.pretrained_brackets import DEFAULT as DEFAULT_BRACKETS
 from genre_style.evaluation.pretrained_brackets import Bracket, aligned, bracket_embeddings, parse_all
+from genre_style.evaluation.probes import ClipEmbeddings, DownstreamResult, score_embeddings
 from genre_style.inference import Embedder, standardize
 
 # The classical baseline's front-end with its own settings, whatever the model's front-end.

@@ -15,8 +15,8 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from genre_style.errors import UserError
-from genre_style.tracking.run_record import data_name, description, logged_model_name, readable_params, run_name, run_tags
 from genre_style.tracking.mlflow_store import first_use_lock, prepare_store, resolve_tracking_uri, store_error, ui_address
+from genre_style.tracking.run_record import data_name, description, logged_model_name, readable_params, run_name, run_tags
 from genre_style.urls import redact_url
 
 log = logging.getLogger(__name__)
