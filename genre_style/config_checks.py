@@ -134,6 +134,7 @@ def validate_config(cfg: DictConfig, overrides: list[str] | None = None) -> None
     check_environment(cfg)
     _check_encoder_fits_features(cfg)  # imports torch: after every light check
     _check_pretrained_brackets(cfg)  # imports torch too
+    _check_evaluation_settings(cfg)  # imports the evaluations (torch, Lightning)
     _check_unlabelled(cfg)
 
 
@@ -149,6 +150,11 @@ def load_plugins(cfg: DictConfig) -> None:
         except ImportError as exc:
             raise UserError(
                 f"plugins: cannot import {name!r} ({exc})", "list importable modules, e.g. +plugins=[mypackage.splits]"
+            ) from None
+        except Exception as exc:  # the module runs but fails (a name registered twice, a bug): its line, not a traceback
+            raise UserError(
+                f"plugins: importing {name!r} failed: {type(exc).__name__}: {exc}",
+                f"fix that module (python -c 'import {name}' shows the traceback)",
             ) from None
 
 
@@ -248,6 +254,8 @@ def _check_downstream(cfg: DictConfig) -> None:
         return
     from pathlib import Path
 
+    from genre_style.data.corpus import FALLBACK, source_kind
+
     for i, entry in enumerate(entries):
         root = entry.get("root") if hasattr(entry, "get") else None
         if not root:
@@ -255,8 +263,23 @@ def _check_downstream(cfg: DictConfig) -> None:
                 f"evaluation.downstream[{i}] has no root",
                 "give each entry a labelled folder: 'evaluation.downstream=[{root:/path/to/gtzan-mini,genres:[blues,disco]}]'",
             )
-        if not Path(str(root)).expanduser().is_dir():
-            raise UserError(f"evaluation.downstream[{i}].root={root} is not a folder", "point it at a GTZAN-layout folder")
+        path = Path(str(root)).expanduser()
+        if not path.exists() or (not path.is_dir() and source_kind(path) == FALLBACK):
+            raise UserError(
+                f"evaluation.downstream[{i}].root={root} is neither a folder nor a manifest",
+                "point it at a GTZAN-layout folder or a CSV/Parquet manifest (path,genre rows)",
+            )
+
+
+def _check_evaluation_settings(cfg: DictConfig) -> None:
+    """Every `evaluation.<key>` is read by a registered analysis (or by the run: `downstream`): a typo in
+    `+evaluation.<key>` is refused before training, not after it."""
+    settings = OmegaConf.select(cfg, "evaluation")
+    if settings:
+        import genre_style.evaluation.evaluate  # noqa: F401  (registers the built-in analyses)
+        from genre_style.evaluation.analyses import check_settings
+
+        check_settings(settings, elsewhere=("downstream",))
 
 
 def _check_pretrained_brackets(cfg: DictConfig) -> None:

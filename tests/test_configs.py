@@ -223,3 +223,29 @@ def test_aliases_the_model_uses_are_accepted(overrides, tmp_path):
 def test_registering_without_a_logged_model_is_refused(overrides, tmp_path):
     with pytest.raises(UserError, match="register_as=genres needs the run's model in MLflow"):
         validate_config(_compose(overrides, tmp_path), overrides)  # _compose uses logger=none
+
+
+def test_an_evaluation_setting_nobody_reads_is_refused_before_training(tmp_path):
+    with pytest.raises(UserError, match="evaluation.spred_scale is not a setting of any evaluation"):
+        validate_config(_compose(["+evaluation.spred_scale=1"], tmp_path))
+    validate_config(_compose(["evaluation.embedding_metrics=false"], tmp_path))  # a real one passes
+
+
+def test_a_downstream_set_may_be_a_folder_or_a_manifest_and_nothing_else(tmp_path):
+    manifest = tmp_path / "unseen.csv"
+    manifest.write_text("path,genre\nsong.wav,blues\n")
+    for root in (tmp_path, manifest):
+        validate_config(_compose([f"evaluation.downstream=[{{root:'{root}'}}]"], tmp_path))
+    (tmp_path / "notes.txt").write_text("not a corpus")
+    for root in (tmp_path / "missing", tmp_path / "notes.txt"):
+        with pytest.raises(UserError, match=f"evaluation.downstream\\[0\\].root={root} is neither a folder nor a manifest"):
+            validate_config(_compose([f"evaluation.downstream=[{{root:'{root}'}}]"], tmp_path))
+
+
+def test_a_plugin_that_fails_while_importing_is_one_line(tmp_path, monkeypatch):
+    from genre_style.config_checks import load_plugins
+
+    (tmp_path / "broken_plugin_for_test.py").write_text("raise ValueError('a split named track is already registered')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(UserError, match="importing 'broken_plugin_for_test' failed: ValueError: a split named track"):
+        load_plugins(OmegaConf.create({"plugins": ["broken_plugin_for_test"]}))

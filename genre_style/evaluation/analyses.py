@@ -73,15 +73,21 @@ def known_settings() -> set[str]:
     return {key for a in ANALYSES.values() for key in (*a.settings, *([a.switch] if a.switch else []))}
 
 
-def run_analyses(evaluated: Evaluated, settings: dict[str, Any]) -> dict[str, float]:
-    """Every registered analysis that applies and is not switched off, in registration order; their figures merged.
-    A setting no analysis reads is a UserError naming the ones that exist."""
-    unknown = sorted(set(settings) - known_settings())
+def check_settings(settings: Any, elsewhere: tuple[str, ...] = ()) -> None:
+    """A UserError naming the first `evaluation.<key>` no registered analysis reads (`elsewhere`: keys the training
+    run reads itself). Asked by the config check, before training, and again here, for callers of `run_analyses`."""
+    unknown = sorted(set(settings) - known_settings() - set(elsewhere))
     if unknown:
         raise UserError(
             f"evaluation.{unknown[0]} is not a setting of any evaluation",
-            f"use one of {sorted(known_settings())} (evaluation/analyses.py lists who reads each)",
+            f"use one of {sorted(known_settings() | set(elsewhere))} (evaluation/analyses.py lists who reads each)",
         )
+
+
+def run_analyses(evaluated: Evaluated, settings: dict[str, Any]) -> dict[str, float]:
+    """Every registered analysis that applies and is not switched off, in registration order; their figures merged.
+    A setting no analysis reads is a UserError naming the ones that exist."""
+    check_settings(settings)
     metrics: dict[str, float] = {}
     for entry in ANALYSES.values():
         if (entry.switch and not settings.get(entry.switch, True)) or not entry.applies(evaluated.model):

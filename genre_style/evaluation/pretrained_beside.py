@@ -78,7 +78,9 @@ def pretrained_beside(e: Evaluated, pretrained_brackets: Any = ()) -> dict[str, 
     done = []
     for bracket in brackets:  # one that cannot be computed (a HEAR module that fails) is a note: the run's figures stand
         try:
-            done += bracket_embeddings([bracket], data.root, table, cached, data.spec, data.cache_dir, data.source)[0]
+            done += bracket_embeddings(
+                [bracket], data.root, table, cached, data.spec, data.cache_dir, getattr(data, "source", None)
+            )[0]
         except UserError as exc:
             log.warning("the %s bracket is left out: %s (%s)", bracket.name, exc.problem, exc.fix)
     scores: dict[str, float] = {}
