@@ -186,3 +186,20 @@ def test_a_training_run_fills_the_cache_and_the_next_reuses_it(tmp_path):
     assert second.returncode == 0, second.stderr[-3000:]
     assert "cached outputs of 24 clips reused" in second.stderr + second.stdout
     assert np.load(cached).shape == (24, 200)
+
+
+def test_a_fill_runs_where_asked_and_leaves_the_backbone_as_it_was():
+    """The fill picks a GPU where there is one (cache.compute_device; CPU here) and puts the module back."""
+    from genre_style.models.pretrained.musicnn import MusicnnEncoder
+
+    torch.manual_seed(0)
+    encoder = MusicnnEncoder((96, 63), 8, pretrained=False)
+    backbone = encoder.frozen_backbone()
+    clips = np.random.default_rng(0).standard_normal((5, 96, 63)).astype(np.float32)
+    encoder.train()
+    default = cache.compute(backbone, clips)
+    assert cache.compute_device(torch.device("cpu")) == (
+        torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
+    )
+    np.testing.assert_allclose(cache.compute(backbone, clips, device="cpu"), default, rtol=1e-4, atol=1e-5)
+    assert next(backbone.module.parameters()).device.type == "cpu" and backbone.module.training is True

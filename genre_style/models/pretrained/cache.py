@@ -104,13 +104,28 @@ def cache_path(cache_dir: str | Path, clip_key: str, backbone: FrozenBackbone) -
     return Path(cache_dir) / "frozen" / f"{clip_key}-{identity(backbone)}.npy"
 
 
-def compute(backbone: FrozenBackbone, clips: Rows, prepare: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
-    """The backbone's outputs `[len(clips), output_dim]` float32, `BATCH` clips at a time, in eval mode, no gradient;
-    `prepare` maps a chunk of clips to the model's input first (standardisation)."""
+def compute_device(home: torch.device) -> torch.device:
+    """Where a cache fill runs: this process's GPU where there is one (the fill comes before Lightning moves the model,
+    so the module is still on the CPU), else `home`, the module's own device."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())
+    return home
+
+
+def compute(
+    backbone: FrozenBackbone,
+    clips: Rows,
+    prepare: Callable[[np.ndarray], np.ndarray] | None = None,
+    device: torch.device | str | None = None,
+) -> np.ndarray:
+    """The backbone's outputs `[len(clips), output_dim]` float32, `BATCH` clips at a time, in eval mode, no gradient,
+    on `device` (default `compute_device`: a GPU where there is one), the module moved back after; `prepare` maps a
+    chunk of clips to the model's input first (standardisation)."""
     module = backbone.module
     was_training = module.training
-    module.eval()
-    device = next(module.parameters(), torch.zeros(0)).device
+    home = next(module.parameters(), torch.zeros(0)).device
+    device = torch.device(device) if device is not None else compute_device(home)
+    module.eval().to(device)
     out = np.empty((len(clips), backbone.output_dim), dtype=np.float32)
     try:
         with torch.no_grad():
@@ -122,7 +137,7 @@ def compute(backbone: FrozenBackbone, clips: Rows, prepare: Callable[[np.ndarray
                 x = torch.from_numpy(np.ascontiguousarray(chunk)).to(device)
                 out[start : start + len(chunk)] = backbone.forward(x).float().cpu().numpy()
     finally:
-        module.train(was_training)
+        module.to(home).train(was_training)
     return out
 
 
