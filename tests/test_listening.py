@@ -54,6 +54,10 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, rp.Table]:
     out = tmp_path_factory.mktemp("bench")
     pairs = rp.rendered_pairs(corpus, "test", 2, seed=0)
     table = rp.run_rendered_pairs(embedder, embedder, pairs, out, ENTRIES, note_content=False, progress=False)
+    # --reuse: the outputs already there are scored as they are, not made again
+    stamps = {f: f.stat().st_mtime_ns for f in out.rglob("*.wav")}
+    again = rp.run_rendered_pairs(embedder, embedder, pairs, out, ENTRIES, note_content=False, progress=False, reuse=True)
+    assert again.values == table.values and {f: f.stat().st_mtime_ns for f in out.rglob("*.wav")} == stamps
     return listening.write_page(table, out, "tiny"), table
 
 
