@@ -24,6 +24,7 @@ BOOKKEEPING = (
     "callbacks.model_checkpoint.dirpath",
     "callbacks.last_checkpoint.",
     "callbacks.progress_bar.",
+    "callbacks.acceleration.compile_cache_dir",  # where Inductor keeps compiled kernels (a machine path)
     "callbacks.random_state.",
     "trainer.default_root_dir",
     "trainer.enable_progress_bar",
