@@ -21,12 +21,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from genre_style.errors import command  # noqa: E402
 
-def main() -> None:
+
+@command
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", required=True, help="data.root of the data=rendered runs")
     parser.add_argument("--model", required=True, help="the transfer model (a checkpoint, run id or logged model)")
@@ -42,7 +46,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "bench_transfer_rendered")
     parser.add_argument("--reuse", action="store_true", help="score outputs already under --out instead of making them")
     parser.add_argument("--tracking-uri", help="log the page, the WAVs and the means to this MLflow store")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     from genre_style.data.rendered import RenderSpec, render_corpus
     from genre_style.loading import load_model
@@ -85,7 +89,8 @@ def main() -> None:
         run = listening.log_run(args.out, args.tracking_uri, {**settings, "corpus": corpus.key}, table)
         print(f"logged to run {run} (experiment genre-style-transfer) in {args.tracking_uri}")
     print(table.to_json())
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

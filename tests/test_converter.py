@@ -92,6 +92,31 @@ def test_convert_through_the_transfer_cli(setting: dict, tmp_path: Path) -> None
     assert missing.returncode == 2 and "--method convert needs --converter FILE" in missing.stderr
 
 
+@pytest.mark.slow
+def test_the_rendered_benchmark_scores_the_converter_on_its_own_corpus_only(setting: dict, tmp_path: Path) -> None:
+    if "converter" not in setting:
+        pytest.skip("needs the converter the training test writes")
+    spec = setting["spec"]
+    same = [f"midi=[{spec.midi[0]}]", "chorales=0", "seconds=3", "styles=[piano,strings,organ,saxes]", "held_out=[saxes]"]
+    same.append("split_sizes=[0.5,0.25,0.25]")  # the fixture's data.rendered settings, as a user repeats them
+    base = ["--root", str(setting["out"] / "rendered"), "--model", str(setting["encoder"]), "--judge", str(setting["encoder"])]
+    base += ["--converter", str(setting["converter"]), "--pairs", "2", "--only", "copy content", "--only", "convert"]
+    out = tmp_path / "bench"
+    made = run_cli(
+        [*base, "--out", str(out), *(a for r in same for a in ("--rendered", r))],
+        tmp_path,
+        module="benchmarks.bench_transfer_rendered",
+    )
+    assert made.returncode == 0, made.stderr[-3000:]
+    assert "| convert - copy content |" in (out / "table.md").read_text() and (out / "index.html").is_file()
+    assert len(list((out / "convert").glob("*.wav"))) == 2
+    # another corpus (here: no held-out style) is refused before any transfer
+    other = [*(a for r in same[:-2] for a in ("--rendered", r)), "--rendered", "held_out=[]", "--rendered", same[-1]]
+    refused = run_cli([*base, "--out", str(tmp_path / "other"), *other], tmp_path, module="benchmarks.bench_transfer_rendered")
+    assert refused.returncode == 2 and "this converter was trained on the rendered corpus" in refused.stderr
+    assert not (tmp_path / "other").exists()
+
+
 def test_a_file_that_is_no_converter_says_so(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="does not exist"):
         conv.ConverterModel.load(tmp_path / "nowhere.pt")
