@@ -2,12 +2,13 @@
 
     python benchmarks/bench_transfer.py --model RUN/artifacts/checkpoints/best.ckpt \
         --judge conv=OTHER_RUN/.../best.ckpt --judge stats=LOGREG_RUN/.../best.ckpt \
-        --root /path/to/gtzan --songs RUN/artifacts/data/split_tracks.csv --split test --pairs 36 --out /tmp/transfer
+        --root /path/to/gtzan --songs RUN/artifacts/data/split_tracks.csv --split test --pairs 36 --out /tmp/transfer [--notes]
 
 Songs come from one split of a run's `split_tracks.csv` (the transfer model's test split: songs it never trained on);
 each becomes content once per other genre, with a random style song of that genre from the same split. Prints the
 table (mean [95 % interval] over pairs, in %) and the paired differences against the brackets, writes it with every
-output WAV under --out, and one JSON line of all values.
+output WAV under --out, and one JSON line of all values. `--notes`: also the notes kept against the content (note F1,
+pitch Jaccard distance: basic-pitch's transcriptions, docs/style-transfer.md).
 """
 
 from __future__ import annotations
@@ -16,12 +17,16 @@ import argparse
 import csv
 import sys
 from pathlib import Path
+from typing import Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from genre_style.errors import command  # noqa: E402
 
-def main() -> None:
+
+@command
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
     parser.add_argument("--judge", action="append", required=True, help="NAME=MODEL (repeatable)")
@@ -33,11 +38,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", action="append", help="run only the entries whose name contains this (repeatable)")
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "bench_transfer")
-    args = parser.parse_args()
+    parser.add_argument("--notes", action="store_true", help="also the notes kept (note F1, pitch Jaccard; basic-pitch)")
+    args = parser.parse_args(argv)
 
     from genre_style.data.corpus import discover_tracks
     from genre_style.loading import load_model
-    from genre_style.style_transfer import benchmark, scores
+    from genre_style.style_transfer import benchmark, notes, scores
+
+    if args.notes:
+        notes.check_available()  # before any work
 
     with open(args.songs) as handle:
         chosen = {row["track_id"]: row["genre"] for row in csv.DictReader(handle) if row["split"] == args.split}
@@ -47,7 +56,7 @@ def main() -> None:
     embedder = load_model(args.model)
     judges = [scores.Judge(name, load_model(model)) for name, model in (j.split("=", 1) for j in args.judge)]
     entries = [e for e in benchmark.DEFAULT_ENTRIES if not args.only or any(part in e[0] for part in args.only)]
-    results = benchmark.run_pairs(embedder, judges, pairs, args.out, args.seconds, entries)
+    results = benchmark.run_pairs(embedder, judges, pairs, args.out, args.seconds, entries, note_content=args.notes)
     brackets = [e[0] for e in entries if e[1] in ("inversion", "equalise") and "griffin" not in e[0]]
     table = results.markdown(against=brackets)
     heading = f"{len(pairs)} pairs from the {args.split} split of {args.songs}, {args.seconds:g} s of each content\n\n"
@@ -56,7 +65,8 @@ def main() -> None:
     (args.out / "values.json").write_text(results.to_json())
     print(heading + table)
     print(results.to_json())
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
