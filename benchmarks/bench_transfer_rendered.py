@@ -12,13 +12,15 @@ the style distance as a cosine distance, the rest in %), the paired differences 
 and Ulyanov & Lebedev's `features` (and, with a converter, against `convert`), then the same on the pairs whose target
 style no model was trained on; writes them, every output WAV and a listening page (`index.html`: every pair's
 content, style, true target and outputs as players, with the scores) under --out, and one JSON line of all values.
-`--reuse` scores outputs already under --out instead of making them again; `--tracking-uri` logs the page, the WAVs and
-the means to MLflow (experiment genre-style-transfer).
+`--reuse` scores outputs already under --out instead of making them again (refused where --out's `made_by.json` names
+another corpus, model or converter); `--tracking-uri` logs the page, the WAVs and the means to MLflow (experiment
+genre-style-transfer).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -26,7 +28,7 @@ from typing import Sequence
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from genre_style.errors import command  # noqa: E402
+from genre_style.errors import UserError, command  # noqa: E402
 
 
 @command
@@ -66,6 +68,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
         against.append("convert")
     entries = [e for e in entries if not args.only or any(part in e[0] for part in args.only)]
+    made_by = {"corpus": corpus.key, "model": str(args.model), "converter": args.converter}
+    record = args.out / "made_by.json"
+    if args.reuse and record.is_file() and json.loads(record.read_text()) != made_by:
+        raise UserError(
+            f"--reuse: the outputs under {args.out} were made with {record.read_text().strip()}, not {json.dumps(made_by)}",
+            "give another --out, or drop --reuse to make them again",
+        )
+    args.out.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(made_by))
     table = rp.run_rendered_pairs(
         load_model(args.model), load_model(args.judge), pairs, args.out, entries, note_content=notes.available(), reuse=args.reuse
     )

@@ -110,6 +110,14 @@ def test_the_rendered_benchmark_scores_the_converter_on_its_own_corpus_only(sett
     assert made.returncode == 0, made.stderr[-3000:]
     assert "| convert - copy content |" in (out / "table.md").read_text() and (out / "index.html").is_file()
     assert len(list((out / "convert").glob("*.wav"))) == 2
+    # --reuse takes only outputs made by the same corpus, model and converter
+    mixed = [a for a in base if a not in ("--converter", str(setting["converter"]))]
+    reused = run_cli(
+        [*mixed, "--out", str(out), "--reuse", *(a for r in same for a in ("--rendered", r))],
+        tmp_path,
+        module="benchmarks.bench_transfer_rendered",
+    )
+    assert reused.returncode == 2 and f"--reuse: the outputs under {out} were made with" in reused.stderr
     # another corpus (here: no held-out style) is refused before any transfer
     other = [*(a for r in same[:-2] for a in ("--rendered", r)), "--rendered", "held_out=[]", "--rendered", same[-1]]
     refused = run_cli([*base, "--out", str(tmp_path / "other"), *other], tmp_path, module="benchmarks.bench_transfer_rendered")

@@ -209,7 +209,9 @@ def run_rendered_pairs(
                     output = methods.transfer(embedder, content, style, method, **settings)
                 output = np.pad(output, (0, max(0, len(content) - len(output))))[: len(content)].astype(np.float32)
                 path.parent.mkdir(parents=True, exist_ok=True)
-                sf.write(path, output, spec.sample_rate, subtype="PCM_16")
+                partial = path.with_suffix(".part.wav")  # a run cut short leaves no half file for `reuse` to take
+                sf.write(partial, output, spec.sample_rate, subtype="PCM_16")
+                partial.replace(path)
             output = sources.load_audio(path, spec, what=f"{entry}'s output")
             measures = {
                 "lsd": log_spectral_distance(output, target, spec.sample_rate),
