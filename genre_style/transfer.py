@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from genre_style.errors import UserError, command
+from genre_style.style_transfer import EXPERIMENT
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 log = logging.getLogger("genre_style.transfer")
-EXPERIMENT = "genre-style-transfer"
 
 
 def _parser() -> argparse.ArgumentParser:

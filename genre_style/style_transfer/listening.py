@@ -82,8 +82,8 @@ def log_run(out_dir: Path, tracking_uri: str, params: dict[str, Any], table: Tab
     measure as a metric, and `out_dir` (the page, every WAV, the tables) as artifacts under `rendered_pairs/`; its id."""
     from mlflow.entities import Metric, Param
 
+    from genre_style.style_transfer import EXPERIMENT
     from genre_style.tracking.mlflow_store import check_tracking_server, open_client, prepare_store
-    from genre_style.transfer import EXPERIMENT
 
     if tracking_uri.startswith("http"):
         check_tracking_server(tracking_uri)
