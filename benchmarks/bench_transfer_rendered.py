@@ -50,13 +50,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tracking-uri", help="log the page, the WAVs and the means to this MLflow store")
     args = parser.parse_args(argv)
 
-    from genre_style.data.rendered import RenderSpec, render_corpus
+    from genre_style.data.rendered import RenderSpec, find_corpus
     from genre_style.loading import load_model
     from genre_style.style_transfer import listening, notes
     from genre_style.style_transfer import rendered_pairs as rp
     from genre_style.style_transfer.converter import ConverterModel
 
-    corpus = render_corpus(args.root, RenderSpec.from_overrides(args.rendered))
+    corpus = find_corpus(args.root, RenderSpec.from_overrides(args.rendered))  # never renders: the models' corpus
     pairs = rp.rendered_pairs(corpus, args.split, args.pairs, args.seed)
     entries = list(rp.ENTRIES)
     against = list(rp.BRACKETS)
@@ -68,7 +68,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
         against.append("convert")
     entries = [e for e in entries if not args.only or any(part in e[0] for part in args.only)]
-    made_by = {"corpus": corpus.key, "model": str(args.model), "converter": args.converter}
+    if not entries:
+        raise UserError(
+            f"--only {args.only} matches no entry", f"use parts of {[e[0] for e in rp.ENTRIES]} (convert: with --converter)"
+        )
+    made_by = {"corpus": corpus.key, "model": str(args.model), "converter": args.converter, "seed": args.seed}
     record = args.out / "made_by.json"
     if args.reuse and record.is_file() and json.loads(record.read_text()) != made_by:
         raise UserError(

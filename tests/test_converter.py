@@ -118,11 +118,13 @@ def test_the_rendered_benchmark_scores_the_converter_on_its_own_corpus_only(sett
         module="benchmarks.bench_transfer_rendered",
     )
     assert reused.returncode == 2 and f"--reuse: the outputs under {out} were made with" in reused.stderr
-    # another corpus (here: no held-out style) is refused before any transfer
+    # settings of another corpus (here: no held-out style) are refused before any work: nothing rendered, nothing made
+    # (a converter trained on another rendered corpus: test_a_converter_is_scored_only_on_the_corpus_it_was_trained_on)
+    described = sorted((setting["out"] / "rendered").rglob("corpus-*.json"))
     other = [*(a for r in same[:-2] for a in ("--rendered", r)), "--rendered", "held_out=[]", "--rendered", same[-1]]
     refused = run_cli([*base, "--out", str(tmp_path / "other"), *other], tmp_path, module="benchmarks.bench_transfer_rendered")
-    assert refused.returncode == 2 and "this converter was trained on the rendered corpus" in refused.stderr
-    assert not (tmp_path / "other").exists()
+    assert refused.returncode == 2 and "no complete rendered corpus with these settings" in refused.stderr
+    assert not (tmp_path / "other").exists() and sorted((setting["out"] / "rendered").rglob("corpus-*.json")) == described
 
 
 def test_a_file_that_is_no_converter_says_so(tmp_path: Path) -> None:

@@ -31,7 +31,8 @@ def _midi(path: Path, root: int) -> Path:
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory):
+def rendered(tmp_path_factory: pytest.TempPathFactory):
+    """(the corpus's root, its RenderSpec, the corpus) of a tiny rendered corpus."""
     folder = tmp_path_factory.mktemp("midi")
     for i in range(6):
         _midi(folder / f"tune{i}.mid", 60 + i)
@@ -39,7 +40,13 @@ def corpus(tmp_path_factory: pytest.TempPathFactory):
         chorales=0, midi=(str(folder),), seconds=2.5, styles=("piano", "strings", "organ", "saxes"), held_out=("saxes",),
         split_sizes=(0.34, 0.33, 0.33),
     )  # fmt: skip
-    return render_corpus(tmp_path_factory.mktemp("rendered"), spec, progress=False, workers=1)
+    root = tmp_path_factory.mktemp("rendered")
+    return root, spec, render_corpus(root, spec, progress=False, workers=1)
+
+
+@pytest.fixture(scope="module")
+def corpus(rendered):
+    return rendered[2]
 
 
 def test_pairs_cycle_target_styles_over_test_pieces_with_another_piece_as_style(corpus) -> None:
@@ -52,6 +59,23 @@ def test_pairs_cycle_target_styles_over_test_pieces_with_another_piece_as_style(
         assert pair.content.is_file() and pair.style.is_file() and pair.target.is_file()
         assert pair.held_out == (pair.target_style == "saxes")
     assert rp.rendered_pairs(corpus, "test", 8, seed=0) == pairs  # seeded
+
+
+def test_a_benchmark_finds_the_corpus_it_is_told_and_never_renders_one(rendered, tmp_path) -> None:
+    from dataclasses import replace
+
+    from genre_style.data.rendered import find_corpus
+    from genre_style.errors import UserError
+
+    root, spec, corpus = rendered
+    assert find_corpus(root, spec).key == corpus.key
+    written = sorted(root.rglob("*"))
+    for where, settings in ((tmp_path, spec), (root, replace(spec, held_out=())), (root, replace(spec, seconds=3.0))):
+        with pytest.raises(UserError, match="no complete rendered corpus with these settings"):
+            find_corpus(where, settings)
+    assert not any(tmp_path.iterdir()) and sorted(root.rglob("*")) == written  # refused, nothing rendered
+    with pytest.raises(UserError, match="--pairs 0: nothing to score"):
+        rp.rendered_pairs(corpus, "test", 0)
 
 
 def test_lsd_is_zero_for_the_target_at_any_level_and_grows_with_the_style_change(corpus) -> None:

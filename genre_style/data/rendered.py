@@ -448,6 +448,20 @@ def piece_sources(spec: RenderSpec) -> list[tuple[str, tuple[str, str]]]:
     return sources
 
 
+def find_corpus(root: str | Path, spec: RenderSpec) -> RenderedCorpus:
+    """The corpus `spec` names under `root`, already rendered whole (what a benchmark scores: it never renders one,
+    so settings other than the models' are refused at once instead of rendering a corpus they never saw)."""
+    description = Path(root).expanduser() / spec.settings_key() / f"corpus-{spec.list_key()}.json"
+    if description.is_file():
+        corpus = RenderedCorpus.load(description)
+        if all(corpus.path(s, p).is_file() for p in corpus.pieces for s in corpus.rendered_styles(p)):
+            return corpus
+    raise UserError(
+        f"no complete rendered corpus with these settings under {root} ({description.relative_to(Path(root).expanduser())})",
+        "give the --rendered KEY=VALUE settings the models were trained with (training with data=rendered renders it)",
+    )
+
+
 def render_corpus(root: str | Path, spec: RenderSpec, progress: bool = True, workers: int | None = None) -> RenderedCorpus:
     """Render what is missing under `root/<settings key>/`, write the manifest of the training styles and the corpus
     description (`corpus-<list key>.json`), and return the corpus. A second call with the same spec writes nothing."""
@@ -456,10 +470,10 @@ def render_corpus(root: str | Path, spec: RenderSpec, progress: bool = True, wor
     check_styles(spec.styles, spec.held_out)
     folder = Path(root).expanduser() / spec.settings_key()
     description = folder / f"corpus-{spec.list_key()}.json"
-    if description.is_file():
-        corpus = RenderedCorpus.load(description)
-        if all(corpus.path(s, p).is_file() for p in corpus.pieces for s in corpus.rendered_styles(p)):
-            return corpus  # complete: reading it needs none of the renderer's packages
+    try:
+        return find_corpus(root, spec)  # complete: reading it needs none of the renderer's packages
+    except UserError:
+        pass
     check_installed()
     from genre_style.data.preprocess import resolve_workers
 

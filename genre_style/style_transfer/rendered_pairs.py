@@ -24,6 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from genre_style.data.rendered import RenderedCorpus
+from genre_style.errors import UserError
 from genre_style.evaluation.stats import Summary, paired_difference, summarize
 from genre_style.inference import Embedder
 from genre_style.style_transfer import methods, notes, scores, sources
@@ -78,7 +79,12 @@ def rendered_pairs(corpus: RenderedCorpus, split: str = "test", n_pairs: int = 3
     split (shuffled); the content style is another style at random, the style reference another piece at random."""
     pieces = corpus.split_pieces(split)
     if len(pieces) < 2:
-        raise ValueError(f"the {split} split has {len(pieces)} piece(s): a style reference needs another piece")
+        raise UserError(
+            f"the {split} split of the rendered corpus has {len(pieces)} piece(s): a style reference needs another piece",
+            "use --split train, val or test of a corpus with at least two pieces in it",
+        )
+    if n_pairs < 1:
+        raise UserError(f"--pairs {n_pairs}: nothing to score", "give --pairs 1 or more")
     rng = np.random.default_rng(seed)
     order = [pieces[i] for i in rng.permutation(len(pieces))]
     styles = list(corpus.styles)
@@ -189,7 +195,10 @@ def run_rendered_pairs(
 
     spec = embedder.spec
     if judge.spec.sample_rate != spec.sample_rate:
-        raise ValueError("the judge and the transfer model read audio at different rates")
+        raise UserError(
+            f"the judge reads audio at {judge.spec.sample_rate} Hz, the transfer model at {spec.sample_rate} Hz",
+            "judge with a model trained on the same data.sample_rate",
+        )
     values: dict[str, dict[str, dict[str, float]]] = {}
     for pair in tqdm(pairs, desc="rendered pairs", unit="pair", disable=not progress):
         content = sources.load_audio(pair.content, spec)
