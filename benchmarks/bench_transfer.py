@@ -2,13 +2,16 @@
 
     python benchmarks/bench_transfer.py --model RUN/artifacts/checkpoints/best.ckpt \
         --judge conv=OTHER_RUN/.../best.ckpt --judge stats=LOGREG_RUN/.../best.ckpt \
-        --root /path/to/gtzan --songs RUN/artifacts/data/split_tracks.csv --split test --pairs 36 --out /tmp/transfer [--notes]
+        --root /path/to/gtzan --songs RUN/artifacts/data/split_tracks.csv --split test --pairs 36 --out /tmp/transfer [--notes] \
+        [--converter converter.pt [--converter-model STYLE_ENCODER.ckpt]]
 
 Songs come from one split of a run's `split_tracks.csv` (the transfer model's test split: songs it never trained on);
 each becomes content once per other genre, with a random style song of that genre from the same split. Prints the
 table (mean [95 % interval] over pairs, in %) and the paired differences against the brackets, writes it with every
 output WAV under --out, and one JSON line of all values. `--notes`: also the notes kept against the content (note F1,
-pitch Jaccard distance: basic-pitch's transcriptions, docs/style-transfer.md).
+pitch Jaccard distance: basic-pitch's transcriptions, docs/style-transfer.md). `--converter`: also `--method convert`
+with that converter (trained on rendered pairs), its style code by the style encoder it was trained with
+(`--converter-model`; by default the one its file records), not by --model.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Sequence
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from genre_style.errors import command  # noqa: E402
+from genre_style.errors import UserError, command  # noqa: E402
 
 
 @command
@@ -39,6 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", action="append", help="run only the entries whose name contains this (repeatable)")
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "bench_transfer")
     parser.add_argument("--notes", action="store_true", help="also the notes kept (note F1, pitch Jaccard; basic-pitch)")
+    parser.add_argument("--converter", help="a converter file (python -m genre_style.style_transfer.converter): adds `convert`")
+    parser.add_argument("--converter-model", help="the converter's style encoder (default: the one its file records)")
     args = parser.parse_args(argv)
 
     from genre_style.data.corpus import discover_tracks
@@ -47,6 +52,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.notes:
         notes.check_available()  # before any work
+    entries = list(benchmark.DEFAULT_ENTRIES)
+    models = {}
+    if args.converter:
+        from genre_style.style_transfer.converter import ConverterModel
+
+        converter = ConverterModel.load(args.converter)
+        style_encoder = args.converter_model or converter.settings.get("style_encoder")
+        if not style_encoder:
+            raise UserError(
+                f"--converter {args.converter} records no style encoder", "give it: --converter-model STYLE_ENCODER.ckpt"
+            )
+        models["convert"] = load_model(style_encoder)
+        converter.check(models["convert"])  # its front-end, before any work
+        entries.append(("convert", "convert", {"converter": args.converter}))
+    entries = [e for e in entries if not args.only or any(part in e[0] for part in args.only)]
+    if not entries:
+        raise UserError(f"--only {args.only} matches no entry", f"use parts of {[e[0] for e in benchmark.DEFAULT_ENTRIES]}")
 
     with open(args.songs) as handle:
         chosen = {row["track_id"]: row["genre"] for row in csv.DictReader(handle) if row["split"] == args.split}
@@ -55,10 +77,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     pairs = benchmark.pairs_from(songs, args.pairs, args.seed)
     embedder = load_model(args.model)
     judges = [scores.Judge(name, load_model(model)) for name, model in (j.split("=", 1) for j in args.judge)]
-    entries = [e for e in benchmark.DEFAULT_ENTRIES if not args.only or any(part in e[0] for part in args.only)]
-    results = benchmark.run_pairs(embedder, judges, pairs, args.out, args.seconds, entries, note_content=args.notes)
+    results = benchmark.run_pairs(
+        embedder, judges, pairs, args.out, args.seconds, entries, note_content=args.notes, models=models
+    )
     brackets = [e[0] for e in entries if e[1] in ("inversion", "equalise") and "griffin" not in e[0]]
-    table = results.markdown(against=brackets)
+    default = next((e[0] for e in entries if e[0].endswith("(the default)")), None)
+    table = results.markdown(against=brackets, differences=[("convert", default)] if models and default else [])
     heading = f"{len(pairs)} pairs from the {args.split} split of {args.songs}, {args.seconds:g} s of each content\n\n"
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "table.md").write_text(heading + table + "\n")

@@ -4,6 +4,7 @@ moves an independent judge, the benchmark's pairs and table, and one-line errors
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -285,3 +286,33 @@ def test_content_feature_maps_match_the_encoders_forward():
     assert [m.shape[1] for m in maps] == [4, 8]
     h = maps[-1].mean(dim=2)
     torch.testing.assert_close(encoder(x), encoder.project(torch.cat([h.mean(-1), h.amax(-1)], 1)))
+
+
+def test_the_benchmark_makes_an_entry_with_its_own_model(small_corpus, tmp_path):
+    """`convert` on real songs: its style code comes from the converter's own style encoder (another embedding size
+    than the transfer model's here: given the transfer model, the converter could not read its code)."""
+    from genre_style.style_transfer.converter import ConverterModel, _network
+    from tests import checkpoints
+
+    transfer = Embedder.from_checkpoint(
+        checkpoints.save(checkpoints.build("dsae", SPEC, embedding_dim=16), SPEC, tmp_path / "transfer.ckpt")
+    )
+    encoder = Embedder.from_checkpoint(checkpoints.save(checkpoints.build("dsae", SPEC, seed=1), SPEC, tmp_path / "encoder.ckpt"))
+    known = ("sample_rate", "segment_samples", "features", "n_fft", "frame_hop", "n_mels")
+    settings = {"n_mels": SPEC.n_mels, "style_dim": 64, "channels": 8, "spec": {k: SPEC.as_dict()[k] for k in known}}
+    torch.manual_seed(0)
+    zeros, ones = np.zeros((SPEC.n_mels, 1), np.float32), np.ones((SPEC.n_mels, 1), np.float32)
+    converter = ConverterModel(_network(SPEC.n_mels, 64, 8), zeros - 40, ones * 10, settings).save(tmp_path / "c.pt")
+    pairs = benchmark.pairs_from([(_song(small_corpus, g), g) for g in ("jazz", "metal")], 1, seed=0)
+    entries = [benchmark.DEFAULT_ENTRIES[0], ("convert", "convert", {"converter": str(converter)})]
+    judge = scores.Judge("j", transfer)
+    results = benchmark.run_pairs(transfer, [judge], pairs, tmp_path, 2.0, entries, progress=False, models={"convert": encoder})
+    kept = results.summary("content (inversion, content-phase)", "chroma_corr").mean
+    assert kept > 0.99 and results.summary("convert", "chroma_corr").mean < kept  # the converter changed the maps
+    assert "| convert - content (inversion, content-phase) |" in results.markdown(differences=[("convert", entries[0][0])])
+    with pytest.raises(RuntimeError):  # the transfer model's 16-d code does not fit a converter of 64-d codes
+        benchmark.run_pairs(transfer, [judge], pairs, tmp_path, 2.0, entries[1:], progress=False)
+    other = replace(SPEC, sample_rate=16000)
+    slow = Embedder.from_checkpoint(checkpoints.save(checkpoints.build("dsae", other), other, tmp_path / "16k.ckpt"))
+    with pytest.raises(UserError, match="the model of 'convert' reads 20000-sample clips at 16000 Hz"):
+        benchmark.run_pairs(transfer, [judge], pairs, tmp_path, 2.0, entries, progress=False, models={"convert": slow})

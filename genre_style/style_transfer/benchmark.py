@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from genre_style.errors import UserError
 from genre_style.evaluation.stats import Summary, paired_difference, percent_cell, summarize
 from genre_style.inference import Embedder
 from genre_style.style_transfer import methods, notes, scores, sources
@@ -85,20 +86,17 @@ class Results:
         first = next(iter(self.values.values()))
         return list(first)
 
-    def markdown(self, against: Sequence[str] = ()) -> str:
-        """One row per entry (mean [95 % interval] over pairs, in %), then each method minus each of `against`."""
+    def markdown(self, against: Sequence[str] = (), differences: Sequence[tuple[str, str]] = ()) -> str:
+        """One row per entry (mean [95 % interval] over pairs, in %), then each method minus each of `against`, then
+        each (a, b) of `differences` as a - b (e.g. one method against another)."""
         measures = self.measures()
         lines = ["| entry | " + " | ".join(measures) + " |", "|" + "---|" * (len(measures) + 1)]
         for entry in self.values:
             lines.append(f"| {entry} | " + " | ".join(percent_cell(self.summary(entry, m)) for m in measures) + " |")
-        for bracket in against:
-            for entry in self.values:
-                if entry in against or entry.startswith("style"):
-                    continue
-                cells = [self.difference(entry, bracket, m) for m in measures]
-                lines.append(
-                    f"| {entry} - {bracket} | " + " | ".join("" if c is None else percent_cell(c, True) for c in cells) + " |"
-                )
+        rows = [(e, b) for b in against for e in self.values if e not in against and not e.startswith("style")]
+        for entry, other in [*rows, *differences]:
+            cells = [self.difference(entry, other, m) for m in measures]
+            lines.append(f"| {entry} - {other} | " + " | ".join("" if c is None else percent_cell(c, True) for c in cells) + " |")
         return "\n".join(lines)
 
     def to_json(self) -> str:
@@ -115,20 +113,31 @@ def run_pairs(
     style_clips: int = 20,
     progress: bool = True,
     note_content: bool = False,
+    models: Mapping[str, Embedder] | None = None,
 ) -> Results:
     """Every entry on every pair: the output written to `out_dir/<entry>/<pair>.wav` and read back by each judge;
-    `note_content`: also the notes kept (the content transcribed once a pair, each output against it)."""
+    `note_content`: also the notes kept (the content transcribed once a pair, each output against it). `models`: the
+    entries made by another model than `embedder` (entry name -> model; e.g. `convert`'s style encoder, trained on
+    other music), fed the same content and style audio, so they must read it at the same rate and clip length."""
     import soundfile as sf
     from tqdm.auto import tqdm
 
     spec = embedder.spec
+    models = dict(models or {})
+    for entry, model in models.items():
+        if (model.spec.sample_rate, model.spec.segment_samples) != (spec.sample_rate, spec.segment_samples):
+            raise UserError(
+                f"the model of {entry!r} reads {model.spec.segment_samples}-sample clips at {model.spec.sample_rate} Hz, "
+                f"the transfer model {spec.segment_samples} at {spec.sample_rate} Hz",
+                "give that entry a model of the transfer model's sample rate and clip length",
+            )
     results = Results()
     for pair in tqdm(pairs, desc="transfer pairs", unit="pair", disable=not progress):
         content = sources.load_audio(pair.content, spec, seconds)
         style = replace(sources.load_style(str(pair.style), spec, None, style_clips), genre=pair.style_genre)
         content_notes = notes.transcribe(content, spec.sample_rate) if note_content else None
         for entry, method, settings in entries:
-            output = methods.transfer(embedder, content, style, method, **settings)
+            output = methods.transfer(models.get(entry, embedder), content, style, method, **settings)
             folder = out_dir / "".join(c if c.isalnum() else "_" for c in entry)
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"{pair.name}.wav"
