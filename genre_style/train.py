@@ -62,10 +62,11 @@ def train(cfg: DictConfig) -> float:
             )
             from genre_style.models.pretrained.cache import serve_cached_features, stop_serving
 
-            serve_cached_features(model, datamodule, datamodule.cache_dir)  # a frozen backbone: heads on its outputs
             history = MetricHistory()
             callbacks = [*instantiate_callbacks(cfg), history, *trial_callbacks(cfg)]
             trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=[tracker] if tracker else False)
+            # a frozen backbone: the heads train on its outputs, filled on the trainer's device
+            serve_cached_features(model, datamodule, datamodule.cache_dir, trainer.strategy.root_device)
             if trainer.is_global_zero:
                 folder.record_inputs(cfg, datamodule)
                 if tracker is not None:

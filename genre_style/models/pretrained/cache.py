@@ -127,8 +127,10 @@ def compute(
     device = torch.device(device) if device is not None else compute_device(home)
     module.eval().to(device)
     out = np.empty((len(clips), backbone.output_dim), dtype=np.float32)
-    try:
-        with torch.no_grad():
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    try:  # full float32 on a GPU too (no TF32): the cache stands in for float32 outputs, whatever filled it
+        torch.backends.cuda.matmul.allow_tf32 = False
+        with torch.no_grad(), torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, allow_tf32=False):
             for start in range(0, len(clips), BATCH):
                 chunk = np.asarray(clips[start : start + BATCH], dtype=np.float32)
                 if prepare is not None:  # on a copy: a slice of the clip table is a view, standardised in place
@@ -137,6 +139,7 @@ def compute(
                 x = torch.from_numpy(np.ascontiguousarray(chunk)).to(device)
                 out[start : start + len(chunk)] = backbone.forward(x).float().cpu().numpy()
     finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
         module.to(home).train(was_training)
     return out
 
@@ -147,12 +150,13 @@ def features(
     clip_key: str | None,
     cache_dir: str | Path | None,
     prepare: Callable[[np.ndarray], np.ndarray] | None = None,
+    device: torch.device | str | None = None,
 ) -> tuple[np.ndarray, Path | None, int]:
     """(outputs for every clip, the cache file or None, clips computed now): read from
     `<cache_dir>/frozen/<clip_key>-<identity>.npy` when it is there and whole, else computed and written.
     No `clip_key` or `cache_dir` (clips given in memory): computed, not kept."""
     path = cache_path(cache_dir, clip_key, backbone) if clip_key and cache_dir else None
-    return load_or_compute(path, (len(clips), backbone.output_dim), lambda: compute(backbone, clips, prepare))
+    return load_or_compute(path, (len(clips), backbone.output_dim), lambda: compute(backbone, clips, prepare, device))
 
 
 def load_or_compute(
@@ -212,11 +216,14 @@ def _clip_key(datamodule: Any) -> str | None:
     return key
 
 
-def serve_cached_features(model: Any, datamodule: Any, cache_dir: str | Path | None) -> CacheUse | None:
+def serve_cached_features(
+    model: Any, datamodule: Any, cache_dir: str | Path | None, device: torch.device | str | None = None
+) -> CacheUse | None:
     """Where the model's encoder has a frozen backbone and `model.encoder.cache` allows it: fill (or reuse) the cache
-    for the datamodule's clips, hand the datamodule the outputs of each split to serve instead of the clips, and
-    switch the encoder to reading them (`Encoder.cached_input`). None where the run goes on without the cache (said
-    in one line where the encoder has a frozen backbone). Undo with `stop_serving` before the model meets clips again."""
+        for the datamodule's clips, hand the datamodule the outputs of each split to serve instead of the clips, and
+        switch the encoder to reading them (`Encoder.cached_input`). None where the run goes on without the cache (said
+        in one line where the encoder has a frozen backbone). `device`: where the fill runs (the trainer's, so
+    `trainer=cpu` fills on the CPU; None: `compute_device`). Undo with `stop_serving` before the model meets clips again."""
     encoder: Any = getattr(model, "encoder", None)
     frozen = getattr(encoder, "frozen_backbone", None)
     backbone: FrozenBackbone | None = frozen() if callable(frozen) else None
@@ -248,7 +255,7 @@ def serve_cached_features(model: Any, datamodule: Any, cache_dir: str | Path | N
 
         return standardize(chunk, mean, std)
 
-    values, path, computed = features(backbone, clips, _clip_key(datamodule), cache_dir, prepare)
+    values, path, computed = features(backbone, clips, _clip_key(datamodule), cache_dir, prepare, device)
     datamodule.serve_features({name: torch.from_numpy(values[idx]) for name, idx in datamodule.indices.items()})
     encoder.cached_input = True
     seconds = time.perf_counter() - started
