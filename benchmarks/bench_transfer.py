@@ -68,7 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         entries.append(("convert", "convert", {"converter": args.converter}))
     entries = [e for e in entries if not args.only or any(part in e[0] for part in args.only)]
     if not entries:
-        raise UserError(f"--only {args.only} matches no entry", f"use parts of {[e[0] for e in benchmark.DEFAULT_ENTRIES]}")
+        raise UserError(
+            f"--only {args.only} matches no entry",
+            f"use parts of {[e[0] for e in benchmark.DEFAULT_ENTRIES]} (convert: with --converter)",
+        )
 
     with open(args.songs) as handle:
         chosen = {row["track_id"]: row["genre"] for row in csv.DictReader(handle) if row["split"] == args.split}
