@@ -33,8 +33,9 @@ demo: $(STAMP)
 test: $(STAMP) lint
 	$(PY) -m pytest $(ARGS)
 
-# Unit tests (every config group composed and checked, models, data, metrics); Lightning fits, training loops and
-# subprocesses are `slow`. 407 tests, 418 CPU-s measured 2026-12-07 (30 min wall at load 10-15: docs/performance.md).
+# Unit tests (every config yaml composed and checked, models, data, metrics); Lightning fits, training loops,
+# subprocesses, servers and in-process tests over ~1.5 s are `slow`. 323 tests, 51-55 s on a quiet 2-core machine
+# (2026-12-07, docs/performance.md).
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow" $(ARGS)
 

@@ -70,6 +70,7 @@ def mirror(tmp_path):
     server.shutdown()
 
 
+@pytest.mark.slow  # a local HTTP server (the `mirror` fixture): the full suite runs it, `make test-fast` leaves it out
 def test_download_verifies_extracts_and_is_idempotent(tmp_path, mirror):
     served, url, hits = mirror
     archive = _archive(tmp_path, "tar")
@@ -87,6 +88,7 @@ def test_download_verifies_extracts_and_is_idempotent(tmp_path, mirror):
     assert not [p for p in root.parent.iterdir() if p.name.startswith(".")]  # no staging left
 
 
+@pytest.mark.slow  # a local HTTP server (the `mirror` fixture): the full suite runs it, `make test-fast` leaves it out
 def test_a_corrupted_download_fails_the_checksum_and_leaves_nothing(tmp_path, mirror, capsys):
     served, url, _ = mirror
     good = _archive(tmp_path, "tar").read_bytes()
@@ -192,6 +194,7 @@ def test_experiment_gtzan10_is_all_genres_on_the_fault_filtered_split():
     assert cfg.model._target_.endswith("DeepSoftmaxAutoencoder")
 
 
+@pytest.mark.slow  # a local HTTP server (the `mirror` fixture): the full suite runs it, `make test-fast` leaves it out
 def test_a_folder_it_did_not_fill_is_left_alone_unless_forced(tmp_path, mirror, capsys):
     """The user's own files are never overwritten by default; `--force` replaces the folder, and fetches again even
     where GTZAN already is."""

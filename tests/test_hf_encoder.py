@@ -21,6 +21,9 @@ from tests.conftest import labelled_clips
 from tests.fixtures.hf_tiny import FOLDER, OVERRIDES, SAMPLES, TINY, save
 
 transformers = pytest.importorskip("transformers")  # in .[dev] and .[pretrained]: CI has it
+# transformers' model classes cost ~3 s a process before the first test and the tests ~5 s more: the full suite runs
+# them, `make test-fast` leaves them out (the hf encoder's config still composes there: tests/test_configs.py)
+pytestmark = pytest.mark.slow
 
 ENCODER = "genre_style.models.pretrained.hf.HFEncoder"
 
