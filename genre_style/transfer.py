@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from genre_style.errors import UserError, command
-from genre_style.style_transfer import EXPERIMENT
+from genre_style.style_transfer import EXPERIMENT, transfer_experiment
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
@@ -96,8 +96,7 @@ def _log_run(args: argparse.Namespace, files: dict[str, Path], settings: dict[st
     if uri.startswith("http"):
         check_tracking_server(uri)
     client = open_client(uri)
-    experiment = client.get_experiment_by_name(EXPERIMENT)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(EXPERIMENT)
+    experiment_id = transfer_experiment(client, uri)
     run = client.create_run(experiment_id, tags={"mlflow.runName": files["output"].stem, "task": "transfer"})
     from mlflow.entities import Metric, Param
 

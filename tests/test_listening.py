@@ -151,3 +151,17 @@ def test_the_run_is_logged_with_the_page_and_every_file(page: tuple[Path, rp.Tab
     run = client.get_run(run_id)
     assert run.data.params["pairs"] == "2" and run.data.metrics["true_target.lsd"] == pytest.approx(0.0, abs=1e-6)
     assert str(tmp_path) in run.info.artifact_uri  # kept beside the store, not in the working folder
+
+
+def test_transfers_and_benchmarks_share_one_experiment_with_artifacts_beside_the_store(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from genre_style.style_transfer import EXPERIMENT, transfer_experiment
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    first = transfer_experiment(client, uri)
+    assert transfer_experiment(client, uri) == first  # whichever logs first, the other finds it
+    location = client.get_experiment(first).artifact_location
+    assert client.get_experiment_by_name(EXPERIMENT).experiment_id == first and "mlartifacts" in location
+    assert str(tmp_path) in location

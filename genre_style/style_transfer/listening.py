@@ -82,19 +82,13 @@ def log_run(out_dir: Path, tracking_uri: str, params: dict[str, Any], table: Tab
     measure as a metric, and `out_dir` (the page, every WAV, the tables) as artifacts under `rendered_pairs/`; its id."""
     from mlflow.entities import Metric, Param
 
-    from genre_style.style_transfer import EXPERIMENT
-    from genre_style.tracking.mlflow_store import check_tracking_server, open_client, prepare_store
+    from genre_style.style_transfer import transfer_experiment
+    from genre_style.tracking.mlflow_store import check_tracking_server, open_client
 
     if tracking_uri.startswith("http"):
         check_tracking_server(tracking_uri)
     client = open_client(tracking_uri)
-    experiment = client.get_experiment_by_name(EXPERIMENT)
-    if experiment is None:
-        local = tracking_uri.startswith("sqlite:///")
-        location = prepare_store(tracking_uri, Path(tracking_uri.removeprefix("sqlite:///")).parent) if local else None
-        experiment_id = client.create_experiment(EXPERIMENT, artifact_location=location)
-    else:
-        experiment_id = experiment.experiment_id
+    experiment_id = transfer_experiment(client, tracking_uri)
     run = client.create_run(experiment_id, tags={"mlflow.runName": "rendered-pairs", "task": "transfer-benchmark"})
     metrics = [
         Metric(f"{''.join(c if c.isalnum() else '_' for c in entry)}.{measure}", summarize(list(by_pair.values())).mean, 0, 0)
