@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 # numba's on-disk cache (librosa's jitted kernels, cache=True) is not safe to fill from two processes at once
 # (numba/numba#10128): in a fresh clone's CI a worker and another process segfaulted together at address 0, and
@@ -99,6 +99,15 @@ def corpus_copy(small_corpus: Path, tmp_path: Path) -> Path:
     shutil.copytree(small_corpus, dest)
     (dest / "synthetic.json").unlink()  # it is now a plain GTZAN-layout folder, not a generated corpus
     return dest
+
+
+def quiet_trainer(max_epochs: int = 1, **settings: Any) -> Any:
+    """A Lightning Trainer for in-process fits: CPU, no logger, checkpoints, progress bar or summary (`settings`
+    add to or override those, e.g. callbacks)."""
+    import lightning.pytorch as pl
+
+    quiet = dict(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    return pl.Trainer(max_epochs=max_epochs, **{**quiet, "enable_model_summary": False, **settings})
 
 
 def write_wav(path: Path, signal: np.ndarray, sample_rate: int = 22050) -> Path:

@@ -21,7 +21,7 @@ from genre_style.evaluation.evaluate import embedding_space_name, evaluate, fina
 from genre_style.models.dsae import DeepSoftmaxAutoencoder
 from genre_style.models.encoders import mlp_encoder
 from genre_style.models.two_layer import TwoLayerNet
-from tests.conftest import labelled_clips
+from tests.conftest import labelled_clips, quiet_trainer
 
 GENRES = ["classical", "jazz", "pop", "metal"]
 SPLITS = ("train", "val", "test")
@@ -40,21 +40,10 @@ def _data() -> GenreDataModule:
     return dm
 
 
-def _trainer(epochs: int = 2) -> pl.Trainer:
-    return pl.Trainer(
-        max_epochs=epochs,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-
-
 def _fitted(cls: type, dm: GenreDataModule) -> tuple[pl.Trainer, Any]:
     pl.seed_everything(0, verbose=False)
     model = cls(encoder=mlp_encoder([16]), embedding_dim=6, input_shape=dm.input_shape, num_classes=4, class_names=GENRES)
-    trainer = _trainer()
+    trainer = quiet_trainer(2)
     trainer.fit(model, datamodule=dm)
     return trainer, model
 
@@ -91,7 +80,7 @@ def test_predictions_cover_a_split_in_order_with_dropout_off():
         encoder=mlp_encoder([16]), embedding_dim=6, input_shape=dm.input_shape, num_classes=4, class_names=GENRES, dropout=0.5
     )
     model.train()  # as after fitting: predict must switch dropout off itself
-    trainer = _trainer()
+    trainer = quiet_trainer(2)
     first, again = predict_split(trainer, model, dm, "test"), predict_split(trainer, model, dm, "test")
     features, labels, tracks = dm.tensors["test"]
     assert set(first) == {"embedding", "logits", "y", "track", "reconstruction_error"}

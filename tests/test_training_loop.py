@@ -10,7 +10,7 @@ from genre_style.data.clip_table import ClipTable
 from genre_style.data.datamodule import GenreDataModule
 from genre_style.models.dsae import DeepSoftmaxAutoencoder
 from genre_style.models.encoders import mlp_encoder
-from tests.conftest import labelled_clips
+from tests.conftest import labelled_clips, quiet_trainer
 
 GENRES = ["classical", "jazz", "pop", "metal"]
 
@@ -34,15 +34,7 @@ def _fit(
         dropout=0.1,
         **model_kwargs,
     )
-    trainer = pl.Trainer(
-        max_epochs=epochs,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=callbacks,
-    )
+    trainer = quiet_trainer(epochs, callbacks=callbacks)
     trainer.fit(model, datamodule=dm)
     return trainer, model, dm
 
