@@ -55,7 +55,7 @@ def built(overrides: list[str], root: str, clips: int, cache_dir: str) -> tuple[
     from hydra.utils import instantiate
 
     cfg = compose(
-        [*overrides, f"data.root={root}", "data.genres=all", f"data.clips_per_track={clips}", f"paths.cache_dir={cache_dir}"]
+        [*overrides, f"data.source.root={root}", "data.source.genres=all", f"data.clips.clips_per_track={clips}", f"paths.cache_dir={cache_dir}"]
     )
     cfg.data.progress = False
     datamodule = instantiate(cfg.data)
@@ -132,7 +132,7 @@ def main() -> None:
 
         # musicnn's 3-s patches start where the DSAE's 0.9-s clips do (their hop in seconds): the same number a song
         hop = round(dm.spec.hop_samples * front_ends.MUSICNN_RATE / dm.spec.sample_rate)
-        musicnn = [*MUSICNN, f"data.hop_samples={hop}"]
+        musicnn = [*MUSICNN, f"data.clips.hop_samples={hop}"]
         dm, head = built(musicnn, args.root, args.clips_per_track, clip_cache)
         fill = serve_cached_features(head, dm, frozen_dir)
         assert fill is not None and fill.computed == len(dm.table)
@@ -151,7 +151,7 @@ def main() -> None:
             }
         )
         if args.uncached_batches:
-            uncached = [*musicnn, "model.encoder.cache=false", "data.minibatches_per_step=1"]  # a step: 64 clips
+            uncached = [*musicnn, "model.encoder.cache=false", "data.loader.minibatches_per_step=1"]  # a step: 64 clips
             dm, slow = built(uncached, args.root, args.clips_per_track, clip_cache)
             steps = epoch_seconds(slow, dm, 2, args.uncached_batches)  # the first epoch warms up
             clips = args.uncached_batches * dm.batch_size * dm.minibatches_per_step

@@ -29,8 +29,14 @@ OURS = """
 import json, resource, sys, time
 from genre_style.data.datamodule import GenreDataModule
 t0 = time.perf_counter()  # after the imports: the work itself
-front_end = dict(features="logmel", n_fft=1024, frame_hop=256, n_mels=64, standardize=True) if sys.argv[4] == "logmel" else {}
-dm = GenreDataModule(root=sys.argv[1], cache_dir=sys.argv[2], workers=int(sys.argv[3]), progress=False, **front_end)
+logmel = sys.argv[4] == "logmel"
+dm = GenreDataModule(
+    source={"root": sys.argv[1]},
+    clips=dict(features="logmel", n_fft=1024, frame_hop=256, n_mels=64) if logmel else None,
+    loader={"standardize": logmel},
+    store={"cache_dir": sys.argv[2], "workers": int(sys.argv[3])},
+    progress=False,
+)
 dm.prepare_data(); dm.setup("fit")
 seconds = time.perf_counter() - t0
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss

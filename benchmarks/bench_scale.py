@@ -8,7 +8,7 @@ Songs are the built-in synthetic genres, 3 s each (3 clips of `experiment=best`'
 features a song), written once under --work (outside the repo: 20,000 songs are 2.6 GB of WAV, 1.2 GB of features).
 Every measurement runs in a process of its own, so `peak_rss_mb` is that process's peak:
 - `preprocess`: the store built from the audio (its `seconds`, its peak RSS);
-- `train`: `experiment=best`'s model and data module (`data.store=disk` or `memory`) fitted for --steps optimiser
+- `train`: `experiment=best`'s model and data module (`data.store.mode=disk` or `memory`) fitted for --steps optimiser
   steps with no validation; `clips_per_s` over the steps after the first 10, `peak_rss_mb` at the end of the fit;
 - `embed`: the fitted model embedding 50 of the corpus's songs from their audio files (`clips_per_s`).
 """
@@ -47,10 +47,10 @@ def _config(root: Path, cache: Path, store: str) -> Any:
     return compose(
         [
             "experiment=best",
-            f"data.root={root}",
-            "data.genres=all",
-            f"data.cache_dir={cache}",
-            f"data.store={store}",
+            f"data.source.root={root}",
+            "data.source.genres=all",
+            f"data.store.cache_dir={cache}",
+            f"data.store.mode={store}",
             "data.progress=false",
         ]
     )

@@ -18,7 +18,7 @@ CASES = {
     "python -c pass": ["-c", "pass"],
     "train --help": ["-m", "genre_style.train", "--help"],
     "train gamma=1.5 (config error)": ["-m", "genre_style.train", "gamma=1.5"],
-    "train data.root=/nonexistent": ["-m", "genre_style.train", "data.root=/nonexistent"],
+    "train data.source.root=/nonexistent": ["-m", "genre_style.train", "data.source.root=/nonexistent"],
 }
 
 

@@ -30,14 +30,14 @@ from benchmarks.common import clip_table, compose, median, report
 # What each encoder trains on: the paper's 8000 pooled clips for the MLP; for the conv encoders, gtzan-dev-3-sized
 # data (3200 clips) of the shape their front-end gives.
 ENCODERS: dict[str, dict[str, Any]] = {
-    "mlp": {"overrides": ["data.split_sizes=[6000,1000,1000]"], "clips": 8000, "shape": (500,)},
+    "mlp": {"overrides": ["data.split.sizes=[6000,1000,1000]"], "clips": 8000, "shape": (500,)},
     "logmel_cnn": {
-        "overrides": ["encoder=logmel_cnn", "features=logmel", "data.split_sizes=[2400,400,400]", "model.recon_reduction=mean"],
+        "overrides": ["encoder=logmel_cnn", "features=logmel", "data.split.sizes=[2400,400,400]", "model.recon_reduction=mean"],
         "clips": 3200,
         "shape": (64, 79),
     },
     "sample_cnn": {
-        "overrides": ["encoder=sample_cnn", "features=waveform", "data.split_sizes=[2400,400,400]", "model.recon_reduction=mean"],
+        "overrides": ["encoder=sample_cnn", "features=waveform", "data.split.sizes=[2400,400,400]", "model.recon_reduction=mean"],
         "clips": 3200,
         "shape": (20000,),
     },
@@ -61,9 +61,9 @@ class BareLoop:
 
         from genre_style.data.datamodule import GenreDataModule
 
-        cfg = compose([f"batch_size={batch_size}", "data.split=segment", *ENCODERS[encoder]["overrides"]])
+        cfg = compose([f"batch_size={batch_size}", "data.split.mode=segment", *ENCODERS[encoder]["overrides"]])
         dm = GenreDataModule.from_table(
-            encoder_table(encoder), batch_size=batch_size, split="segment", split_sizes=cfg.data.split_sizes, seed=cfg.seed
+            encoder_table(encoder), loader={"batch_size": batch_size}, split={"mode": "segment", "sizes": cfg.data.split.sizes}, seed=cfg.seed
         )
         dm.setup("fit")
         self.model = instantiate(
@@ -142,7 +142,7 @@ def project_blocks(
             f"trainer.max_epochs={epochs}",
             "trainer.enable_progress_bar=true",
             f"trainer.accelerator={'gpu' if device == 'cuda' else 'cpu'}",
-            "data.split=segment",
+            "data.split.mode=segment",
             *ENCODERS[encoder]["overrides"],
             f"callbacks.model_checkpoint.dirpath={store}/ckpt",
             f"callbacks.last_checkpoint.dirpath={store}/ckpt",
@@ -151,15 +151,7 @@ def project_blocks(
             *overrides,
         ]
     )
-    dm = GenreDataModule.from_table(
-        encoder_table(encoder),
-        **{
-            k: v
-            for k, v in cfg.data.items()
-            if k
-            in ("batch_size", "minibatches_per_step", "eval_batch_size", "split", "split_sizes", "seed", "balance", "standardize")
-        },
-    )
+    dm = GenreDataModule.from_table(encoder_table(encoder), split=cfg.data.split, loader=cfg.data.loader, seed=cfg.data.seed)
     dm.setup("fit")
     model = instantiate(cfg.model, input_shape=dm.input_shape, num_classes=dm.num_classes, class_names=dm.class_names)
     logger = False  # logger=none composes to {}

@@ -4,7 +4,7 @@
         --judge RUN1/artifacts/checkpoints/best.ckpt [--converter converter.pt] [--rendered KEY=VALUE ...] \
         --split test --pairs 32 --out /tmp/tr [--reuse] [--tracking-uri URI]
 
-DATA_ROOT is the `data.root` both models were trained with under `data=rendered`, and `--rendered` repeats any
+DATA_ROOT is the `data.source.root` both models were trained with under `data=rendered`, and `--rendered` repeats any
 `data.rendered.KEY=VALUE` they were trained with (the corpus is found, not rendered again). A `--converter` must have
 been trained on that same corpus (its training styles of its train pieces: checked before any work). The judge must
 be another model (it measures the style distance). Prints the table (mean [95 % t-interval] over pairs; LSD in dB,
@@ -34,7 +34,7 @@ from genre_style.errors import UserError, command  # noqa: E402
 @command
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", required=True, help="data.root of the data=rendered runs")
+    parser.add_argument("--root", required=True, help="data.source.root of the data=rendered runs")
     parser.add_argument("--model", required=True, help="the transfer model (a checkpoint, run id or logged model)")
     parser.add_argument("--judge", required=True, help="another model: its embeddings give the style distance")
     parser.add_argument("--converter", help="a converter trained on the corpus (--method convert): adds its entries")

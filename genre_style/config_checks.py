@@ -85,49 +85,25 @@ def validate_config(cfg: DictConfig, overrides: list[str] | None = None) -> None
         raise UserError(f"{_name(cfg, 'model.optimizer.lr')}={lr} must be positive", "e.g. lr=1e-3")
     for key in (
         "model.embedding_dim",
-        "data.sample_rate",
-        "data.segment_samples",
-        "data.hop_samples",
-        "data.clips_per_track",
-        "data.eval_clips_per_track",
-        "data.pool",
-        "data.batch_size",
-        "data.minibatches_per_step",
+        "data.clips.sample_rate",
+        "data.clips.segment_samples",
+        "data.clips.hop_samples",
+        "data.clips.clips_per_track",
+        "data.split.eval_clips_per_track",
+        "data.clips.pool",
+        "data.loader.batch_size",
+        "data.loader.minibatches_per_step",
         "trainer.max_epochs",
     ):
         _check_positive_int(cfg, key)
     _check_sizes(cfg, "model.encoder.channels", allow_empty=False)
     for key in ("model.encoder.hidden_sizes", "model.classifier_sizes", "model.decoder_sizes"):
         _check_sizes(cfg, key, allow_empty=True)
-    from genre_style.data import front_ends, rules  # the data rules (data/rules.py): the front-end registry only, light
-
-    features = OmegaConf.select(cfg, "data.features")
-    if OmegaConf.select(cfg, "data") is not None:
-        rules.check_front_end(features)
-        rules.check_eval_clips(OmegaConf.select(cfg, "data.eval_clips_per_track"), OmegaConf.select(cfg, "data.clips_per_track"))
-        rules.check_random_crop(bool(OmegaConf.select(cfg, "data.random_crop")), features)
-        if OmegaConf.select(cfg, "data.store") is not None:
-            rules.check_store(str(OmegaConf.select(cfg, "data.store")))
+    _check_data_settings(cfg)
     _check_augment(cfg)
     _check_variational(cfg)
     _check_downstream(cfg)
     _check_contrastive(cfg)
-    pool, segment = OmegaConf.select(cfg, "data.pool"), OmegaConf.select(cfg, "data.segment_samples")
-    pooled = features in (*front_ends.REGISTRY, None) and "pool" in front_ends.get(features).settings
-    if pooled and pool is not None and segment is not None and pool > segment:
-        raise UserError(
-            f"data.pool={pool} is longer than a clip (data.segment_samples={segment})",
-            "pool by at most the clip length, e.g. data.pool=40 for 20000-sample clips",
-        )
-    rate = OmegaConf.select(cfg, "data.sample_rate")
-    needed = front_ends.get(features).sample_rate if features in (*front_ends.REGISTRY, None) else None
-    if needed and rate is not None and rate != needed:
-        raise UserError(f"features={features} works at data.sample_rate={needed}, not {rate}", f"drop data.sample_rate={rate}")
-    split = OmegaConf.select(cfg, "data.split")
-    if split is not None:
-        from genre_style.data.splits import get_split_mode  # numpy only: stays light
-
-        get_split_mode(str(split))  # an unknown mode: a UserError listing the registered ones
     _check_distributed(cfg)
     _check_manual_optimisation(cfg)
     _check_registration(cfg)
@@ -177,18 +153,28 @@ def _check_aliases_used(cfg: DictConfig, overrides: list[str]) -> None:
             )
 
 
+def _check_data_settings(cfg: DictConfig) -> None:
+    """The data settings' rules live beside them (data/settings.py): building them checks each once."""
+    data = OmegaConf.select(cfg, "data")
+    if data is None:
+        return
+    from genre_style.data.settings import DataSettings  # front-end and split registries: light
+
+    DataSettings.from_config(data)
+
+
 def _check_encoder_fits_features(cfg: DictConfig) -> None:
     """The encoder reads the front-end's kind (`Encoder.reads`, `front_ends.FrontEnd.kind`). Imports the encoder's
     class (and so torch): run after the checks that need nothing heavy, so a bad value still answers at once."""
     from hydra.utils import get_class
 
-    from genre_style.data import front_ends, rules
+    from genre_style.data import front_ends
 
     target, model = OmegaConf.select(cfg, "model.encoder._target_"), OmegaConf.select(cfg, "model._target_")
     if not target or (model and not getattr(get_class(str(model)), "reads_configured_encoder", True)):
         return  # a model that builds its own encoder (the logistic regression) reads any front-end
-    features = OmegaConf.select(cfg, "data.features")
-    kind = rules.check_front_end(features).kind
+    features = OmegaConf.select(cfg, "data.clips.features")
+    kind = front_ends.get(features).kind
     reads = tuple(getattr(get_class(str(target)), "reads", front_ends.KINDS))
     name = str(target).rsplit(".", 1)[-1]
     if kind not in reads:
@@ -210,26 +196,26 @@ def _check_encoder_fits_features(cfg: DictConfig) -> None:
     if hasattr(encoder, "check_data_sample_rate"):  # a pretrained model whose rate only it knows (encoder=hf)
         encoder.check_data_sample_rate(
             OmegaConf.to_container(OmegaConf.select(cfg, "model.encoder"), resolve=False),
-            OmegaConf.select(cfg, "data.sample_rate"),
+            OmegaConf.select(cfg, "data.clips.sample_rate"),
         )
 
 
 def _check_unlabelled(cfg: DictConfig) -> None:
-    """`data.unlabelled` trains only label-free terms (a decoder's reconstruction, `model.contrastive_weight`'s song
+    """`data.source.unlabelled` trains only label-free terms (a decoder's reconstruction, `model.contrastive_weight`'s song
     contrastive term): a model without one would read those songs and learn nothing from them. Imports the model's
     class."""
     from hydra.utils import get_class
 
-    folders, target = OmegaConf.select(cfg, "data.unlabelled"), OmegaConf.select(cfg, "model._target_")
+    folders, target = OmegaConf.select(cfg, "data.source.unlabelled"), OmegaConf.select(cfg, "model._target_")
     if not folders or not target:
         return
     has_decoder = bool(getattr(get_class(str(target)), "has_decoder", False))
     if not has_decoder and not (_number(cfg, "model.contrastive_weight") or 0):
         name = str(target).rsplit(".", 1)[-1]
         raise UserError(
-            f"data.unlabelled gives songs without a genre, but {name} has no label-free loss term to train on them",
+            f"data.source.unlabelled gives songs without a genre, but {name} has no label-free loss term to train on them",
             "use a model with a decoder (model=dsae or model=autoencoder) or add model.contrastive_weight=0.5, "
-            "or drop data.unlabelled",
+            "or drop data.source.unlabelled",
         )
 
 
@@ -312,11 +298,11 @@ def _check_variational(cfg: DictConfig) -> None:
         if value is not None and value < 0:
             raise UserError(f"model.{key}={value} must be >= 0", f"a weight of the KL terms, e.g. model.{key}=1.0")
     if OmegaConf.select(cfg, "model.classifier") is True:
-        genres = OmegaConf.select(cfg, "data.genres")
+        genres = OmegaConf.select(cfg, "data.source.genres")
         if OmegaConf.is_list(genres) and len(genres) < 2:
             raise UserError(
-                f"model.classifier=true needs genre labels to learn from, but data.genres={list(genres)} has one",
-                "give at least two genres (data.genres=[classical,jazz]), or model.classifier=false",
+                f"model.classifier=true needs genre labels to learn from, but data.source.genres={list(genres)} has one",
+                "give at least two genres (data.source.genres=[classical,jazz]), or model.classifier=false",
             )
         if OmegaConf.select(cfg, "model.gamma") == 1.0:
             raise UserError(

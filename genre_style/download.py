@@ -33,7 +33,7 @@ MIRRORS = (
 MARKER = ".genre_style_download.json"
 MANUAL = (
     "download GTZAN yourself (genres.tar.gz, or Kaggle's 'GTZAN Dataset - Music Genre Classification' zip), "
-    "then run `python -m genre_style.download --archive <file>`; or unpack it anywhere and pass data.root=<folder>"
+    "then run `python -m genre_style.download --archive <file>`; or unpack it anywhere and pass data.source.root=<folder>"
 )
 
 
@@ -105,7 +105,7 @@ def install(
     if root.exists() and any(root.iterdir()) and not (root / MARKER).exists() and not force:
         raise UserError(
             f"{root} exists and is not empty, but was not filled by this command",
-            "pass --root to another folder, remove it, or use it directly with data.root=" + str(root),
+            "pass --root to another folder, remove it, or use it directly with data.source.root=" + str(root),
         )
     root.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=root.parent, prefix=f".{root.name}.download.") as tmp_name:

@@ -21,12 +21,12 @@ def check_environment(cfg: DictConfig) -> None:
         from genre_style.data.rendered import check_installed
 
         check_installed()
-    elif OmegaConf.select(cfg, "data") is not None and OmegaConf.select(cfg, "data.synthetic") is None:
+    elif OmegaConf.select(cfg, "data") is not None and OmegaConf.select(cfg, "data.source.synthetic") is None:
         from genre_style.data.corpus import resolve_genres
 
         # Raises a UserError naming the path and how to get GTZAN, or the unknown genre and those found.
-        genres: Any = OmegaConf.to_object(cfg.data.genres) if OmegaConf.is_list(cfg.data.genres) else cfg.data.genres
-        resolve_genres(cfg.data.root, genres, OmegaConf.select(cfg, "data.source"))
+        genres: Any = OmegaConf.to_object(cfg.data.source.genres) if OmegaConf.is_list(cfg.data.source.genres) else cfg.data.source.genres
+        resolve_genres(cfg.data.source.root, genres, OmegaConf.select(cfg, "data.source.kind"))
 
 
 def _check_tracking_server(cfg: DictConfig) -> None:

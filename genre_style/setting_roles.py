@@ -30,8 +30,8 @@ BOOKKEEPING = (
     "trainer.enable_progress_bar",
     "trainer.enable_model_summary",
     "data.progress",
-    "data.workers",
-    "data.cache_dir",
+    "data.store.workers",
+    "data.store.cache_dir",
     "model.encoder.cache",  # `cache` and `cache_dir`: where a pretrained backbone's weights and outputs are kept
 )
 
@@ -46,7 +46,7 @@ BUDGET = (
     "trainer.devices",
     "evaluation.",
     "optimized_metric",
-    "data.eval_batch_size",
+    "data.loader.eval_batch_size",
 )
 
 # The seed: runs that differ only in it (and bookkeeping) repeat one configuration.

@@ -70,7 +70,7 @@ def train(cfg: DictConfig) -> float:
             if trainer.is_global_zero:
                 folder.record_inputs(cfg, datamodule)
                 if tracker is not None:
-                    tracker.log_datasets(datamodule, str(cfg.data.root))
+                    tracker.log_datasets(datamodule, str(cfg.data.source.root))
             with numpy_arrays_allowed():  # checkpoints read as weights and plain data only (genre_style/model_files.py)
                 trainer.fit(model, datamodule=datamodule, ckpt_path=resumed and resumed.last_checkpoint, weights_only=True)
                 best = best_checkpoint(trainer)

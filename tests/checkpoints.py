@@ -80,8 +80,7 @@ def from_experiment(name: str, tmp_path: Path) -> tuple[Any, ClipSpec]:
             config_name="train",
             overrides=[f"experiment={name}", f"paths.output_root={tmp_path}", f"paths.output_dir={tmp_path}/run", "logger=none"],
         )
-    known = set(ClipSpec.__dataclass_fields__) - {"clips_per_track"}
-    spec = ClipSpec(**{k: cfg.data[k] for k in known if k in cfg.data})
+    spec = ClipSpec(**cfg.data.clips)
     torch.manual_seed(0)
     model = instantiate(
         cfg.model, input_shape=spec.feature_shape, input_kind=spec.front_end.kind, num_classes=len(GENRES), class_names=GENRES

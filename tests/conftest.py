@@ -30,9 +30,9 @@ SMALL = {"tracks_per_genre": 6, "seconds": 3.0, "seed": 0}
 # Overrides that keep a real training run to a few seconds.
 FAST_RUN = [
     "data=synthetic",
-    f"data.synthetic.tracks_per_genre={SMALL['tracks_per_genre']}",
-    f"data.synthetic.seconds={SMALL['seconds']}",
-    "data.workers=1",
+    f"data.source.synthetic.tracks_per_genre={SMALL['tracks_per_genre']}",
+    f"data.source.synthetic.seconds={SMALL['seconds']}",
+    "data.store.workers=1",
     "data.progress=false",
     "trainer.max_epochs=3",
     "trainer.enable_progress_bar=false",
@@ -126,7 +126,7 @@ def write_split_lists(
     skip: Sequence[tuple[str, str]] = (),
 ) -> Path:
     """Artist-filtered-style lists (train/valid/test.txt) over the small corpus's 6 tracks a genre, for
-    `data.split=fault_filtered data.split_lists=<folder>`; the `absent` listed tracks are not on disk."""
+    `data.split.mode=fault_filtered data.split.lists=<folder>`; the `absent` listed tracks are not on disk."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, numbers in (("train", (*train, *absent)), ("valid", val), ("test", test)):
         lines = [f"{g}/{g}.{n:05d}.wav" for g in genres for n in numbers if (g, name) not in skip]

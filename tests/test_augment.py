@@ -196,7 +196,7 @@ def test_the_kind_comes_from_the_data_so_a_config_without_it_still_masks_frequen
         track_ids=[f"t{i}" for i in range(8)],
         track_labels=np.repeat(np.arange(2), 4),
     )
-    dm = GenreDataModule.from_table(table, features=cfg.data.features, split="segment", batch_size=4, seed=0)
+    dm = GenreDataModule.from_table(table, features=cfg.data.clips.features, split="segment", batch_size=4, seed=0)
     assert dm.input_kind == "map"
     model = instantiate(
         cfg.model, input_shape=dm.input_shape, input_kind=dm.input_kind, num_classes=2, class_names=list(table.genres)

@@ -64,7 +64,7 @@ def test_a_spectral_front_end_trains_with_its_own_input_size(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     run = client.search_runs([client.get_experiment_by_name("genre-style").experiment_id])[0]
-    assert run.data.params["data.features"] == "mfcc" and "test/acc" in run.data.metrics
+    assert run.data.params["data.clips.features"] == "mfcc" and "test/acc" in run.data.metrics
     ckpt = client.download_artifacts(run.info.run_id, "checkpoints/best.ckpt", str(tmp_path))
     import torch
 
@@ -91,7 +91,7 @@ def test_paper_experiment_trains_the_three_models_on_the_papers_protocol(paper_r
     assert sorted(r.data.params["model"] for r in runs) == ["Autoencoder", "DeepSoftmaxAutoencoder", "TwoLayerNet"]
     for run in runs:
         p = run.data.params
-        assert (p["data.split"], p["data.pool"], p["data.clips_per_track"], p["dropout"]) == ("segment", "40", "20", "0.1")
+        assert (p["data.split.mode"], p["data.clips.pool"], p["data.clips.clips_per_track"], p["dropout"]) == ("segment", "40", "20", "0.1")
         assert p.get("gamma") == ("0.9" if p["model"] == "DeepSoftmaxAutoencoder" else None)  # only where it is used
     dsae = next(r for r in runs if r.data.params["model"] == "DeepSoftmaxAutoencoder")
     metrics = dsae.data.metrics

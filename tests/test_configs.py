@@ -31,7 +31,7 @@ ENCODERS = sorted(p.stem for p in (CONF / "encoder").glob("*.yaml"))
 FEATURES = sorted(p.stem for p in (CONF / "features").glob("*.yaml"))
 SMALL = {"logmel_cnn": ["model.encoder.channels=[4,8]"], "sample_cnn": ["model.encoder.channels=[4,8,8]"]}
 # Pretrained encoders fitted with random weights here (no package needed); their weights: tests/test_musicnn.py.
-SMALL |= {e: ["model.encoder.pretrained=false", "data.segment_samples=24320"] for e in ("musicnn", "musicnn_vgg")}  # 96 frames
+SMALL |= {e: ["model.encoder.pretrained=false", "data.clips.segment_samples=24320"] for e in ("musicnn", "musicnn_vgg")}  # 96 frames
 SMALL["hf"] = [f"model.encoder.model={HF_TINY}", *HF_TINY_DATA]  # a tiny HuBERT in a folder: tests/test_hf_encoder.py
 
 
@@ -73,8 +73,7 @@ def _compose(overrides: list[str], tmp_path: Path):
 
 def _fit(cfg) -> pl.Trainer:
     """Random clips of the configured front-end's shape, through the configured model, one fast_dev_run."""
-    keys = ("features", "segment_samples", "pool", "n_mels", "n_mfcc", "frame_hop")
-    spec = ClipSpec(**{k: cfg.data[k] for k in keys if k in cfg.data})
+    spec = ClipSpec(**cfg.data.clips)
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(4), 16)
     table = ClipTable(
@@ -150,7 +149,7 @@ def test_every_experiment_composes_and_passes_the_config_check(experiment, tmp_p
     cfg = _compose([f"experiment={experiment}"], tmp_path)
     validate_config(cfg)
     if experiment == "best":
-        assert cfg.model.encoder._target_.endswith("LogMelCNN") and cfg.data.features == "logmel"
+        assert cfg.model.encoder._target_.endswith("LogMelCNN") and cfg.data.clips.features == "logmel"
 
 
 @pytest.mark.slow  # an in-process Lightning fit

@@ -68,8 +68,8 @@ def test_help_is_one_screen_naming_every_group_and_the_full_dump_is_one_flag_awa
 @pytest.mark.slow
 def test_a_run_says_each_skipped_file_once_ends_with_the_table_and_names_no_vanishing_path(tmp_path, corpus_copy):
     (corpus_copy / "jazz" / "jazz.00003.wav").write_text("not audio")
-    args = [a for a in FAST_RUN if not a.startswith("data.synthetic") and a != "data=synthetic"]
-    result = run_cli([*args, f"data.root={corpus_copy}", "trainer.max_epochs=2"], tmp_path)
+    args = [a for a in FAST_RUN if not a.startswith("data.source.synthetic") and a != "data=synthetic"]
+    result = run_cli([*args, f"data.source.root={corpus_copy}", "trainer.max_epochs=2"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     said = result.stdout + result.stderr
     assert said.count("jazz.00003.wav") == 1, said  # preprocessing says it; the run folder's line points at the list

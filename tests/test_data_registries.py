@@ -1,6 +1,6 @@
 """The data side's registries: a split mode or a kind of source registered from outside the package is what the data
 module uses, the corpus is resolved once (its kind, genres, tracks with split and artist carried by the clip table),
-and `data.genres=all` is read in one place."""
+and `data.source.genres=all` is read in one place."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def test_a_split_mode_registered_outside_the_package_is_what_the_data_module_use
     assert len(split_of) == 24
     assert all(split_of[t] == ("train" if int(t[-1]) < 4 else "val" if t.endswith("4") else "test") for t in split_of)
     assert "by_number" in get_split_mode("by_number").name
-    with pytest.raises(UserError, match=r"(?s)unknown data.split='nope'.*by_number \(tracks by their number"):
+    with pytest.raises(UserError, match=r"(?s)unknown data.split.mode='nope'.*by_number \(tracks by their number"):
         _module(small_corpus, split="nope")
 
 
@@ -64,7 +64,7 @@ def test_the_config_check_asks_the_split_registry(registered):
     from genre_style.config_checks import validate_config
 
     cfg = OmegaConf.create({"data": {"split": "nope", "synthetic": {}}})  # synthetic: no data root to look for
-    with pytest.raises(UserError, match="unknown data.split='nope'"):
+    with pytest.raises(UserError, match="unknown data.split.mode='nope'"):
         validate_config(cfg, overrides=[])
     split_mode("nope")(lambda data: {})  # registered: no longer the check's complaint
     validate_config(cfg, overrides=[])
@@ -72,7 +72,7 @@ def test_the_config_check_asks_the_split_registry(registered):
 
 def test_a_source_registered_outside_the_package_feeds_its_splits_through_the_clip_table(registered, small_corpus, tmp_path):
     """A `.songs` listing (`genre path split` a line): claimed by its suffix, read once; its splits reach the clip table
-    and `data.split=manifest` uses them, with no manifest file anywhere."""
+    and `data.split.mode=manifest` uses them, with no manifest file anywhere."""
 
     @source("songs_listing")
     class SongsListing(Source):
@@ -115,7 +115,7 @@ def test_a_source_registered_outside_the_package_feeds_its_splits_through_the_cl
 
 def test_a_source_can_be_named_instead_of_claimed(registered, small_corpus):
     assert resolve_corpus(small_corpus, ["jazz", "pop"], "folder").kind == "folder"
-    with pytest.raises(UserError, match=r"unknown data.source='tape'.*"):
+    with pytest.raises(UserError, match=r"unknown data.source.kind='tape'.*"):
         source_for(small_corpus, "tape")
     with pytest.raises(ValueError, match="already registered"):
         source("folder")(type("Other", (Source,), {}))
@@ -155,7 +155,7 @@ def test_a_split_and_an_evaluation_from_outside_the_package_run_through_the_cli(
     import csv
     import json
 
-    args = [*FAST_RUN, "trainer.max_epochs=1", "+plugins=[tests.registry_plugin]", "data.split=by_number"]
+    args = [*FAST_RUN, "trainer.max_epochs=1", "+plugins=[tests.registry_plugin]", "data.split.mode=by_number"]
     result = run_cli([*args, "+evaluation.spread_scale=2.0"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     (artifacts,) = tmp_path.glob("runs/*/artifacts")

@@ -103,7 +103,7 @@ def test_a_corrupted_download_fails_the_checksum_and_leaves_nothing(tmp_path, mi
 def test_no_server_at_all_says_how_to_get_the_data_by_hand(tmp_path, capsys):
     assert download.main(["--root", str(tmp_path / "g"), "--url", "http://127.0.0.1:9/genres.tar.gz"]) == 2
     err = capsys.readouterr().err
-    assert "no connection" in err and "data.root" in err
+    assert "no connection" in err and "data.source.root" in err
 
 
 @pytest.mark.parametrize("kind", ["tar", "zip"])
@@ -164,10 +164,10 @@ def test_download_then_train_on_the_fault_filtered_split_with_no_other_step(tmp_
         [
             "model=dsae",
             "gamma=0.9",
-            "data.split=fault_filtered",
-            "data.genres=[jazz,metal]",
+            "data.split.mode=fault_filtered",
+            "data.source.genres=[jazz,metal]",
             "trainer.max_epochs=1",
-            "data.workers=1",
+            "data.store.workers=1",
             "trainer.enable_progress_bar=false",
         ],
         outputs,
@@ -190,7 +190,7 @@ def test_experiment_gtzan10_is_all_genres_on_the_fault_filtered_split():
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose(config_name="train", overrides=["experiment=gtzan10"])
-    assert cfg.data.genres == "all" and cfg.data.split == "fault_filtered"
+    assert cfg.data.source.genres == "all" and cfg.data.split.mode == "fault_filtered"
     assert cfg.model._target_.endswith("DeepSoftmaxAutoencoder")
 
 

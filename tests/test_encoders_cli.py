@@ -68,7 +68,7 @@ def test_logreg_writes_the_same_metrics_and_plots_as_the_learned_models(dsae_cnn
 def test_a_conv_encoder_run_logs_its_encoder_and_front_end(dsae_cnn_and_logreg):
     client, run = _only_run(dsae_cnn_and_logreg / "cnn")
     p = run.data.params
-    assert p["encoder"] == "LogMelCNN" and p["data.features"] == "logmel"
+    assert p["encoder"] == "LogMelCNN" and p["data.clips.features"] == "logmel"
     assert "plots/interpolation.png" in _artifacts(client, run.info.run_id)  # decoded maps drawn as images
     ckpt = client.download_artifacts(run.info.run_id, "checkpoints/best.ckpt", str(dsae_cnn_and_logreg))
     import torch
@@ -138,7 +138,7 @@ def test_waveform_front_end_trains_the_sample_cnn(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     _, run = _only_run(tmp_path)
-    assert run.data.params["data.features"] == "waveform" and "test/acc" in run.data.metrics
+    assert run.data.params["data.clips.features"] == "waveform" and "test/acc" in run.data.metrics
 
 
 def test_a_seed_sweep_is_reported_with_intervals_and_paired_differences(tmp_path):
@@ -180,7 +180,7 @@ def test_the_report_keeps_protocols_apart_and_leads_with_the_artist_filtered_spl
     the baseline's run is a model like any other: `predict` reads it by run id."""
     lists = write_split_lists(tmp_path / "lists")
     common = ["model=logreg", "features=stats", "seed=1,2", "evaluation.embedding_metrics=false", *FAST_RUN]
-    for split in (["data.split=track"], ["data.split=fault_filtered", f"data.split_lists={lists}"]):
+    for split in (["data.split.mode=track"], ["data.split.mode=fault_filtered", f"data.split.lists={lists}"]):
         sweep = run_cli(["-m", *common, *split], tmp_path)
         assert sweep.returncode == 0, sweep.stderr[-3000:]
     assert "8 of the 32 listed tracks" in sweep.stdout + sweep.stderr  # the partial copy's warning
@@ -277,8 +277,8 @@ def test_balanced_class_weights_reach_the_baselines_fit(tmp_path):
         "model=logreg",
         "features=stats",
         "logger=none",
-        "data.split=fault_filtered",
-        f"data.split_lists={lists}",
+        "data.split.mode=fault_filtered",
+        f"data.split.lists={lists}",
     ]
     weights = []
     for name, extra in (("plain", []), ("balanced", ["model.class_weight=balanced"])):

@@ -22,12 +22,12 @@ EXPECTED = {
     },
     "new_artists": {
         "model": "LogisticRegressionBaseline",
-        "data.features": "stats",
+        "data.clips.features": "stats",
         "model.class_weight": "balanced",
-        "data.split": "fault_filtered",
+        "data.split.mode": "fault_filtered",
     },
-    "gtzan10": {"model": "DeepSoftmaxAutoencoder", "data.split": "fault_filtered", "data.genres": "all"},
-    "pretrained": {"model": "TwoLayerNet", "encoder": "MusicnnEncoder", "data.features": "musicnn_mel"},
+    "gtzan10": {"model": "DeepSoftmaxAutoencoder", "data.split.mode": "fault_filtered", "data.source.genres": "all"},
+    "pretrained": {"model": "TwoLayerNet", "encoder": "MusicnnEncoder", "data.clips.features": "musicnn_mel"},
 }
 SMALL = {"style": ["model.encoder.channels=[4,8]"]}  # the conv encoder at its test size
 LISTS = ("new_artists", "gtzan10")  # the artist-filtered split: the synthetic corpus's own lists (not GTZAN's names)
@@ -38,7 +38,7 @@ def test_a_configured_experiment_trains_as_configured(experiment, tmp_path):
     fast = [a for a in FAST_RUN if not a.startswith("trainer.max_epochs")]
     extra = [*SMALL.get(experiment, []), "trainer.max_epochs=1"]
     if experiment in LISTS:
-        extra.append(f"data.split_lists={write_split_lists(tmp_path / 'lists')}")
+        extra.append(f"data.split.lists={write_split_lists(tmp_path / 'lists')}")
     result = run_cli([f"experiment={experiment}", *fast, *extra], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")

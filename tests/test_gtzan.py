@@ -43,7 +43,7 @@ def test_missing_root_names_the_path_and_how_to_get_gtzan(tmp_path):
     with pytest.raises(UserError) as err:
         find_genre_root(tmp_path / "nowhere")
     assert str(tmp_path / "nowhere") in str(err.value)
-    assert "data.root" in str(err.value) and "data=synthetic" in str(err.value)
+    assert "data.source.root" in str(err.value) and "data=synthetic" in str(err.value)
 
 
 def test_empty_root_is_an_error(tmp_path):

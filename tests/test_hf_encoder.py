@@ -319,9 +319,9 @@ def test_the_config_check_names_the_models_sample_rate_before_any_audio_is_read(
     from tests.test_configs import _compose
 
     base = ["encoder=hf", f"model.encoder.model={FOLDER}", f"features={front_ends.HF_WAVEFORM}"]
-    with pytest.raises(UserError, match="reads audio at 16000 Hz, but data.sample_rate=24000") as error:
+    with pytest.raises(UserError, match="reads audio at 16000 Hz, but data.clips.sample_rate=24000") as error:
         validate_config(_compose(base, tmp_path), overrides=[])  # waveform_hf's default: MERT-v1's 24 kHz
-    assert error.value.fix == "add data.sample_rate=16000"
+    assert error.value.fix == "add data.clips.sample_rate=16000"
     validate_config(_compose([*base, *OVERRIDES], tmp_path), overrides=[])
     with pytest.raises(UserError, match="trained on features=waveform_hf only"):
         validate_config(_compose(["encoder=hf", f"model.encoder.model={FOLDER}", "features=waveform"], tmp_path), overrides=[])

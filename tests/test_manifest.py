@@ -21,7 +21,7 @@ from tests.conftest import FAST_RUN, run_cli
 
 GENRES = ("classical", "jazz", "metal", "pop")
 # The small corpus without its generator settings: a GTZAN-layout folder of real WAV files, read from disk.
-ON_DISK = [a for a in FAST_RUN if not a.startswith("data.synthetic") and a != "data=synthetic"]
+ON_DISK = [a for a in FAST_RUN if not a.startswith("data.source.synthetic") and a != "data=synthetic"]
 
 
 def _songs(corpus: Path) -> list[Path]:
@@ -150,7 +150,7 @@ def _trained_split(out: Path) -> dict[str, str]:
 @pytest.mark.slow
 def test_a_manifest_with_an_artist_split_trains_through_the_cli(tmp_path, small_corpus):
     manifest = corpus_manifest(small_corpus, small_corpus.parent / "artists.csv")
-    args = [*ON_DISK, f"data.root={manifest}", "data.genres=all", "data.split=artist", "data.split_sizes=[0.5,0.25,0.25]"]
+    args = [*ON_DISK, f"data.source.root={manifest}", "data.source.genres=all", "data.split.mode=artist", "data.split.sizes=[0.5,0.25,0.25]"]
     result = run_cli([*args, "trainer.max_epochs=1"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     artist = {r.track_id: r.group for r in read_manifest(manifest).rows}
@@ -163,7 +163,7 @@ def test_a_manifest_with_an_artist_split_trains_through_the_cli(tmp_path, small_
 @pytest.mark.slow
 def test_a_bad_manifest_stops_the_cli_in_one_line(tmp_path):
     (tmp_path / "m.csv").write_text("file,label\na.wav,jazz\n")
-    result = run_cli([*ON_DISK, f"data.root={tmp_path / 'm.csv'}", "data.genres=all"], tmp_path / "out")
+    result = run_cli([*ON_DISK, f"data.source.root={tmp_path / 'm.csv'}", "data.source.genres=all"], tmp_path / "out")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "lacks the column(s) ['path', 'genre']" in result.stderr and "fix:" in result.stderr
 
@@ -206,7 +206,7 @@ def test_fma_layout_becomes_a_manifest_that_trains_through_the_cli(tmp_path, sma
     assert "no top genre" in conversion.left_out[0][1] and "no file" in conversion.left_out[1][1]
     assert genre_name("Old-Time / Historic") == "old-time-historic"
     result = run_cli(
-        [*ON_DISK, f"data.root={manifest}", "data.genres=all", "data.split=manifest", "trainer.max_epochs=1"], tmp_path / "out"
+        [*ON_DISK, f"data.source.root={manifest}", "data.source.genres=all", "data.split.mode=manifest", "trainer.max_epochs=1"], tmp_path / "out"
     )
     assert result.returncode == 0, result.stderr[-3000:]
     trained = _trained_split(tmp_path / "out")

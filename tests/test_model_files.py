@@ -33,7 +33,7 @@ def trained(tmp_path_factory, small_corpus):
     """Two real runs, as users share them: a DSAE whose model is logged and registered in MLflow, and the logistic
     regression baseline."""
     out = tmp_path_factory.mktemp("trusted")
-    args = [*FAST_RUN, f"data.root={small_corpus}", "trainer.max_epochs=2"]
+    args = [*FAST_RUN, f"data.source.root={small_corpus}", "trainer.max_epochs=2"]
     dsae_args = [*args, "model=dsae", "register_as=shared", "logger.mlflow.log_model=true"]
     dsae = run_cli(dsae_args, out)
     assert dsae.returncode == 0, dsae.stderr[-3000:]

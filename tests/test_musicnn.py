@@ -138,7 +138,7 @@ def test_the_front_end_gives_float32_maps_at_16_khz_only():
     assert spec.feature_shape == SHAPE
     maps = front_ends.get(front_ends.MUSICNN).compute(signals, spec)
     assert maps.dtype == np.float32 and maps.shape == (3, 96 * 187) and np.isfinite(maps).all()
-    with pytest.raises(ValueError, match="needs data.sample_rate=16000"):
+    with pytest.raises(ValueError, match="needs data.clips.sample_rate=16000"):
         front_ends.get(front_ends.MUSICNN).compute(signals, ClipSpec(features=front_ends.MUSICNN))
 
 
@@ -286,12 +286,12 @@ def test_train_with_pretrained_musicnn_then_embed_a_file(tmp_path):
     embeds a 22.05 kHz file (resampled to 16 kHz, cut into 3-s clips) through load_model."""
     from genre_style.loading import load_model
 
-    args = [a for a in FAST_RUN if not a.startswith("data.synthetic.seconds")]
+    args = [a for a in FAST_RUN if not a.startswith("data.source.synthetic.seconds")]
     out = tmp_path / "out"
     result = run_cli(
         [
             *args,
-            "data.synthetic.seconds=6.0",  # two 3-s clips a song
+            "data.source.synthetic.seconds=6.0",  # two 3-s clips a song
             "encoder=musicnn",
             "features=musicnn_mel",
             "model.encoder.freeze=top_k",

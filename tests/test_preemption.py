@@ -127,10 +127,10 @@ def test_a_resume_may_extend_training_but_not_change_what_is_learned(tmp_path):
     proc.communicate(timeout=120)
     (folder,) = [p.parent for p in tmp_path.glob("runs/*/run_info.json")]
 
-    changed = run_cli([*short, f"resume={folder}", "gamma=0.5", "data.split=segment"], tmp_path)
+    changed = run_cli([*short, f"resume={folder}", "gamma=0.5", "data.split.mode=segment"], tmp_path)
     assert changed.returncode == 2 and "Traceback" not in changed.stderr
     assert "model.gamma: 0.9 when the run started, 0.5 now" in changed.stderr
-    assert "data.split: 'track' when the run started, 'segment' now" in changed.stderr
+    assert "data.split.mode: 'track' when the run started, 'segment' now" in changed.stderr
 
     longer = run_cli([*short, f"resume={folder}", "trainer.max_epochs=12", "callbacks.early_stopping.patience=500"], tmp_path)
     assert longer.returncode == 0, longer.stderr[-3000:]

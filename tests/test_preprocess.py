@@ -83,7 +83,7 @@ def test_datamodule_batches_and_standardisation_fitted_on_train_only(small_corpu
     )
     dm.prepare_data()
     dm.setup("fit")
-    group = next(iter(dm.train_dataloader()))  # data.minibatches_per_step minibatches per Lightning batch
+    group = next(iter(dm.train_dataloader()))  # data.loader.minibatches_per_step minibatches per Lightning batch
     x, y, track = next(iter(group))
     assert x.shape == (16, 500) and x.dtype.is_floating_point and y.dtype == track.dtype
     train_x = dm.tensors["train"][0].numpy()

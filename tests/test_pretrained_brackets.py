@@ -163,7 +163,7 @@ def test_a_bad_bracket_name_is_one_line_before_anything_is_read(small_corpus, tm
 
 
 def test_a_bracket_finds_the_songs_through_the_runs_named_source(small_corpus, tmp_path):
-    """A run whose `data.source` names a source that does not claim its root: the bracket asks that source for the
+    """A run whose `data.source.kind` names a source that does not claim its root: the bracket asks that source for the
     songs (not the folder layout), and songs it cannot find are one line, not a KeyError."""
     from genre_style.data.clip_table import ClipTable
     from genre_style.data.corpus import SOURCES, Source, source

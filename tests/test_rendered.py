@@ -162,9 +162,9 @@ def test_the_data_module_trains_on_training_styles_split_by_piece(tmp_path: Path
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    cfg = _compose(["data=rendered", f"data.root={tmp_path}", "data.workers=1", "data.progress=false", "data.clips_per_track=1",
+    cfg = _compose(["data=rendered", f"data.source.root={tmp_path}", "data.store.workers=1", "data.progress=false", "data.clips.clips_per_track=1",
                    f"data.rendered.midi=[{midi_folder}]", "data.rendered.chorales=0", "data.rendered.seconds=1.5",
-                   "data.rendered.styles=[piano,strings,organ,saxes]", "data.rendered.held_out=[saxes]", f"data.cache_dir={tmp_path / 'cache'}"])  # fmt: skip
+                   "data.rendered.styles=[piano,strings,organ,saxes]", "data.rendered.held_out=[saxes]", f"data.store.cache_dir={tmp_path / 'cache'}"])  # fmt: skip
     module = instantiate(cfg.data)
     module.prepare_data()
     module.setup("fit")
@@ -211,9 +211,9 @@ def test_a_run_on_rendered_data_gives_a_model_inference_reads(tmp_path: Path, mi
     from tests.conftest import run_cli
 
     overrides = [
-        "data=rendered", f"data.root={tmp_path / 'rendered'}", f"data.rendered.midi=[{midi_folder}]",
+        "data=rendered", f"data.source.root={tmp_path / 'rendered'}", f"data.rendered.midi=[{midi_folder}]",
         "data.rendered.chorales=0", "data.rendered.seconds=1.5", "data.rendered.styles=[piano,strings,organ,saxes]",
-        "data.rendered.held_out=[saxes]", "data.clips_per_track=1", "data.workers=1", "data.progress=false",
+        "data.rendered.held_out=[saxes]", "data.clips.clips_per_track=1", "data.store.workers=1", "data.progress=false",
         "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "logger.mlflow.log_model=false",
     ]  # fmt: skip
     made = run_cli(overrides, tmp_path / "out")

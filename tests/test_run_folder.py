@@ -129,7 +129,7 @@ def test_a_resume_may_change_the_budget_and_the_paths_but_not_what_is_learned(tm
     started = _cfg(tmp_path, job="first")
     run = _interrupted_run(tmp_path, "first", started)
     # The new job has its own output_dir (and paths derived from it): read as the resumed run's own.
-    budget = _cfg(tmp_path, job="second", resume=str(run.path), **{"trainer.max_epochs": 20, "data.workers": 8})
+    budget = _cfg(tmp_path, job="second", resume=str(run.path), **{"trainer.max_epochs": 20, "data.store.workers": 8})
     assert find_resume(budget).path == run.path
     learned = _cfg(tmp_path, job="second", resume=str(run.path), **{"model.lr": 0.01, "seed": 1})
     with pytest.raises(UserError) as raised:

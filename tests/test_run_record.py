@@ -58,8 +58,8 @@ def test_params_name_the_model_and_its_data_once_each_without_bookkeeping(compos
     assert params["model"] == "DeepSoftmaxAutoencoder" and params["model"] in MODEL_NAMES  # a class name the report knows
     assert params["encoder"] == "MLPEncoder" and readable_params(composed["best"])["encoder"] == "LogMelCNN"
     assert params["model.optimizer"] == "Adam"
-    assert (params["data.split"], params["data.features"], params["seed"]) == ("track", "raw_pool", 42)
-    assert params["data.root"] == f"{cfg.paths.output_root}/data/synthetic"
+    assert (params["data.split.mode"], params["data.clips.features"], params["seed"]) == ("track", "raw_pool", 42)
+    assert params["data.source.root"] == f"{cfg.paths.output_root}/data/synthetic"
     assert None not in params.values() and not any(k.endswith("_target_") or k.startswith(NOT_PARAMS) for k in params)
     # An alias is logged once, under its own name, not again where it is used (`model.lr: ${lr}`).
     assert params["lr"] == 0.001 and params["gamma"] == 0.9 and "model.lr" not in params and "model.gamma" not in params
@@ -69,7 +69,7 @@ def test_no_param_holds_a_machine_path_but_the_data_root(composed):
     """The same settings run in another folder are the same configuration: where things go is not a param."""
     root = str(composed["demo"].paths.output_root)
     for cfg in composed.values():
-        holding = [k for k, v in readable_params(cfg).items() if root in str(v) and k != "data.root"]
+        holding = [k for k, v in readable_params(cfg).items() if root in str(v) and k != "data.source.root"]
         assert not holding, holding
 
 
@@ -84,7 +84,7 @@ def test_seeds_of_one_configuration_pair_in_the_report_and_a_changed_setting_doe
     assert short_label(runs[0].data.params) == "DSAE · raw_pool (experiment=demo)"
     best = _logged(composed["best"])
     assert short_label(best.data.params) == "DSAE · logmel · LogMelCNN · trained on 33 clips a song (experiment=best)"
-    assert list(group_runs([best])) == [("track", "logmel", data_name(str(composed["best"].data.root)))]
+    assert list(group_runs([best])) == [("track", "logmel", data_name(str(composed["best"].data.source.root)))]
 
 
 def test_tags_and_names_say_what_was_trained_on_what(composed):
@@ -101,7 +101,7 @@ def test_tags_and_names_say_what_was_trained_on_what(composed):
     }
     assert run_name(demo) == "DeepSoftmaxAutoencoder · synthetic · track · s42"  # the MLP encoder is the model's own
     best = composed["best"]
-    assert run_name(best) == f"DeepSoftmaxAutoencoder+LogMelCNN · {data_name(str(best.data.root))} · track · s42"
+    assert run_name(best) == f"DeepSoftmaxAutoencoder+LogMelCNN · {data_name(str(best.data.source.root))} · track · s42"
     assert logged_model_name(best) == "DeepSoftmaxAutoencoder-LogMelCNN"
 
 

@@ -55,8 +55,8 @@ def test_runs_pair_when_they_score_the_same_clips_whatever_they_train_on():
     from genre_style.reporting.runs import scored_clips
     from genre_style.reporting.sections import short_label
 
-    plain = {"data.clips_per_track": "20"}
-    whole_songs = {"data.clips_per_track": "33", "data.eval_clips_per_track": "20"}
-    assert scored_clips(plain) == scored_clips(whole_songs) == scored_clips({**plain, "data.eval_clips_per_track": "None"})
-    assert scored_clips({"data.clips_per_track": "33"}) != scored_clips(whole_songs)
+    plain = {"data.clips.clips_per_track": "20"}
+    whole_songs = {"data.clips.clips_per_track": "33", "data.split.eval_clips_per_track": "20"}
+    assert scored_clips(plain) == scored_clips(whole_songs) == scored_clips({**plain, "data.split.eval_clips_per_track": "None"})
+    assert scored_clips({"data.clips.clips_per_track": "33"}) != scored_clips(whole_songs)
     assert "trained on 33 clips a song" in short_label(whole_songs) and "clips" not in short_label(plain)

@@ -114,18 +114,18 @@ def test_auto_goes_to_disk_past_the_memory_budget(tmp_path, small_corpus):
 
 
 def test_what_the_disk_store_cannot_serve_is_one_line(tmp_path, small_corpus):
-    with pytest.raises(UserError, match="data.random_crop and data.unlabelled need the clips in memory"):
+    with pytest.raises(UserError, match="data.loader.random_crop and data.source.unlabelled need the clips in memory"):
         _module(small_corpus, tmp_path, "disk", random_crop=True).setup()
-    with pytest.raises(UserError, match="unknown data.store='ssd'"):
+    with pytest.raises(UserError, match="unknown data.store.mode='ssd'"):
         _module(small_corpus, tmp_path, "ssd")
 
 
 @pytest.mark.slow
 def test_a_training_run_on_the_disk_store_repeats_the_in_memory_run_to_the_bit(tmp_path):
-    args = [*FAST_RUN, "data.features=logmel", "data.standardize=true", "model=dsae", "encoder=logmel_cnn"]
+    args = [*FAST_RUN, "data.clips.features=logmel", "data.loader.standardize=true", "model=dsae", "encoder=logmel_cnn"]
     metrics = {}
     for store in ("memory", "disk"):
-        result = run_cli([*args, f"data.store={store}"], tmp_path / store)
+        result = run_cli([*args, f"data.store.mode={store}"], tmp_path / store)
         assert result.returncode == 0, result.stderr[-3000:]
         (report,) = (tmp_path / store).glob("runs/*/artifacts/report/final_metrics.json")
         metrics[store] = json.loads(report.read_text())

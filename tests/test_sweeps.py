@@ -115,7 +115,7 @@ def test_a_config_written_for_the_official_plugin_runs_unchanged(tmp_path):
     assert len(journals) == 1  # study_name: null gets a stable derived name, so a rerun resumes it
     study = optuna.load_study(study_name=journals[0].stem, storage=open_storage(str(journals[0])))
     assert len(study.trials) == 2 and all(t.state.name == "COMPLETE" for t in study.trials)
-    assert set(study.trials[0].params) == {"model.optimizer.lr", "data.batch_size", "model.embedding_dim"}
+    assert set(study.trials[0].params) == {"model.optimizer.lr", "data.loader.batch_size", "model.embedding_dim"}
 
 
 def test_pruning_reports_every_epoch_and_stops_weak_trials(tmp_path):

@@ -49,7 +49,7 @@ def team(tmp_path_factory, small_corpus):
             "hparams_search=dsae_optuna",
             *[a for a in FAST_RUN if not a.startswith("trainer.max_epochs")],
             "trainer.max_epochs=1",
-            f"data.root={small_corpus}",
+            f"data.source.root={small_corpus}",
             f"hydra.sweeper.n_trials={N_TRIALS}",
             f"hydra.sweeper.study_name={STUDY}",
         ]
@@ -84,7 +84,7 @@ def team(tmp_path_factory, small_corpus):
         # A teammate with no account, and one with a wrong password: refused in one line before any work.
         refused = [
             run_cli(
-                [*FAST_RUN, f"data.root={small_corpus}", "trainer.max_epochs=1"],
+                [*FAST_RUN, f"data.source.root={small_corpus}", "trainer.max_epochs=1"],
                 home / "anonymous",
                 env={
                     "MLFLOW_TRACKING_URI": tracking,

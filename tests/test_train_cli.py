@@ -58,7 +58,7 @@ def test_dsae_run_is_logged_with_the_papers_metrics_and_plots(dsae_run):
     run = runs[0]
     assert run.info.status == "FINISHED"
     assert run.data.params["gamma"] == "0.9" and "model.gamma" not in run.data.params  # each setting once
-    assert run.data.params["data.split"] == "track"
+    assert run.data.params["data.split.mode"] == "track"
     metrics = run.data.metrics
     for key in ["train/acc", "val/acc", "test/acc", "test/f1_macro", "train/loss", "val/loss", "train/recon", "val/recon"]:
         assert key in metrics, key
@@ -108,7 +108,7 @@ def test_the_run_reads_well_in_mlflow(dsae_run):
     assert params["model"] == "DeepSoftmaxAutoencoder" and params["encoder"] == "MLPEncoder"
     assert not any(v == "None" for v in params.values()) and not any("_target_" in k for k in params)
     assert not any(k.startswith(("paths.", "logger.", "sweep_context.", "tags.")) for k in params)
-    assert {"model.gamma", "data.batch_size", "data.seed", "model.optimizer.lr"}.isdisjoint(params)  # aliases once
+    assert {"model.gamma", "data.loader.batch_size", "data.seed", "model.optimizer.lr"}.isdisjoint(params)  # aliases once
     for key in run.data.metrics:  # one step axis (the epoch), each step once, increasing
         steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
         assert steps == sorted(set(steps)), (key, steps)
@@ -259,7 +259,7 @@ def _assert_clean_error(result, *needles):
 
 
 def test_missing_data_root_is_one_clear_message(tmp_path):
-    result = run_cli(["data.root=/nonexistent/gtzan"], tmp_path)
+    result = run_cli(["data.source.root=/nonexistent/gtzan"], tmp_path)
     _assert_clean_error(result, "/nonexistent/gtzan", "data=synthetic")
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert client.get_experiment_by_name("genre-style") is None  # failed before any tracking
@@ -275,8 +275,8 @@ def test_missing_data_root_is_one_clear_message(tmp_path):
         ("encoder=logmel_cnn", "features=logmel"),
         ("encoder=sample_cnn features=logmel", "features=waveform"),
         ("experiment=best model.augment.time_mask_width=2", "time_mask_width"),
-        ("data.pool=30000", "data.pool=30000"),
-        ("data.eval_clips_per_track=21", "data.eval_clips_per_track=21"),
+        ("data.clips.pool=30000", "data.clips.pool=30000"),
+        ("data.split.eval_clips_per_track=21", "data.split.eval_clips_per_track=21"),
         ("experiment=best callbacks.weight_average.decay=1.5", "callbacks.weight_average.decay=1.5"),
         ("model=two_layer gamma=0.5", "gamma=0.5 is not used by TwoLayerNet"),
         ("model.contrastive_weight=-1", "model.contrastive_weight=-1"),
@@ -297,15 +297,15 @@ def test_a_monitored_metric_the_model_does_not_log_is_one_line(tmp_path):
 
 
 def test_unknown_genre_lists_the_genres_found(tmp_path, corpus_copy):
-    result = run_cli([f"data.root={corpus_copy}", "data.genres=[jazz,polka]"], tmp_path)
+    result = run_cli([f"data.source.root={corpus_copy}", "data.source.genres=[jazz,polka]"], tmp_path)
     _assert_clean_error(result, "polka", "['classical', 'jazz', 'metal', 'pop']")
 
 
 def test_corrupt_and_short_files_are_skipped_listed_and_the_run_goes_on(tmp_path, corpus_copy):
     (corpus_copy / "jazz" / "jazz.00054.wav").write_text("not audio")
     write_wav(corpus_copy / "pop" / "pop.00077.wav", np.zeros(5000))
-    args = [a for a in FAST_RUN if not a.startswith("data.synthetic") and a != "data=synthetic"]
-    result = run_cli([*args, f"data.root={corpus_copy}", "trainer.max_epochs=1"], tmp_path)
+    args = [a for a in FAST_RUN if not a.startswith("data.source.synthetic") and a != "data=synthetic"]
+    result = run_cli([*args, f"data.source.root={corpus_copy}", "trainer.max_epochs=1"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "skipping" in result.stdout + result.stderr and "jazz.00054.wav" in result.stdout + result.stderr
     client, runs = _runs(tmp_path)

@@ -95,7 +95,7 @@ def test_gradient_clipping_is_applied_by_the_model():
     [
         ("+trainer.gradient_clip_val=0.5", "+model.gradient_clip_val=0.5"),
         ("+trainer.accumulate_grad_batches=4", "raise batch_size"),
-        ("data.minibatches_per_step=0", "data.minibatches_per_step must be a positive integer"),
+        ("data.loader.minibatches_per_step=0", "data.loader.minibatches_per_step must be a positive integer"),
     ],
 )
 def test_trainer_options_the_models_replace_are_explained(override, expected, tmp_path):

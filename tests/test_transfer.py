@@ -31,7 +31,7 @@ def trained(tmp_path_factory) -> dict[str, Path]:
     """A log-mel CNN DSAE that transfers, and an independent judge (`model=logreg features=stats`, another seed)."""
     out = tmp_path_factory.mktemp("transfer")
     conv = [*FAST_RUN, "features=logmel", "encoder=logmel_cnn", "model.recon_reduction=mean", "model.encoder.channels=[8,16]"]
-    steps = ["trainer.max_epochs=15", "data.minibatches_per_step=1", "batch_size=16", "lr=3e-3"]  # ~60 steps: it learns
+    steps = ["trainer.max_epochs=15", "data.loader.minibatches_per_step=1", "batch_size=16", "lr=3e-3"]  # ~60 steps: it learns
     made = run_cli([*conv, *steps], out / "model")
     assert made.returncode == 0, made.stderr[-3000:]
     judge = run_cli([*FAST_RUN, "model=logreg", "features=stats", "seed=7"], out / "judge")

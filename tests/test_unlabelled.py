@@ -1,4 +1,4 @@
-"""`data.unlabelled`: folders of songs without genres that train only the label-free terms (reconstruction, the
+"""`data.source.unlabelled`: folders of songs without genres that train only the label-free terms (reconstruction, the
 song contrastive term), never the classifier, and never reach val, test or a figure."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from genre_style.data.datamodule import UNLABELLED_LABEL, GenreDataModule
 from genre_style.models.losses import classification_loss
 from tests.conftest import FAST_RUN, run_cli
 
-LABELLED = "data.genres=[classical,jazz]"
+LABELLED = "data.source.genres=[classical,jazz]"
 
 
 @pytest.fixture(scope="module")
@@ -69,11 +69,11 @@ def test_unlabelled_songs_join_training_only_with_songs_of_their_own(small_corpu
 
 @pytest.mark.slow
 def test_a_training_run_learns_from_unlabelled_songs(small_corpus: Path, untagged: Path, tmp_path: Path):
-    """Two runs on classical and jazz, alike but for `data.unlabelled` (metal and pop songs): the one given them
+    """Two runs on classical and jazz, alike but for `data.source.unlabelled` (metal and pop songs): the one given them
     reconstructs those songs' clips better, and by more than it does other metal and pop songs it was not given (so
     it learned those songs, not only that such genres exist). The run without them is the bracket."""
     fast = [a for a in FAST_RUN if not a.startswith("trainer.max_epochs")]
-    steps = ["trainer.max_epochs=6", "data.minibatches_per_step=1", "batch_size=16", "lr=3e-3"]  # ~100 steps: it learns
+    steps = ["trainer.max_epochs=6", "data.loader.minibatches_per_step=1", "batch_size=16", "lr=3e-3"]  # ~100 steps: it learns
     common = [
         *fast,
         *steps,
@@ -86,7 +86,7 @@ def test_a_training_run_learns_from_unlabelled_songs(small_corpus: Path, untagge
     given = sorted(untagged.rglob("*.wav"))
     not_given = sorted((small_corpus / "metal").iterdir())[3:] + sorted((small_corpus / "pop").iterdir())[2:]
     errors = {}
-    for name, extra in (("without", []), ("with", [f"data.unlabelled=[{untagged}]"])):
+    for name, extra in (("without", []), ("with", [f"data.source.unlabelled=[{untagged}]"])):
         result = run_cli([*common, *extra], tmp_path / name)
         assert result.returncode == 0, result.stderr[-3000:]
         (checkpoint,) = (tmp_path / name).glob("runs/*/artifacts/checkpoints/best.ckpt")
@@ -118,9 +118,9 @@ def _reconstruction_error(checkpoint: Path, files: list[Path]) -> float:
     ("extra", "expected"),
     [
         (["model=two_layer"], "has no label-free loss term"),
-        (["model=dsae", "data.unlabelled=[/no/such/folder]"], "/no/such/folder"),
+        (["model=dsae", "data.source.unlabelled=[/no/such/folder]"], "/no/such/folder"),
     ],
 )
 def test_unlabelled_songs_a_model_cannot_use_get_a_one_line_error(untagged: Path, tmp_path: Path, extra, expected):
-    result = run_cli([*FAST_RUN, f"data.unlabelled=[{untagged}]", *extra], tmp_path)
+    result = run_cli([*FAST_RUN, f"data.source.unlabelled=[{untagged}]", *extra], tmp_path)
     assert result.returncode != 0 and expected in result.stderr and "Traceback" not in result.stderr, result.stderr[-2000:]

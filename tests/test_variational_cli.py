@@ -51,7 +51,7 @@ def test_every_model_with_an_embedding_gets_the_genre_mig(tmp_path):
 def test_bad_variational_settings_are_one_line_errors(tmp_path):
     _assert_clean_error(run_cli(["data=synthetic", "model=vae", "model.beta=-1"], tmp_path), "model.beta=-1", "fix:")
     _assert_clean_error(
-        run_cli(["data=synthetic", "model=beta_tcvae", "model.classifier=true", "data.genres=[jazz]"], tmp_path),
+        run_cli(["data=synthetic", "model=beta_tcvae", "model.classifier=true", "data.source.genres=[jazz]"], tmp_path),
         "model.classifier=true",
         "two genres",
     )

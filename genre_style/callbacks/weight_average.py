@@ -24,7 +24,7 @@ from genre_style.errors import UserError
 
 class EMAWeights(WeightAveraging):
     """Weights averaged with `decay` per optimiser step (the average spans ~1 / (1 - decay) steps), from the
-    first step on. Updated once per Lightning batch: use `data.minibatches_per_step=1` for one update a step."""
+    first step on. Updated once per Lightning batch: use `data.loader.minibatches_per_step=1` for one update a step."""
 
     def __init__(self, decay: float = 0.995) -> None:
         if not 0.0 <= decay < 1.0:

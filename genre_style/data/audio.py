@@ -13,7 +13,7 @@ import numpy as np
 
 from genre_style.data import front_ends
 from genre_style.data.front_ends import FrontEnd
-from genre_style.errors import AudioError
+from genre_style.errors import AudioError, UserError
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,22 @@ class ClipSpec:
     frame_hop: int = 1024
     n_mels: int = 40
     n_mfcc: int = 20
+
+    def __post_init__(self) -> None:
+        """The clip's own rules: a registered front-end, at the rate it needs, pooling by at most a clip."""
+        if self.features not in front_ends.REGISTRY:
+            raise UserError(f"unknown front-end features={self.features!r}", f"use one of {', '.join(front_ends.REGISTRY)}")
+        needed = self.front_end.sample_rate
+        if needed and self.sample_rate != needed:
+            raise UserError(
+                f"features={self.features} works at data.clips.sample_rate={needed}, not {self.sample_rate}",
+                f"drop data.clips.sample_rate={self.sample_rate}",
+            )
+        if "pool" in self.front_end.settings and self.pool > self.segment_samples:
+            raise UserError(
+                f"data.clips.pool={self.pool} is longer than a clip (data.clips.segment_samples={self.segment_samples})",
+                "pool by at most the clip length, e.g. data.clips.pool=40 for 20000-sample clips",
+            )
 
     @property
     def front_end(self) -> FrontEnd:

@@ -1,6 +1,6 @@
 """Clip features on disk in numpy shards, written part by part as preprocessing goes, read a batch at a time.
 
-For collections whose features do not fit in memory (`data.store=disk`, or `auto` past `data.memory_budget_mb`).
+For collections whose features do not fit in memory (`data.store.mode=disk`, or `auto` past `data.store.memory_budget_mb`).
 Chosen by `benchmarks/bench_store.py` (docs/data.md): numpy's own `.npy` files, a batch's rows read with
 `os.preadv` into one buffer, served 174k clips/s of 64 x 79 maps for +25 MB of RSS, against 168k and +411 MB for the
 same shards memory-mapped (touched pages count as RSS: it grows with the corpus) and 36k and +131 MB for litdata's

@@ -1,10 +1,10 @@
-"""The corpus, resolved once: which kind of source `data.root` is, its genres, and its tracks with the split and the
+"""The corpus, resolved once: which kind of source `data.source.root` is, its genres, and its tracks with the split and the
 artist (group) a source may give.
 
 Every reader of a corpus (training, downstream scoring, style transfer, the config checks, the run's name) asks here,
-so the kind of source is decided in one place (`source_for`) and `data.genres=all` is read in one place
+so the kind of source is decided in one place (`source_for`) and `data.source.genres=all` is read in one place
 (`parse_genres`). A new kind of source is one class registered with `@source("name")` (its `claims` says which
-`data.root` values are its own) and, where it needs settings, a `conf/data/<name>.yaml`; `data.source=<name>` picks it
+`data.source.root` values are its own) and, where it needs settings, a `conf/data/<name>.yaml`; `data.source.kind=<name>` picks it
 by name instead of by its root.
 """
 
@@ -21,12 +21,12 @@ from genre_style.errors import UserError
 
 log = logging.getLogger(__name__)
 
-ALL = "all"  # data.genres=all: every genre the source has
+ALL = "all"  # data.source.genres=all: every genre the source has
 TRACK_FIELDS = ("split", "group")  # what a source may give per track beyond its genre (Track.split, Track.group)
 
 
 def parse_genres(genres: str | Sequence[str] | None) -> list[str] | None:
-    """`data.genres` as a list of names, or None for every genre the source has (`all`, `[all]`, null)."""
+    """`data.source.genres` as a list of names, or None for every genre the source has (`all`, `[all]`, null)."""
     if genres is None:
         return None
     names = [genres] if isinstance(genres, str) else [str(g) for g in genres]
@@ -34,7 +34,7 @@ def parse_genres(genres: str | Sequence[str] | None) -> list[str] | None:
 
 
 class Source:
-    """A kind of corpus: where its genres and tracks come from. Built from `data.root`; reads nothing until asked."""
+    """A kind of corpus: where its genres and tracks come from. Built from `data.source.root`; reads nothing until asked."""
 
     name: ClassVar[str] = ""
 
@@ -64,12 +64,12 @@ class Source:
 
 
 SOURCES: dict[str, type[Source]] = {}
-FALLBACK = "folder"  # the kind `data.root` is when no other source claims it
+FALLBACK = "folder"  # the kind `data.source.root` is when no other source claims it
 S = TypeVar("S", bound=type[Source])
 
 
 def source(name: str) -> Callable[[S], S]:
-    """Register a kind of source under `name` (`data.source=<name>`, or chosen by `claims`)."""
+    """Register a kind of source under `name` (`data.source.kind=<name>`, or chosen by `claims`)."""
 
     def register(cls: S) -> S:
         if name in SOURCES and SOURCES[name] is not cls:
@@ -127,7 +127,7 @@ def source_for(root: str | Path, kind: str | None = None) -> Source:
     path = Path(root).expanduser()
     if kind is not None:
         if kind not in SOURCES:
-            raise UserError(f"unknown data.source={kind!r}", f"use one of {list(SOURCES)}, or data.source=null (by data.root)")
+            raise UserError(f"unknown data.source.kind={kind!r}", f"use one of {list(SOURCES)}, or data.source.kind=null (by data.source.root)")
         return SOURCES[kind](path)
     for name, cls in SOURCES.items():
         if name != FALLBACK and cls.claims(path):
@@ -151,12 +151,12 @@ def check_genres(found: Sequence[str], genres: str | Sequence[str] | None, where
     if missing:
         raise UserError(
             f"unknown genre(s) {missing} under {where!r}; genres found: {list(found)}",
-            "choose data.genres from the genres found, or data.genres=all",
+            "choose data.source.genres from the genres found, or data.source.genres=all",
         )
     if len(set(names)) != len(names):
-        raise UserError(f"data.genres lists a genre twice: {names}", "list each genre once")
+        raise UserError(f"data.source.genres lists a genre twice: {names}", "list each genre once")
     if len(names) < 2:
-        raise UserError(f"data.genres has {len(names)} genre(s); a classifier needs at least 2", "add genres")
+        raise UserError(f"data.source.genres has {len(names)} genre(s); a classifier needs at least 2", "add genres")
     return names
 
 
@@ -174,24 +174,24 @@ class Corpus:
         return self.source.name
 
     def require(self, field: str, asked_by: str) -> None:
-        """A UserError unless the tracks carry `field` (`split` or `group`): `asked_by` (e.g. `data.split=artist`)
+        """A UserError unless the tracks carry `field` (`split` or `group`): `asked_by` (e.g. `data.split.mode=artist`)
         needs it."""
         wanted = "split" if field == "split" else "artist (or group)"
         if self.kind != ManifestSource.name and not self.source.offers(field):
             raise UserError(
-                f"{asked_by} reads a manifest's {'split' if field == 'split' else 'artist'} column, and data.root "
+                f"{asked_by} reads a manifest's {'split' if field == 'split' else 'artist'} column, and data.source.root "
                 f"{str(self.source.root)!r} is a {'folder' if self.kind == FALLBACK else self.kind + ' source'}",
-                "pass data.root=<manifest.csv|.parquet> (columns path,genre,split,artist), or use data.split=track",
+                "pass data.source.root=<manifest.csv|.parquet> (columns path,genre,split,artist), or use data.split.mode=track",
             )
         if not self.source.offers(field):
             raise UserError(
                 f"{asked_by} needs a {wanted} column, and the manifest {str(self.source.root)!r} has none",
-                f"add a {wanted} column to it, or use data.split=track",
+                f"add a {wanted} column to it, or use data.split.mode=track",
             )
 
 
 def resolve_corpus(root: str | Path, genres: str | Sequence[str] | None, kind: str | None = None) -> Corpus:
-    """`data.root` (and `data.source`) as a Corpus with the requested genres' tracks."""
+    """`data.source.root` (and `data.source.kind`) as a Corpus with the requested genres' tracks."""
     src = source_for(root, kind)
     names = check_genres(src.genres(), genres, str(root))
     return Corpus(src, names, src.tracks(names))

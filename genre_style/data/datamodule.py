@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Sequence
+from collections.abc import Mapping
+from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from genre_style.data import front_ends, rules
 from genre_style.data.audio import ClipSpec
 from genre_style.data.batching import InMemoryClips, RandomCrops, SplitIntoMinibatches, TensorBatches
 from genre_style.data.clip_store import ClipStore, StoreClips, StoreRows, build_or_resume, store_folder
@@ -26,12 +26,13 @@ from genre_style.data.corpus import Corpus, parse_genres, resolve_corpus
 from genre_style.data.gtzan import UNLABELLED, discover_unlabelled
 from genre_style.data.preprocess import cache_key, load_or_build
 from genre_style.data.preprocessing import Preprocessing, standardize, standardizer
-from genre_style.data.splits import SPLIT_NAMES, SplitInput, balance_classes, get_split_mode
+from genre_style.data.settings import DataSettings, LoaderSettings, SourceSettings, SplitSettings, StoreSettings
+from genre_style.data.splits import SPLIT_NAMES, SplitInput, balance_classes
 from genre_style.data.synthetic import SyntheticSpec, generate_corpus
 from genre_style.errors import UserError
 
 log = logging.getLogger(__name__)
-UNLABELLED_LABEL = -1  # the label of a clip without a genre (`data.unlabelled`): losses and metrics that need one skip it
+UNLABELLED_LABEL = -1  # the label of a clip without a genre (`data.source.unlabelled`): losses and metrics that need one skip it
 
 
 def clip_positions(track_index: np.ndarray) -> np.ndarray:
@@ -46,70 +47,47 @@ class GenreDataModule(pl.LightningDataModule):
 
     def __init__(
         self,
-        root: str,
-        genres: str | Sequence[str] = ("classical", "jazz", "pop", "metal"),
-        sample_rate: int = 22050,
-        segment_samples: int = 20000,
-        hop_samples: int = 20000,
-        clips_per_track: int = 20,
-        eval_clips_per_track: int | None = None,
-        pool: int = 40,
-        features: str = front_ends.DEFAULT,
-        n_fft: int = 2048,
-        frame_hop: int = 1024,
-        n_mels: int = 40,
-        n_mfcc: int = 20,
-        standardize: bool = False,
-        balance: bool = True,
-        random_crop: bool = False,
-        split: str = "track",
-        split_sizes: Sequence[float] = (0.75, 0.125, 0.125),
-        split_lists: str | None = None,
-        unlabelled: str | Sequence[str] | None = None,
-        batch_size: int = 64,
-        minibatches_per_step: int = 32,
-        eval_batch_size: int = 1024,
-        workers: int | None = None,
-        cache_dir: str | None = None,
-        store: str = "auto",
-        memory_budget_mb: float = 4096,
+        source: Mapping[str, Any] | SourceSettings,
+        clips: Mapping[str, Any] | ClipSpec | None = None,
+        split: Mapping[str, Any] | SplitSettings | None = None,
+        loader: Mapping[str, Any] | LoaderSettings | None = None,
+        store: Mapping[str, Any] | StoreSettings | None = None,
         seed: int = 42,
-        synthetic: dict | None = None,
         progress: bool = True,
-        source: str | None = None,
     ) -> None:
+        """One argument per concern of `data` (conf/data/gtzan.yaml; data/settings.py checks each rule once): mappings
+        as the config gives them, or the settings objects."""
         super().__init__()
-        self.split_mode = get_split_mode(split)  # a UserError listing the registered modes
-        self.root = Path(root)
-        self.source = source  # a registered kind of source by name (data/corpus.py); None: the one that claims root
+        self.settings = DataSettings.build(source=source, clips=clips, split=split, loader=loader, store=store)
+        source_, split_, loader_, store_ = self.settings.source, self.settings.split, self.settings.loader, self.settings.store
+        self.split_mode = split_.registered
+        self.root = Path(source_.root)
+        self.source = source_.kind  # a registered kind of source by name (data/corpus.py); None: the one that claims root
         self._corpus: Corpus | None = None
+        genres = source_.genres
         self.requested_genres = list(genres) if not isinstance(genres, str) else genres
-        rules.check_front_end(features)  # each rule once, in data/rules.py: the config checks ask it too
-        rules.check_random_crop(random_crop, features)
-        rules.check_eval_clips(eval_clips_per_track, clips_per_track)
-        self.store_mode = rules.check_store(store)
-        self.spec = ClipSpec(
-            sample_rate, segment_samples, hop_samples, clips_per_track, pool, features, n_fft, frame_hop, n_mels, n_mfcc
-        )
-        self.eval_clips_per_track = eval_clips_per_track
-        self.standardize = standardize
-        self.balance = balance
-        self.random_crop = random_crop
-        self.split = split
-        self.split_sizes = list(split_sizes)
-        self.split_lists = split_lists
-        self.unlabelled = [unlabelled] if isinstance(unlabelled, str) else list(unlabelled or [])
+        self.store_mode = store_.mode
+        self.spec = self.settings.clips
+        self.eval_clips_per_track = split_.eval_clips_per_track
+        self.standardize = loader_.standardize
+        self.balance = split_.balance
+        self.random_crop = loader_.random_crop
+        self.split = split_.mode
+        self.split_sizes = list(split_.sizes)
+        self.split_lists = split_.lists
+        self.unlabelled = source_.unlabelled_folders
         self.unlabelled_tensors: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
-        self.batch_size = batch_size
-        self.minibatches_per_step = minibatches_per_step
-        self.eval_batch_size = eval_batch_size
-        self.workers = workers
-        self.cache_dir = cache_dir
-        self.memory_budget_mb = memory_budget_mb
-        self.store: ClipStore | None = None  # the clips on disk (data.store=disk), else None: they are in self.table
+        self.batch_size = loader_.batch_size
+        self.minibatches_per_step = loader_.minibatches_per_step
+        self.eval_batch_size = loader_.eval_batch_size
+        self.workers = store_.workers
+        self.cache_dir = store_.cache_dir
+        self.memory_budget_mb = store_.memory_budget_mb
+        self.store: ClipStore | None = None  # the clips on disk (data.store.mode=disk), else None: they are in self.table
         self.seed = seed
+        synthetic = source_.synthetic
         self.synthetic = (
-            SyntheticSpec(**{"genres": tuple(self._genre_list()), **(synthetic or {})}) if synthetic is not None else None
+            SyntheticSpec(**{"genres": tuple(self._genre_list()), **synthetic}) if synthetic is not None else None
         )
         self.progress = progress
         self.table: ClipTable | None = None
@@ -128,9 +106,10 @@ class GenreDataModule(pl.LightningDataModule):
         self.served: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}  # serve_features
 
     @classmethod
-    def from_table(cls, table: ClipTable, **kwargs: Any) -> GenreDataModule:
-        """A data module over clips already in memory (benchmarks, tests, notebooks): no files are read."""
-        module = cls(root="<in-memory>", genres=list(table.genres), cache_dir=None, **kwargs)
+    def from_table(cls, table: ClipTable, **groups: Any) -> GenreDataModule:
+        """A data module over clips already in memory (benchmarks, tests, notebooks): no files are read. `groups` are
+        the constructor's (`split`, `loader`, `seed`, ...); the source is the table."""
+        module = cls(source={"root": "<in-memory>", "genres": list(table.genres)}, **groups)
         module.table = table
         module._feature_shape = tuple(table.features.shape[1:])  # clips as given: vectors, or already maps
         return module
@@ -140,12 +119,12 @@ class GenreDataModule(pl.LightningDataModule):
         return list(SyntheticSpec().genres) if names is None else names
 
     def corpus(self) -> Corpus:
-        """`data.root` resolved once: its kind of source, the chosen genres, their tracks (with split and artist);
+        """`data.source.root` resolved once: its kind of source, the chosen genres, their tracks (with split and artist);
         a split mode's needs (`SplitMode.reads`) are checked here, before any audio is read."""
         if self._corpus is None:
             corpus = resolve_corpus(self.root, self.requested_genres, self.source)
             for field in self.split_mode.reads:
-                corpus.require(field, f"data.split={self.split}")
+                corpus.require(field, f"data.split.mode={self.split}")
             self._corpus = corpus
         return self._corpus
 
@@ -196,8 +175,8 @@ class GenreDataModule(pl.LightningDataModule):
         """The splits as views of the disk store: nothing but labels and indices in memory."""
         if self.random_crop or self.unlabelled:
             raise UserError(
-                "data.store=disk serves stored clips only: data.random_crop and data.unlabelled need the clips in memory",
-                "use data.store=memory (if they fit), or data.random_crop=false data.unlabelled=null",
+                "data.store.mode=disk serves stored clips only: data.loader.random_crop and data.source.unlabelled need the clips in memory",
+                "use data.store.mode=memory (if they fit), or data.loader.random_crop=false data.source.unlabelled=null",
             )
         if self.standardize:  # statistics from the train split only, read in chunks
             self.mean, self.std = standardizer(StoreRows(store, self.indices["train"]))
@@ -208,7 +187,7 @@ class GenreDataModule(pl.LightningDataModule):
         )  # fmt: skip
 
     def _unlabelled_clips(self, first_song: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """`data.unlabelled`'s clips for the training loader only: label `UNLABELLED_LABEL` (the cross-entropy and
+        """`data.source.unlabelled`'s clips for the training loader only: label `UNLABELLED_LABEL` (the cross-entropy and
         accuracy skip them), song ids after the labelled ones (the contrastive term's positives), standardised with
         the labelled training split's statistics (so the figures on labelled data are unchanged in kind)."""
         tracks = discover_unlabelled(self.unlabelled)
@@ -222,7 +201,7 @@ class GenreDataModule(pl.LightningDataModule):
         )
 
     def training_tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """What the training loader draws from: the train split, then `data.unlabelled`'s clips if any."""
+        """What the training loader draws from: the train split, then `data.source.unlabelled`'s clips if any."""
         if self.unlabelled_tensors is None:
             return self.tensors["train"]
         return tuple(torch.cat([a, b]) for a, b in zip(self.tensors["train"], self.unlabelled_tensors))  # type: ignore[return-value]
@@ -246,7 +225,7 @@ class GenreDataModule(pl.LightningDataModule):
         return self.table
 
     def _on_disk(self, n_tracks: int) -> bool:
-        """data.store: `disk`, `memory`, or `auto`: disk where the clips' features would pass data.memory_budget_mb."""
+        """data.store.mode: `disk`, `memory`, or `auto`: disk where the clips' features would pass data.store.memory_budget_mb."""
         if self.store_mode != "auto":
             return self.store_mode == "disk"
         estimate_mb = n_tracks * self.spec.clips_per_track * self.spec.feature_dim * 4 / 2**20
@@ -254,7 +233,7 @@ class GenreDataModule(pl.LightningDataModule):
 
     def _load_store(self, corpus: Corpus) -> ClipTable:
         if self.cache_dir is None:
-            raise UserError("data.store=disk keeps the clips under data.cache_dir, and it is null", "set data.cache_dir")
+            raise UserError("data.store.mode=disk keeps the clips under data.store.cache_dir, and it is null", "set data.store.cache_dir")
         tracks, genres = corpus.tracks, corpus.genres
         folder = store_folder(self.cache_dir, cache_key(tracks, genres, self.spec))
         self.store, self.cache_hit = build_or_resume(tracks, genres, self.spec, folder, self.workers, self.progress)

@@ -2,12 +2,12 @@
 
     python -m genre_style.data.fma --metadata fma_metadata/tracks.csv --audio fma_medium --subset medium \
         --out fma_medium.csv
-    python -m genre_style.train data.root=fma_medium.csv data.genres=all data.split=manifest
+    python -m genre_style.train data.source.root=fma_medium.csv data.source.genres=all data.split.mode=manifest
 
 What it takes from `tracks.csv` (pandas' three-row header: column group, column name, then `track_id`): the top
 genre (`track.genre_top`, as a folder-safe name: `Hip-Hop` -> `hip-hop`, `Old-Time / Historic` -> `old-time-historic`),
 FMA's own split (`set.split`: training/validation/test), its subset (`set.subset`: small is within medium, medium
-within large) and the artist (`artist.id`, for `data.split=artist`). The audio is FMA's nested layout,
+within large) and the artist (`artist.id`, for `data.split.mode=artist`). The audio is FMA's nested layout,
 `<audio>/<first 3 digits>/<6-digit id>.mp3`. Tracks of the subset without a top genre or without their audio file are
 left out, counted, and the first few named with their line in `tracks.csv`.
 """
@@ -146,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         shown = "; ".join(f"line {line}: {why}" for line, why in result.left_out[:SHOWN])
         log.warning("%d track(s) left out (%s%s)", len(result.left_out), shown, " ..." if len(result.left_out) > SHOWN else "")
     log.info("wrote %s: %d tracks of %d genres %s", args.out, result.written, len(result.genres), result.genres)
-    log.info("train on it: python -m genre_style.train data.root=%s data.genres=all data.split=manifest", args.out)
+    log.info("train on it: python -m genre_style.train data.source.root=%s data.source.genres=all data.split.mode=manifest", args.out)
     return 0
 
 

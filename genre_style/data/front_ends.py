@@ -32,7 +32,7 @@ INVERTIBLE = ("logmel",)
 MUSICNN = "musicnn_mel"
 MUSICNN_RATE, MUSICNN_FFT, MUSICNN_HOP, MUSICNN_MELS = 16000, 512, 256, 96
 # A transformers audio model's input (models/pretrained/hf.py): the waveform at the model's own rate, which only the
-# model knows (its feature extractor's), so the encoder checks data.sample_rate, not this registry.
+# model knows (its feature extractor's), so the encoder checks data.clips.sample_rate, not this registry.
 HF_WAVEFORM = "waveform_hf"
 
 
@@ -46,7 +46,7 @@ class FrontEnd:
     compute: Callable[[np.ndarray, ClipSpec], np.ndarray]
     description: str
     settings: tuple[str, ...] = ()  # the `data.*` settings it reads beyond the clip's (checked with the config)
-    sample_rate: int | None = None  # the one `data.sample_rate` it works at (a pretrained model's), None: any
+    sample_rate: int | None = None  # the one `data.clips.sample_rate` it works at (a pretrained model's), None: any
 
 
 REGISTRY: dict[str, FrontEnd] = {}
@@ -144,7 +144,7 @@ def musicnn_mel(clips: np.ndarray, spec: ClipSpec) -> np.ndarray:
     from genre_style.data import spectral
 
     if spec.sample_rate != MUSICNN_RATE:
-        raise ValueError(f"features={MUSICNN} needs data.sample_rate={MUSICNN_RATE}, got {spec.sample_rate}")
+        raise ValueError(f"features={MUSICNN} needs data.clips.sample_rate={MUSICNN_RATE}, got {spec.sample_rate}")
     filters = spectral.mel_filterbank(MUSICNN_RATE, MUSICNN_FFT, MUSICNN_MELS)  # [mels, bins]
     out = np.empty((len(clips), MUSICNN_MELS, 1 + clips.shape[1] // MUSICNN_HOP), dtype=np.float32)
     for start in range(0, len(clips), 8):  # chunks: see spectral.log_mel

@@ -1,5 +1,5 @@
 """The GTZAN folder layout `<root>/<genre>/<genre>.NNNNN.<ext>`: its genre folders and tracks (data/corpus.py asks it,
-beside the manifest reader, for the corpus a `data.root` names), and the `Track` every source gives.
+beside the manifest reader, for the corpus a `data.source.root` names), and the `Track` every source gives.
 
 Also accepts the Kaggle copy (`<root>/Data/genres_original/...`) and the tarball's `<root>/genres/...`.
 """
@@ -19,7 +19,7 @@ NESTED_LAYOUTS = (Path("Data") / "genres_original", Path("genres_original"), Pat
 
 HOW_TO_GET_GTZAN = (
     "put GTZAN at that path as <root>/<genre>/<genre>.00000.wav (the tarball's `genres/` folder or Kaggle's "
-    "`Data/genres_original/` both work), pass data.root=/path/to/gtzan or set GTZAN_ROOT, "
+    "`Data/genres_original/` both work), pass data.source.root=/path/to/gtzan or set GTZAN_ROOT, "
     "or try the built-in corpus with data=synthetic"
 )
 
@@ -27,7 +27,7 @@ HOW_TO_GET_GTZAN = (
 @dataclass(frozen=True)
 class Track:
     """One audio file of the corpus; `track_id` (e.g. `jazz.00054`) names it in splits and reports. A manifest may
-    also give its `split` (`data.split=manifest`) and its `group`, e.g. the artist (`data.split=artist`)."""
+    also give its `split` (`data.split.mode=manifest`) and its `group`, e.g. the artist (`data.split.mode=artist`)."""
 
     path: Path
     genre: str
@@ -62,26 +62,26 @@ def genre_folders(root: str | Path) -> list[str]:
     return _genre_folders(find_genre_root(root))
 
 
-UNLABELLED = "unlabelled"  # the genre name of a `data.unlabelled` song: it has none
+UNLABELLED = "unlabelled"  # the genre name of a `data.source.unlabelled` song: it has none
 
 
 def discover_unlabelled(folders: str | Sequence[str]) -> list[Track]:
     """Every audio file under `folders` (any depth, any layout), in a stable order, as songs without a genre:
-    `data.unlabelled` feeds them to the label-free loss terms only. The track id is the folder's name and the
+    `data.source.unlabelled` feeds them to the label-free loss terms only. The track id is the folder's name and the
     file's path under it, so two folders' `song.wav` stay two songs."""
     tracks = []
     for folder in [folders] if isinstance(folders, str) else list(folders):
         base = Path(folder).expanduser()
         if not base.is_dir():
             raise UserError(
-                f"data.unlabelled folder {str(base)!r} does not exist or is not a folder",
-                "pass folders of audio files, e.g. data.unlabelled=[/music/untagged], or data.unlabelled=null",
+                f"data.source.unlabelled folder {str(base)!r} does not exist or is not a folder",
+                "pass folders of audio files, e.g. data.source.unlabelled=[/music/untagged], or data.source.unlabelled=null",
             )
         files = sorted(p for p in base.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
         if not files:
             raise UserError(
-                f"data.unlabelled folder {str(base)!r} holds no audio files ({', '.join(AUDIO_EXTENSIONS)})",
-                "point it at a folder with audio files in it (any depth), or data.unlabelled=null",
+                f"data.source.unlabelled folder {str(base)!r} holds no audio files ({', '.join(AUDIO_EXTENSIONS)})",
+                "point it at a folder with audio files in it (any depth), or data.source.unlabelled=null",
             )
         tracks += [Track(path=p, genre=UNLABELLED, track_id=f"{base.name}/{p.relative_to(base).with_suffix('')}") for p in files]
     return tracks

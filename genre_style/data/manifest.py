@@ -1,7 +1,7 @@
-"""Any labelled collection as a table: a CSV or Parquet manifest, one row a song, passed as `data.root`.
+"""Any labelled collection as a table: a CSV or Parquet manifest, one row a song, passed as `data.source.root`.
 
 Columns: `path` (absolute, or relative to the manifest's folder), `genre`; optional `split` (train/val/test, also
-`training`/`valid`/`validation`: read by `data.split=manifest`) and `artist` (or `group`: what `data.split=artist`
+`training`/`valid`/`validation`: read by `data.split.mode=manifest`) and `artist` (or `group`: what `data.split.mode=artist`
 keeps together so no artist is heard in two splits). A bad row (its file missing, its genre or a listed split empty
 or unknown, its path a repeat) is reported with its line number and left out; the rest is used.
 """

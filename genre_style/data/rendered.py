@@ -8,7 +8,7 @@ room. The same notes, velocities and times in every style: only the instruments 
 Pieces are split (train/val/test) by a seeded shuffle; `held_out` styles are rendered for val and test pieces only
 and their programs may be used by no training style, so test pairs can use pieces and instruments never trained on.
 Written once under `root/<settings key>/` as `<style>/<style>.<piece>.wav` (GTZAN's layout) plus a manifest of the
-training styles with each piece's split (`data.split=manifest`); a file already there is kept, so a corpus grows
+training styles with each piece's split (`data.split.mode=manifest`); a file already there is kept, so a corpus grows
 without rendering again. `RenderedDataModule` (`data=rendered`) renders in `prepare_data` and trains on the manifest.
 """
 

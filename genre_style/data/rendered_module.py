@@ -1,9 +1,10 @@
 """`data=rendered`: the paired corpus (`data/rendered.py`) as a training data module. Its training styles' files,
-split by piece as the corpus assigns them (`data.split=manifest`), go through the same manifest reader, clip cache
+split by piece as the corpus assigns them (`data.split.mode=manifest`), go through the same manifest reader, clip cache
 and split code as any labelled collection; the held-out styles are never read here."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +13,14 @@ from genre_style.data.rendered import RenderedCorpus, RenderSpec, render_corpus
 
 
 class RenderedDataModule(GenreDataModule):
-    """`root` is the folder the corpus is rendered under (`data.rendered`: the `RenderSpec` settings); every other
-    argument is GenreDataModule's. Rendering happens in `prepare_data` (or `setup`, if it was not called), once."""
+    """`source.root` is the folder the corpus is rendered under (`data.rendered`: the `RenderSpec` settings); every
+    other argument is GenreDataModule's. Rendering happens in `prepare_data` (or `setup`, if it was not called), once."""
 
-    def __init__(self, root: str, rendered: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    def __init__(self, source: Mapping[str, Any], rendered: dict[str, Any] | None = None, **groups: Any) -> None:
         self.render_spec = RenderSpec.from_config(rendered)
-        self.corpus_root = Path(root)
-        folder = self.corpus_root / self.render_spec.settings_key()
-        super().__init__(root=str(folder / f"manifest-{self.render_spec.list_key()}.csv"), **kwargs)
+        self.corpus_root = Path(source["root"])
+        manifest = self.corpus_root / self.render_spec.settings_key() / f"manifest-{self.render_spec.list_key()}.csv"
+        super().__init__(source={**source, "root": str(manifest)}, **groups)
         self.rendered_corpus: RenderedCorpus | None = None
 
     def render(self) -> RenderedCorpus:

@@ -1,7 +1,7 @@
 """Balancing and train/val/test splits: the paper's random clip split, an honest track split, an artist-grouped one
 (no artist in two splits), and splits given with the data (GTZAN's published lists, a manifest's `split` column).
 
-The split modes (`data.split=<name>`) are a registry, as the front-ends are: a new mode is one function registered
+The split modes (`data.split.mode=<name>`) are a registry, as the front-ends are: a new mode is one function registered
 with `@split_mode("name")`, taking a `SplitInput` and returning each split's clips; the data module, the config
 checks and the docs' list ask `SPLITS`. Nothing else to edit.
 """
@@ -26,8 +26,8 @@ SPLIT_NAMES = ("train", "val", "test")
 @dataclass(frozen=True)
 class SplitInput:
     """What a split mode reads: the clips to split (`clips`, indices into `table`, after balancing), the corpus's
-    tracks through `table` (ids, genres, and a source's `track_splits` / `track_groups`), and `data.split_sizes`,
-    `data.seed`, `data.split_lists`."""
+    tracks through `table` (ids, genres, and a source's `track_splits` / `track_groups`), and `data.split.sizes`,
+    `data.seed`, `data.split.lists`."""
 
     table: ClipTable
     clips: np.ndarray
@@ -46,7 +46,7 @@ SplitFunction = Callable[[SplitInput], dict[str, np.ndarray]]
 
 @dataclass(frozen=True)
 class SplitMode:
-    """A registered `data.split`: `split` returns, per split name, positions into `SplitInput.clips`; `given` modes
+    """A registered `data.split.mode`: `split` returns, per split name, positions into `SplitInput.clips`; `given` modes
     are used as published (no clips dropped to balance them); `reads` names the track fields it needs from the
     source (`split`, `group`), checked before any audio is read."""
 
@@ -61,7 +61,7 @@ SPLITS: dict[str, SplitMode] = {}
 
 
 def split_mode(name: str, *, given: bool = False, reads: Sequence[str] = ()) -> Callable[[SplitFunction], SplitFunction]:
-    """Register a split mode under `name` (`data.split=<name>`); its docstring's first line is its summary."""
+    """Register a split mode under `name` (`data.split.mode=<name>`); its docstring's first line is its summary."""
 
     def register(fn: SplitFunction) -> SplitFunction:
         if name in SPLITS and SPLITS[name].split is not fn:
@@ -77,7 +77,7 @@ def get_split_mode(name: str) -> SplitMode:
     """The registered mode `name`, or a UserError listing them."""
     if name not in SPLITS:
         listed = "; ".join(f"{mode.name} ({mode.summary.rstrip('.')})" for mode in SPLITS.values())
-        raise UserError(f"unknown data.split={name!r}", f"use one of: {listed}")
+        raise UserError(f"unknown data.split.mode={name!r}", f"use one of: {listed}")
     return SPLITS[name]
 
 
@@ -93,12 +93,12 @@ def resolve_sizes(sizes: Sequence[float], total: int, unit: str) -> list[int]:
     """Turn fractions (all <= 1) or counts into three counts that fit in `total`."""
     if len(sizes) != 3 or any(s < 0 for s in sizes):
         raise UserError(
-            f"data.split_sizes must be three non-negative numbers, got {list(sizes)}",
+            f"data.split.sizes must be three non-negative numbers, got {list(sizes)}",
             "e.g. [0.75,0.125,0.125] or [6000,1000,1000]",
         )
     if all(s <= 1 for s in sizes):
         if sum(sizes) > 1 + 1e-9:
-            raise UserError(f"data.split_sizes fractions add up to {sum(sizes):.3f} > 1", "make them sum to at most 1")
+            raise UserError(f"data.split.sizes fractions add up to {sum(sizes):.3f} > 1", "make them sum to at most 1")
         counts = [int(round(s * total)) for s in sizes]
         if abs(sum(sizes) - 1) < 1e-9:  # everything is used: train takes what rounding left over
             counts[0] = total - counts[1] - counts[2]
@@ -108,12 +108,12 @@ def resolve_sizes(sizes: Sequence[float], total: int, unit: str) -> list[int]:
         counts = [int(s) for s in sizes]
     if sum(counts) > total:
         raise UserError(
-            f"data.split_sizes asks for {sum(counts)} {unit} but only {total} are available",
-            "lower data.split_sizes, use fractions, or add data (more tracks or data.clips_per_track)",
+            f"data.split.sizes asks for {sum(counts)} {unit} but only {total} are available",
+            "lower data.split.sizes, use fractions, or add data (more tracks or data.clips.clips_per_track)",
         )
     if counts[0] < 1 or counts[1] < 1 or counts[2] < 1:
         raise UserError(
-            f"split sizes {counts} leave a split empty ({total} {unit} in all)", "add data or change data.split_sizes"
+            f"split sizes {counts} leave a split empty ({total} {unit} in all)", "add data or change data.split.sizes"
         )
     return counts
 
@@ -148,7 +148,7 @@ def track_split(
         if len(tracks) < 3:
             raise UserError(
                 f"genre {genre_names[genre] if genre_names else genre!r} has {len(tracks)} usable track(s); a track split needs at least 3 per genre",
-                "add tracks, or use data.split=segment",
+                "add tracks, or use data.split.mode=segment",
             )
         if fractions:
             counts = resolve_sizes(sizes, len(tracks), "tracks")
@@ -183,7 +183,7 @@ def listed_split(
         raise UserError(
             "none of the tracks on disk is on the split lists: this does not look like GTZAN "
             f"(expected names like {sorted(wanted)[:2]}, found e.g. {list(track_ids)[:2]})",
-            "use data.split=track or data.split=segment for other corpora, or data.split_lists=<your lists>",
+            "use data.split.mode=track or data.split.mode=segment for other corpora, or data.split.lists=<your lists>",
         )
     names = np.array([split_of.get(t, "") for t in track_ids])
     songs = {name: {t for t in track_ids if split_of.get(t) == name} for name in SPLIT_NAMES}
@@ -199,13 +199,13 @@ def listed_split(
         if not songs[name]:
             raise UserError(
                 f"the {name} split is empty: none of its listed tracks for genres {list(genres)} is on disk",
-                "add those tracks, choose other data.genres, or use data.split=track",
+                "add those tracks, choose other data.source.genres, or use data.split.mode=track",
             )
     for genre in genres:
         if not any(t.split(".")[0] == genre for t in songs["train"]):
             raise UserError(
                 f"genre {genre!r} has no training song on the split lists among the tracks on disk",
-                f"add {genre}'s listed training tracks, or drop {genre} from data.genres",
+                f"add {genre}'s listed training tracks, or drop {genre} from data.source.genres",
             )
         absent = [name for name in ("val", "test") if not any(t.split(".")[0] == genre for t in songs[name])]
         if absent:
@@ -233,7 +233,7 @@ def group_split(
     A group goes with its most common genre; per genre, groups are dealt largest first (ties in a random order
     drawn from `seed`) to the split furthest below its share of that genre's tracks (`sizes`, fractions)."""
     if any(s > 1 for s in sizes) or len(sizes) != 3:
-        raise UserError(f"data.split=artist takes data.split_sizes as three fractions, got {list(sizes)}", "e.g. [0.7,0.15,0.15]")
+        raise UserError(f"data.split.mode=artist takes data.split.sizes as three fractions, got {list(sizes)}", "e.g. [0.7,0.15,0.15]")
     rng = np.random.default_rng(seed)
     present = np.unique(track_index)
     members: dict[str, list[int]] = {}
@@ -246,8 +246,8 @@ def group_split(
         name = genre_names[genre] if genre_names else genre
         if len(groups) < 3:
             raise UserError(
-                f"genre {name!r} has {len(groups)} artist(s); data.split=artist needs at least 3 per genre",
-                "add songs of more artists, or use data.split=track",
+                f"genre {name!r} has {len(groups)} artist(s); data.split.mode=artist needs at least 3 per genre",
+                "add songs of more artists, or use data.split.mode=track",
             )
         order = [groups[i] for i in rng.permutation(len(groups))]
         order.sort(key=lambda g: -len(members[g]))  # stable: equal sizes keep the random order
@@ -261,7 +261,7 @@ def group_split(
         if empty:
             raise UserError(
                 f"genre {name!r}: its {len(groups)} artists leave the {' and '.join(empty)} split(s) empty",
-                "add songs of more artists, or change data.split_sizes",
+                "add songs of more artists, or change data.split.sizes",
             )
     clip_split = np.array([split_of_track.get(int(t), "") for t in track_index])
     return {name: np.flatnonzero(clip_split == name) for name in SPLIT_NAMES}
@@ -285,7 +285,7 @@ def _track(data: SplitInput) -> dict[str, np.ndarray]:
 
 @split_mode("fault_filtered", given=True)
 def _fault_filtered(data: SplitInput) -> dict[str, np.ndarray]:
-    """GTZAN's artist-filtered lists (or data.split_lists): songs of artists never heard."""
+    """GTZAN's artist-filtered lists (or data.split.lists): songs of artists never heard."""
     from genre_style.data.fault_filtered import fault_filtered_split
 
     table = data.table

@@ -135,7 +135,7 @@ def song_clips(path: str | Path, n_clips: int, spec: ClipSpec, model_spec: ClipS
 
 
 def _tracks(root: str | Path, table: ClipTable, kind: str | None = None) -> list[Any]:
-    """The table's songs (their files), in its order; `kind`: the run's `data.source` (None: the source that claims
+    """The table's songs (their files), in its order; `kind`: the run's `data.source.kind` (None: the source that claims
     `root`), so a manifest or a plugin's source finds the same songs the model's clips came from."""
     from genre_style.data.corpus import discover_tracks
 
@@ -144,7 +144,7 @@ def _tracks(root: str | Path, table: ClipTable, kind: str | None = None) -> list
     if missing:
         raise UserError(
             f"the bracket cannot find {len(missing)} of the model's songs under {root} (e.g. {missing[0]})",
-            "evaluate on the data the model's clips came from (the same data.root and data.source)",
+            "evaluate on the data the model's clips came from (the same data.source.root and data.source.kind)",
         )
     return [by_id[track_id] for track_id in table.track_ids]
 

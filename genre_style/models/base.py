@@ -24,7 +24,7 @@ Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (x [B, *input_shape] 
 
 def minibatches(batch: Batch | Iterable[Batch]) -> Iterable[Batch]:
     """A training batch's minibatches: a plain batch is one (x, y, track) sequence; a group
-    (`data.minibatches_per_step`) iterates over several."""
+    (`data.loader.minibatches_per_step`) iterates over several."""
     return (batch,) if isinstance(batch, (tuple, list)) else batch  # type: ignore[return-value]
 
 
@@ -221,11 +221,11 @@ class GenreModel(pl.LightningModule):
 
             raise UserError(
                 f"the training loss became {float(logged['train/loss'])} in epoch {self.current_epoch}: training diverged",
-                "lower lr (e.g. lr=1e-4), check the inputs for extreme values, or use data.standardize=true",
+                "lower lr (e.g. lr=1e-4), check the inputs for extreme values, or use data.loader.standardize=true",
             )
         if self.has_classifier:
             preds, targets = torch.cat([p[2] for p in pending]), torch.cat([p[3] for p in pending])
-            labelled = targets >= 0  # `data.unlabelled`'s clips have no genre to be right about
+            labelled = targets >= 0  # `data.source.unlabelled`'s clips have no genre to be right about
             preds, targets = preds[labelled], targets[labelled]
             if stage == "test":
                 test_metrics: Any = self.test_metrics
@@ -245,7 +245,7 @@ class GenreModel(pl.LightningModule):
         self.log("step", float(self.current_epoch), sync_dist=True)
 
     def training_step(self, batch: Batch | Iterable[Batch], batch_idx: int) -> None:
-        """One optimiser step per minibatch; a batch may hold several (`data.minibatches_per_step`), so
+        """One optimiser step per minibatch; a batch may hold several (`data.loader.minibatches_per_step`), so
         Lightning's per-batch machinery runs once for all of them. Same steps, same order, same results."""
         optimizer: Any = self.optimizers()  # one optimiser: a LightningOptimizer
         for minibatch in minibatches(batch):

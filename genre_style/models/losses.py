@@ -32,7 +32,7 @@ def reconstruction_errors(x: torch.Tensor, x_hat: torch.Tensor, reduction: str =
 
 def classification_loss(logits: torch.Tensor, y: torch.Tensor, mixed: Mixed | None = None) -> torch.Tensor:
     """Softmax cross-entropy, averaged over the clips with a genre; under mixup, the same blend of both clips'
-    labels. A negative label marks a clip without one (`data.unlabelled`): it adds nothing, and a batch of such
+    labels. A negative label marks a clip without one (`data.source.unlabelled`): it adds nothing, and a batch of such
     clips alone gives 0 (with a gradient path), so only the label-free terms train on it."""
     if mixed is None:
         return _labelled_cross_entropy(logits, y)

@@ -53,7 +53,7 @@ def group_runs(runs: Sequence[Any]) -> dict[tuple[str, str, str], dict[str, Any]
     groups: dict[tuple[str, str, str], dict[str, Any]] = {}
     for run in runs:  # newest first
         p = run.data.params
-        key = (p.get("data.split", "?"), p.get("data.features", DEFAULT_FRONT_END), data_name(p.get("data.root", "?")))
+        key = (p.get("data.split.mode", "?"), p.get("data.clips.features", DEFAULT_FRONT_END), data_name(p.get("data.source.root", "?")))
         model, encoder = p["model"], p.get("encoder", "")
         if encoder and encoder != "MLPEncoder" and model in MODEL_NAMES:
             model = f"{model} + {encoder}"
@@ -68,8 +68,8 @@ NOT_CONFIGURATION = BOOKKEEPING + SEEDS + ("model._target_", "model.encoder._tar
 def scored_clips(params: dict[str, str]) -> str | None:
     """Clips per song that val and test score: runs that train on more clips of each song still pair with
     runs that don't, as long as both are tested on the same clips."""
-    scored = params.get("data.eval_clips_per_track")
-    return scored if scored not in (None, "None") else params.get("data.clips_per_track")
+    scored = params.get("data.split.eval_clips_per_track")
+    return scored if scored not in (None, "None") else params.get("data.clips.clips_per_track")
 
 
 def configuration_key(params: dict[str, str]) -> tuple[tuple[str, str], ...]:

@@ -87,13 +87,13 @@ REPEATED_METRICS = (  # names from metric_names.py: a renamed metric is renamed 
 def short_label(params: dict[str, str]) -> str:
     model = MODEL_NAMES.get(params.get("model", "?"), params.get("model", "?"))
     encoder = params.get("encoder", "")
-    label = f"{model} · {params.get('data.features', DEFAULT_FRONT_END)}"
+    label = f"{model} · {params.get('data.clips.features', DEFAULT_FRONT_END)}"
     if encoder and encoder != "MLPEncoder" and "LogisticRegression" not in params.get("model", ""):
         label += f" · {encoder}"
     if params.get("model.classifier") == "True":
         label += " + classifier"
-    if scored_clips(params) != params.get("data.clips_per_track"):
-        label += f" · trained on {params.get('data.clips_per_track')} clips a song"
+    if scored_clips(params) != params.get("data.clips.clips_per_track"):
+        label += f" · trained on {params.get('data.clips.clips_per_track')} clips a song"
     if params.get("tags.experiment"):
         label += f" (experiment={params['tags.experiment']})"
     return label
@@ -112,7 +112,7 @@ def repeated_runs_sections(runs: Sequence[Any]) -> list[Section]:
     by_protocol: dict[tuple[str, str], list[Any]] = {}
     for run in runs:
         p = run.data.params
-        by_protocol.setdefault((p.get("data.split", "?"), p.get("data.root", "?")), []).append(run)
+        by_protocol.setdefault((p.get("data.split.mode", "?"), p.get("data.source.root", "?")), []).append(run)
     sections = []
     for split, root in sorted(by_protocol, key=lambda k: (PROTOCOL_ORDER.get(k[0], 9), k)):
         section = repeated_runs_section(by_protocol[split, root], f"{SPLIT_NAMES.get(split, split)}, data `{data_name(root)}`")
@@ -140,7 +140,7 @@ def repeated_runs_section(runs: Sequence[Any], protocol_name: str = "") -> Secti
     protocol = {}
     for key, config in configs.items():
         p = config["params"]
-        protocol[key] = (p.get("data.split"), p.get("data.root"), p.get("data.genres"), scored_clips(p))
+        protocol[key] = (p.get("data.split.mode"), p.get("data.source.root"), p.get("data.source.genres"), scored_clips(p))
         cells = []
         for metric in metrics:
             values = [r.data.metrics[metric] for r in config["by_seed"].values() if metric in r.data.metrics]
@@ -148,7 +148,7 @@ def repeated_runs_section(runs: Sequence[Any], protocol_name: str = "") -> Secti
         rows.append(
             [
                 short_label(p),
-                f"{p.get('data.split', '?')} · {data_name(p.get('data.root', '?'))}",
+                f"{p.get('data.split.mode', '?')} · {data_name(p.get('data.source.root', '?'))}",
                 ",".join(sorted(config["by_seed"], key=str)),
                 *cells,
             ]

@@ -268,7 +268,7 @@ def train_converter(
 @command
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m genre_style.style_transfer.converter", description=__doc__.splitlines()[0])
-    parser.add_argument("--root", required=True, help="data.root of a data=rendered corpus")
+    parser.add_argument("--root", required=True, help="data.source.root of a data=rendered corpus")
     parser.add_argument("--model", required=True, help="the style encoder: a model trained with data=rendered (log-mel)")
     parser.add_argument("--out", type=Path, required=True, help="the converter file to write (.pt)")
     parser.add_argument(

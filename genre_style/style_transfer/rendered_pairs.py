@@ -197,7 +197,7 @@ def run_rendered_pairs(
     if judge.spec.sample_rate != spec.sample_rate:
         raise UserError(
             f"the judge reads audio at {judge.spec.sample_rate} Hz, the transfer model at {spec.sample_rate} Hz",
-            "judge with a model trained on the same data.sample_rate",
+            "judge with a model trained on the same data.clips.sample_rate",
         )
     values: dict[str, dict[str, dict[str, float]]] = {}
     for pair in tqdm(pairs, desc="rendered pairs", unit="pair", disable=not progress):

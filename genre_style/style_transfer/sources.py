@@ -65,5 +65,5 @@ def training_root(model: str | Path) -> str | None:
         return None
     from omegaconf import OmegaConf
 
-    root = OmegaConf.select(OmegaConf.load(config), "data.root", throw_on_resolution_failure=False)
+    root = OmegaConf.select(OmegaConf.load(config), "data.source.root", throw_on_resolution_failure=False)
     return str(root) if root and Path(str(root)).is_dir() else None

@@ -42,7 +42,7 @@ def choices(cfg: DictConfig) -> dict[str, str]:
         picked = {}
     picked.setdefault("model", str(cfg.model._target_).rsplit(".", 1)[-1])
     picked.setdefault("encoder", str(OmegaConf.select(cfg, "model.encoder._target_") or "none").rsplit(".", 1)[-1])
-    picked.setdefault("data", "synthetic" if OmegaConf.select(cfg, "data.synthetic") else "gtzan")
+    picked.setdefault("data", "synthetic" if OmegaConf.select(cfg, "data.source.synthetic") else "gtzan")
     return picked
 
 
@@ -71,7 +71,7 @@ def run_name(cfg: DictConfig) -> str:
         if picked.get("encoder") in (None, "mlp", "mlp_tanh", "MLPEncoder")
         else f"{picked['model']}+{picked['encoder']}"
     )
-    return f"{model} · {data_name(str(cfg.data.root))} · {cfg.data.split} · s{cfg.seed}"
+    return f"{model} · {data_name(str(cfg.data.source.root))} · {cfg.data.split.mode} · s{cfg.seed}"
 
 
 def run_tags(cfg: DictConfig) -> dict[str, str]:
@@ -80,9 +80,9 @@ def run_tags(cfg: DictConfig) -> dict[str, str]:
     tags = {
         "model": picked["model"],
         "encoder": picked["encoder"],
-        "features": str(cfg.data.features),
-        "data": data_name(str(cfg.data.root)),
-        "split": str(cfg.data.split),
+        "features": str(cfg.data.clips.features),
+        "data": data_name(str(cfg.data.source.root)),
+        "split": str(cfg.data.split.mode),
         "seed": str(cfg.seed),
     }
     tags.update({str(k): str(v) for k, v in (cfg.get("tags") or {}).items()})
@@ -126,9 +126,9 @@ def description(cfg: DictConfig, metrics: dict[str, float], history: list[dict[s
     picked, epochs = choices(cfg), len(history)
     best_epoch = find_best(history, str(cfg.monitor.metric), str(cfg.monitor.mode))
     lines = [
-        f"**{picked['model']}** (encoder `{picked['encoder']}`, features `{cfg.data.features}`) on "
-        f"`{data_name(str(cfg.data.root))}` ({', '.join(map(str, cfg.data.genres)) if OmegaConf.is_list(cfg.data.genres) else cfg.data.genres}), "
-        f"{cfg.data.split} split, seed {cfg.seed}.",
+        f"**{picked['model']}** (encoder `{picked['encoder']}`, features `{cfg.data.clips.features}`) on "
+        f"`{data_name(str(cfg.data.source.root))}` ({', '.join(map(str, cfg.data.source.genres)) if OmegaConf.is_list(cfg.data.source.genres) else cfg.data.source.genres}), "
+        f"{cfg.data.split.mode} split, seed {cfg.seed}.",
         "",
     ]
     if best_epoch is not None:

@@ -33,7 +33,7 @@ def _read_list(folder: Path, split: str) -> str:
     found = next((p for p in candidates if p.is_file()), None)
     if found is None:
         raise UserError(
-            f"data.split_lists={folder} has no list for the {split} split",
+            f"data.split.lists={folder} has no list for the {split} split",
             f"put one track a line in {' or '.join(p.name for p in candidates)} there",
         )
     return found.read_text()

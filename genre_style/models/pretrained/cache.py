@@ -8,7 +8,7 @@ network and layer). The cache is keyed by what decides those outputs and nothing
     <cache_dir>/frozen/<clip key>-<backbone identity>.npy     [n_clips, output_dim] float32, every clip of the table
 
 - the clip key: the clip cache's own key (`datamodule.cache_key`: the audio files, the front-end and its settings, the
-  genres), plus a digest of the standardisation statistics where `data.standardize` is on;
+  genres), plus a digest of the standardisation statistics where `data.loader.standardize` is on;
 - the backbone identity (`identity`): a hash of the backbone's class, its description (the layer) and every tensor
   of its state dict (weights and batch-norm statistics), so other weights, another layer or a fine-tuned copy never
   meet a stale file, whatever encoder (musicnn, Hugging Face, ...) it comes from.
@@ -16,7 +16,7 @@ network and layer). The cache is keyed by what decides those outputs and nothing
 A whole table is computed (not one split), so another seed, split or `eval_clips_per_track` reuses the file.
 `serve_cached_features` decides whether a training run can use it (`model.encoder.cache`: auto, true, false): the
 cache holds the backbone's output for each clip as stored, so whatever changes a clip during training bypasses it:
-augmentation (`model.augment.*`), `data.random_crop`, `data.unlabelled`; and an objective with a decoder
+augmentation (`model.augment.*`), `data.loader.random_crop`, `data.source.unlabelled`; and an objective with a decoder
 reconstructs the clip itself (the log-mel), which the cache does not hold. With `cache: auto` those runs go on
 without the cache, saying why in one line (they are valid experiments, just at the backbone's speed); with
 `cache: true` they are refused.
@@ -199,9 +199,9 @@ def bypass_reasons(model: Any, datamodule: Any) -> list[str]:
     if getattr(getattr(model, "augment", None), "active", False):
         reasons.append("augmentation changes the clips at every step (model.augment.*)")
     if getattr(datamodule, "random_crop", False):
-        reasons.append("data.random_crop cuts new clips at every step")
+        reasons.append("data.loader.random_crop cuts new clips at every step")
     if getattr(datamodule, "unlabelled", None):
-        reasons.append("data.unlabelled's clips are not in the table the cache is keyed by")
+        reasons.append("data.source.unlabelled's clips are not in the table the cache is keyed by")
     return reasons
 
 

@@ -177,7 +177,7 @@ def _layer_stack(model: nn.Module, layers: int) -> nn.ModuleList:
 def check_sample_rate(source: str, needed: int, rate: int | None) -> None:
     """The data's rate must be the model's (its feature extractor's `sampling_rate`): a UserError naming the override."""
     if rate is not None and int(rate) != int(needed):
-        raise UserError(f"{source} reads audio at {needed} Hz, but data.sample_rate={rate}", f"add data.sample_rate={needed}")
+        raise UserError(f"{source} reads audio at {needed} Hz, but data.clips.sample_rate={rate}", f"add data.clips.sample_rate={needed}")
 
 
 class HFEncoder(Encoder):
@@ -188,7 +188,7 @@ class HFEncoder(Encoder):
     all, the weights learned with the heads). `freeze`: `all` (default: the model is a fixed feature extractor, in
     eval mode even in training), `top_k` (the `top_k` transformer layers nearest `layer` fine-tune), `none`.
     `backbone_lr_scale` scales the learning rate of the model's trainable weights (GenreModel.parameter_groups).
-    `sample_rate` (the data's, `${data.sample_rate}`) must be the feature extractor's. `pretrained=false` builds the
+    `sample_rate` (the data's, `${data.clips.sample_rate}`) must be the feature extractor's. `pretrained=false` builds the
     architecture from `config` (the model's config dict) and `feature_extractor` (its settings) with random weights:
     what a checkpoint is rebuilt with before its own weights load."""
 
@@ -322,7 +322,7 @@ class HFEncoder(Encoder):
 
     @classmethod
     def check_data_sample_rate(cls, settings: dict[str, Any], rate: int | None) -> None:
-        """The config check's question: data.sample_rate is the model's (its feature extractor's)."""
+        """The config check's question: data.clips.sample_rate is the model's (its feature extractor's)."""
         source = str(settings.get("model", "m-a-p/MERT-v1-95M"))
         if "${" in source and not settings.get("feature_extractor"):
             return  # an interpolation, unresolved here: the encoder checks the rate when it is built

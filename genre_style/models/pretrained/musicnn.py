@@ -274,7 +274,7 @@ class VGGNet(nn.Module):
             raise UserError(
                 f"musicnn's VGG up to {layer} cannot read {frames}-frame patches"
                 + (" (its tagger reads 2 x 1 pooled positions: 187-frame patches)" if flat else ""),
-                "data.segment_samples=47616 (musicnn's 187-frame, 3-s patch)",
+                "data.clips.segment_samples=47616 (musicnn's 187-frame, 3-s patch)",
             )
         self.tags = _Tags(flat, tags, 0.5) if layer == "taggram" else None
         self.output_dim = tags if self.tags is not None else flat
