@@ -132,7 +132,7 @@ def best_checkpoint(trainer: Trainer) -> str:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
-def main(cfg: DictConfig) -> float:
+def hydra_main(cfg: DictConfig) -> float:
     try:
         return train(cfg)
     except Preempted as stop:
@@ -146,6 +146,18 @@ def main(cfg: DictConfig) -> float:
             say_error(error)
             raise error from None  # a sweep records this trial as failed and goes on
         sys.exit(say_error(error))
+
+
+def main() -> None:
+    """`python -m genre_style.train`: an old flat data key on the command line is one line naming its new place,
+    before Hydra composes (whose own error would be a paragraph about struct mode)."""
+    from genre_style.data.settings import check_typed_overrides
+
+    try:
+        check_typed_overrides(sys.argv[1:])
+    except UserError as error:
+        sys.exit(say_error(error))
+    hydra_main()
 
 
 if __name__ == "__main__":

@@ -57,9 +57,11 @@ def check_typed_overrides(overrides: Sequence[str]) -> None:
     """Command-line overrides of an old flat data key (`data.root=...`, `+data.split=...`) fail in one line naming
     the new place, before Hydra composes the config (whose own error would be a paragraph about struct mode)."""
     for override in overrides:
-        key = override.lstrip("+~").split("=", 1)[0]
+        key, _, value = override.lstrip("+~").partition("=")
         parts = key.split(".")
-        if len(parts) == 2 and parts[0] == "data" and parts[1] in MOVED:
+        if len(parts) != 2 or parts[0] != "data":
+            continue
+        if parts[1] in MOVED or (parts[1] in BECAME_GROUPS and value and not value.startswith("{")):
             raise moved_key_error(parts[1])
 
 

@@ -74,12 +74,12 @@ def pretrained_beside(e: Evaluated, pretrained_brackets: Any = ()) -> dict[str, 
     if len(np.unique(table.labels[data.indices["train"]])) < 2:
         log.info("pretrained brackets left out: the train split holds fewer than two genres")
         return {}
-    cached = data.cache_key if data.store.cache_dir and data.cache_key not in ("in-memory", "no-cache") else None
+    cached = data.cache_key if data.cache_dir and data.cache_key not in ("in-memory", "no-cache") else None
     done = []
     for bracket in brackets:  # one that cannot be computed (a HEAR module that fails) is a note: the run's figures stand
         try:
             done += bracket_embeddings(
-                [bracket], data.source.root, table, cached, data.spec, data.store.cache_dir, getattr(data, "source", None)
+                [bracket], data.root, table, cached, data.spec, data.cache_dir, getattr(data, "source", None)
             )[0]
         except UserError as exc:
             log.warning("the %s bracket is left out: %s (%s)", bracket.name, exc.problem, exc.fix)
