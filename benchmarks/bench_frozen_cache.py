@@ -55,7 +55,13 @@ def built(overrides: list[str], root: str, clips: int, cache_dir: str) -> tuple[
     from hydra.utils import instantiate
 
     cfg = compose(
-        [*overrides, f"data.source.root={root}", "data.source.genres=all", f"data.clips.clips_per_track={clips}", f"paths.cache_dir={cache_dir}"]
+        [
+            *overrides,
+            f"data.source.root={root}",
+            "data.source.genres=all",
+            f"data.clips.clips_per_track={clips}",
+            f"paths.cache_dir={cache_dir}",
+        ]
     )
     cfg.data.progress = False
     datamodule = instantiate(cfg.data)

@@ -63,7 +63,10 @@ class BareLoop:
 
         cfg = compose([f"batch_size={batch_size}", "data.split.mode=segment", *ENCODERS[encoder]["overrides"]])
         dm = GenreDataModule.from_table(
-            encoder_table(encoder), loader={"batch_size": batch_size}, split={"mode": "segment", "sizes": cfg.data.split.sizes}, seed=cfg.seed
+            encoder_table(encoder),
+            loader={"batch_size": batch_size},
+            split={"mode": "segment", "sizes": cfg.data.split.sizes},
+            seed=cfg.seed,
         )
         dm.setup("fit")
         self.model = instantiate(

@@ -25,7 +25,9 @@ def check_environment(cfg: DictConfig) -> None:
         from genre_style.data.corpus import resolve_genres
 
         # Raises a UserError naming the path and how to get GTZAN, or the unknown genre and those found.
-        genres: Any = OmegaConf.to_object(cfg.data.source.genres) if OmegaConf.is_list(cfg.data.source.genres) else cfg.data.source.genres
+        genres: Any = (
+            OmegaConf.to_object(cfg.data.source.genres) if OmegaConf.is_list(cfg.data.source.genres) else cfg.data.source.genres
+        )
         resolve_genres(cfg.data.source.root, genres, OmegaConf.select(cfg, "data.source.kind"))
 
 

@@ -127,7 +127,10 @@ def source_for(root: str | Path, kind: str | None = None) -> Source:
     path = Path(root).expanduser()
     if kind is not None:
         if kind not in SOURCES:
-            raise UserError(f"unknown data.source.kind={kind!r}", f"use one of {list(SOURCES)}, or data.source.kind=null (by data.source.root)")
+            raise UserError(
+                f"unknown data.source.kind={kind!r}",
+                f"use one of {list(SOURCES)}, or data.source.kind=null (by data.source.root)",
+            )
         return SOURCES[kind](path)
     for name, cls in SOURCES.items():
         if name != FALLBACK and cls.claims(path):

@@ -9,8 +9,8 @@ small, and per-sample Python overhead would dominate an epoch.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
@@ -86,9 +86,7 @@ class GenreDataModule(pl.LightningDataModule):
         self.store: ClipStore | None = None  # the clips on disk (data.store.mode=disk), else None: they are in self.table
         self.seed = seed
         synthetic = source_.synthetic
-        self.synthetic = (
-            SyntheticSpec(**{"genres": tuple(self._genre_list()), **synthetic}) if synthetic is not None else None
-        )
+        self.synthetic = SyntheticSpec(**{"genres": tuple(self._genre_list()), **synthetic}) if synthetic is not None else None
         self.progress = progress
         self.table: ClipTable | None = None
         self._feature_shape: tuple[int, ...] | None = None
@@ -233,7 +231,9 @@ class GenreDataModule(pl.LightningDataModule):
 
     def _load_store(self, corpus: Corpus) -> ClipTable:
         if self.cache_dir is None:
-            raise UserError("data.store.mode=disk keeps the clips under data.store.cache_dir, and it is null", "set data.store.cache_dir")
+            raise UserError(
+                "data.store.mode=disk keeps the clips under data.store.cache_dir, and it is null", "set data.store.cache_dir"
+            )
         tracks, genres = corpus.tracks, corpus.genres
         folder = store_folder(self.cache_dir, cache_key(tracks, genres, self.spec))
         self.store, self.cache_hit = build_or_resume(tracks, genres, self.spec, folder, self.workers, self.progress)

@@ -146,7 +146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         shown = "; ".join(f"line {line}: {why}" for line, why in result.left_out[:SHOWN])
         log.warning("%d track(s) left out (%s%s)", len(result.left_out), shown, " ..." if len(result.left_out) > SHOWN else "")
     log.info("wrote %s: %d tracks of %d genres %s", args.out, result.written, len(result.genres), result.genres)
-    log.info("train on it: python -m genre_style.train data.source.root=%s data.source.genres=all data.split.mode=manifest", args.out)
+    log.info(
+        "train on it: python -m genre_style.train data.source.root=%s data.source.genres=all data.split.mode=manifest", args.out
+    )
     return 0
 
 

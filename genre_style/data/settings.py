@@ -158,9 +158,9 @@ class DataSettings:
     @classmethod
     def build(cls, **groups: Any) -> DataSettings:
         """From mappings (a config's groups, a caller's dicts) or settings objects; missing groups take defaults."""
-        kinds = {"source": SourceSettings, "clips": ClipSpec, "split": SplitSettings, "loader": LoaderSettings}
-        kinds["store"] = StoreSettings
-        built = {}
+        kinds: dict[str, type] = {"source": SourceSettings, "clips": ClipSpec, "split": SplitSettings}
+        kinds.update(loader=LoaderSettings, store=StoreSettings)
+        built: dict[str, Any] = {}
         for name, value in groups.items():
             if value is None:
                 continue

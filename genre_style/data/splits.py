@@ -233,7 +233,9 @@ def group_split(
     A group goes with its most common genre; per genre, groups are dealt largest first (ties in a random order
     drawn from `seed`) to the split furthest below its share of that genre's tracks (`sizes`, fractions)."""
     if any(s > 1 for s in sizes) or len(sizes) != 3:
-        raise UserError(f"data.split.mode=artist takes data.split.sizes as three fractions, got {list(sizes)}", "e.g. [0.7,0.15,0.15]")
+        raise UserError(
+            f"data.split.mode=artist takes data.split.sizes as three fractions, got {list(sizes)}", "e.g. [0.7,0.15,0.15]"
+        )
     rng = np.random.default_rng(seed)
     present = np.unique(track_index)
     members: dict[str, list[int]] = {}

@@ -53,7 +53,11 @@ def group_runs(runs: Sequence[Any]) -> dict[tuple[str, str, str], dict[str, Any]
     groups: dict[tuple[str, str, str], dict[str, Any]] = {}
     for run in runs:  # newest first
         p = run.data.params
-        key = (p.get("data.split.mode", "?"), p.get("data.clips.features", DEFAULT_FRONT_END), data_name(p.get("data.source.root", "?")))
+        key = (
+            p.get("data.split.mode", "?"),
+            p.get("data.clips.features", DEFAULT_FRONT_END),
+            data_name(p.get("data.source.root", "?")),
+        )
         model, encoder = p["model"], p.get("encoder", "")
         if encoder and encoder != "MLPEncoder" and model in MODEL_NAMES:
             model = f"{model} + {encoder}"

@@ -177,7 +177,9 @@ def _layer_stack(model: nn.Module, layers: int) -> nn.ModuleList:
 def check_sample_rate(source: str, needed: int, rate: int | None) -> None:
     """The data's rate must be the model's (its feature extractor's `sampling_rate`): a UserError naming the override."""
     if rate is not None and int(rate) != int(needed):
-        raise UserError(f"{source} reads audio at {needed} Hz, but data.clips.sample_rate={rate}", f"add data.clips.sample_rate={needed}")
+        raise UserError(
+            f"{source} reads audio at {needed} Hz, but data.clips.sample_rate={rate}", f"add data.clips.sample_rate={needed}"
+        )
 
 
 class HFEncoder(Encoder):
