@@ -28,10 +28,8 @@ def _fit(acceleration: Acceleration, folder: Path | None = None, validate: bool 
     pl.seed_everything(3, verbose=False)
     dm = GenreDataModule.from_table(
         labelled_clips(16, 6, MAP, GENRES),
-        batch_size=16,
-        minibatches_per_step=1,
-        split="segment",
-        split_sizes=[64, 16, 16],
+        split={"mode": "segment", "sizes": [64, 16, 16]},
+        loader={"batch_size": 16, "minibatches_per_step": 1},
         seed=3,
     )
     dm.setup("fit")

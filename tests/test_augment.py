@@ -91,7 +91,7 @@ def test_augmentation_is_off_at_eval_time():
         track_ids=[f"t{i}" for i in range(20)],
         track_labels=np.repeat(np.arange(2), 10),
     )
-    dm = GenreDataModule.from_table(table, split="segment", batch_size=8, minibatches_per_step=2, seed=0)
+    dm = GenreDataModule.from_table(table, split={"mode": "segment"}, loader={"batch_size": 8, "minibatches_per_step": 2}, seed=0)
     dm.setup("fit")
     common = dict(
         input_shape=dm.input_shape,
@@ -148,7 +148,10 @@ def crop_table(n_tracks: int = 8, clips: int = 4, frames: int = 10) -> ClipTable
 
 def test_random_crops_are_windows_of_one_track_and_off_at_eval_time():
     dm = GenreDataModule.from_table(
-        crop_table(), split="track", split_sizes=[4, 2, 2], batch_size=4, minibatches_per_step=1, seed=0, random_crop=True
+        crop_table(),
+        split={"mode": "track", "sizes": [4, 2, 2]},
+        loader={"batch_size": 4, "minibatches_per_step": 1, "random_crop": True},
+        seed=0,
     )
     dm.setup("fit")
     offsets = set()
@@ -196,7 +199,9 @@ def test_the_kind_comes_from_the_data_so_a_config_without_it_still_masks_frequen
         track_ids=[f"t{i}" for i in range(8)],
         track_labels=np.repeat(np.arange(2), 4),
     )
-    dm = GenreDataModule.from_table(table, features=cfg.data.clips.features, split="segment", batch_size=4, seed=0)
+    dm = GenreDataModule.from_table(
+        table, clips={"features": cfg.data.clips.features}, split={"mode": "segment"}, loader={"batch_size": 4}, seed=0
+    )
     assert dm.input_kind == "map"
     model = instantiate(
         cfg.model, input_shape=dm.input_shape, input_kind=dm.input_kind, num_classes=2, class_names=list(table.genres)
@@ -211,13 +216,17 @@ def test_the_kind_comes_from_the_data_so_a_config_without_it_still_masks_frequen
 
 def test_random_crops_need_a_time_axis():
     with pytest.raises(UserError, match="random_crop"):
-        GenreDataModule(root="x", features="stats", random_crop=True)
+        GenreDataModule(source={"root": "x"}, clips={"features": "stats"}, loader={"random_crop": True})
 
 
 def test_eval_clips_per_track_scores_each_songs_first_clips_and_trains_on_all():
     table = crop_table(n_tracks=8, clips=4)
     dm = GenreDataModule.from_table(
-        table, split="track", split_sizes=[4, 2, 2], clips_per_track=4, eval_clips_per_track=2, batch_size=4, seed=0
+        table,
+        clips={"clips_per_track": 4},
+        split={"mode": "track", "sizes": [4, 2, 2], "eval_clips_per_track": 2},
+        loader={"batch_size": 4},
+        seed=0,
     )
     dm.setup("fit")
     position = lambda x: (x[:, 0, 0] % 1000) // 10  # noqa: E731  (crop_table: frame 0 of clip k holds k * 10)
@@ -226,4 +235,4 @@ def test_eval_clips_per_track_scores_each_songs_first_clips_and_trains_on_all():
         x, _, track = dm.tensors[split]
         assert position(x).tolist() == [0, 1] * 2 and len(set(track.tolist())) == 2
     with pytest.raises(UserError, match="eval_clips_per_track"):
-        GenreDataModule(root="x", clips_per_track=20, eval_clips_per_track=33)
+        GenreDataModule(source={"root": "x"}, clips={"clips_per_track": 20}, split={"eval_clips_per_track": 33})

@@ -91,7 +91,8 @@ def test_paper_experiment_trains_the_three_models_on_the_papers_protocol(paper_r
     assert sorted(r.data.params["model"] for r in runs) == ["Autoencoder", "DeepSoftmaxAutoencoder", "TwoLayerNet"]
     for run in runs:
         p = run.data.params
-        assert (p["data.split.mode"], p["data.clips.pool"], p["data.clips.clips_per_track"], p["dropout"]) == ("segment", "40", "20", "0.1")
+        settings = (p["data.split.mode"], p["data.clips.pool"], p["data.clips.clips_per_track"], p["dropout"])
+        assert settings == ("segment", "40", "20", "0.1")
         assert p.get("gamma") == ("0.9" if p["model"] == "DeepSoftmaxAutoencoder" else None)  # only where it is used
     dsae = next(r for r in runs if r.data.params["model"] == "DeepSoftmaxAutoencoder")
     metrics = dsae.data.metrics

@@ -31,7 +31,9 @@ ENCODERS = sorted(p.stem for p in (CONF / "encoder").glob("*.yaml"))
 FEATURES = sorted(p.stem for p in (CONF / "features").glob("*.yaml"))
 SMALL = {"logmel_cnn": ["model.encoder.channels=[4,8]"], "sample_cnn": ["model.encoder.channels=[4,8,8]"]}
 # Pretrained encoders fitted with random weights here (no package needed); their weights: tests/test_musicnn.py.
-SMALL |= {e: ["model.encoder.pretrained=false", "data.clips.segment_samples=24320"] for e in ("musicnn", "musicnn_vgg")}  # 96 frames
+SMALL |= {
+    e: ["model.encoder.pretrained=false", "data.clips.segment_samples=24320"] for e in ("musicnn", "musicnn_vgg")
+}  # 96 frames
 SMALL["hf"] = [f"model.encoder.model={HF_TINY}", *HF_TINY_DATA]  # a tiny HuBERT in a folder: tests/test_hf_encoder.py
 
 
@@ -42,13 +44,13 @@ def _reads(encoder: str) -> tuple[str, ...]:
 
 
 def _kind(features: str) -> str:
-    return front_ends.get(str(OmegaConf.load(CONF / "features" / f"{features}.yaml").features)).kind
+    return front_ends.get(str(OmegaConf.load(CONF / "features" / f"{features}.yaml").clips.features)).kind
 
 
 def _fits(encoder: str, features: str) -> bool:
     """The encoder reads the front-end's kind, and it is the one front-end a pretrained encoder was trained on."""
     required = get_class(OmegaConf.load(CONF / "encoder" / f"{encoder}.yaml").model.encoder._target_).front_end
-    name = str(OmegaConf.load(CONF / "features" / f"{features}.yaml").features)
+    name = str(OmegaConf.load(CONF / "features" / f"{features}.yaml").clips.features)
     return _kind(features) in _reads(encoder) and required in (None, name)
 
 
@@ -84,7 +86,9 @@ def _fit(cfg) -> pl.Trainer:
         track_ids=[f"t{i}" for i in range(16)],
         track_labels=np.repeat(np.arange(4), 4),
     )
-    dm = GenreDataModule.from_table(table, features=spec.features, split="segment", batch_size=8, minibatches_per_step=2, seed=0)
+    dm = GenreDataModule.from_table(
+        table, clips=spec, split={"mode": "segment"}, loader={"batch_size": 8, "minibatches_per_step": 2}, seed=0
+    )
     dm.setup("fit")
     model = instantiate(
         cfg.model, input_shape=dm.input_shape, input_kind=dm.input_kind, num_classes=4, class_names=dm.class_names
@@ -164,6 +168,8 @@ def test_an_encoder_that_cannot_read_the_front_end_is_refused(encoder, features,
 
 
 def test_every_front_end_has_a_config_and_every_config_a_front_end():
-    assert sorted(str(OmegaConf.load(CONF / "features" / f"{f}.yaml").features) for f in FEATURES) == sorted(front_ends.REGISTRY)
+    assert sorted(str(OmegaConf.load(CONF / "features" / f"{f}.yaml").clips.features) for f in FEATURES) == sorted(
+        front_ends.REGISTRY
+    )
     assert {"raw_pool", "logmel", "mfcc", "waveform", "stats"} <= set(front_ends.REGISTRY)
     assert REFUSED and FITTING  # the kinds do tell encoders apart

@@ -35,9 +35,11 @@ def registered() -> Iterator[None]:
     corpus_module.SOURCES.update(sources)
 
 
-def _module(root: Path | str, **kwargs) -> GenreDataModule:
-    settings = dict(genres="all", cache_dir=None, workers=1, progress=False)
-    return GenreDataModule(root=str(root), **{**settings, **kwargs})
+def _module(root: Path | str, **split) -> GenreDataModule:
+    """Every genre of `root`, read on one worker; `split` the data.split settings."""
+    return GenreDataModule(
+        source={"root": str(root), "genres": "all"}, split=split, store={"cache_dir": None, "workers": 1}, progress=False
+    )
 
 
 def test_a_split_mode_registered_outside_the_package_is_what_the_data_module_uses(registered, small_corpus):
@@ -50,20 +52,21 @@ def test_a_split_mode_registered_outside_the_package_is_what_the_data_module_use
         which = np.where(number < 4, 0, np.where(number == 4, 1, 2))
         return {name: np.flatnonzero(which == i) for i, name in enumerate(SPLIT_NAMES)}
 
-    dm = _module(small_corpus, split="by_number", balance=False)
+    dm = _module(small_corpus, mode="by_number", balance=False)
     dm.setup()
     split_of = {row["track_id"]: row["split"] for row in dm.split_tracks()}
     assert len(split_of) == 24
     assert all(split_of[t] == ("train" if int(t[-1]) < 4 else "val" if t.endswith("4") else "test") for t in split_of)
     assert "by_number" in get_split_mode("by_number").name
     with pytest.raises(UserError, match=r"(?s)unknown data.split.mode='nope'.*by_number \(tracks by their number"):
-        _module(small_corpus, split="nope")
+        _module(small_corpus, mode="nope")
 
 
 def test_the_config_check_asks_the_split_registry(registered):
     from genre_style.config_checks import validate_config
 
-    cfg = OmegaConf.create({"data": {"split": "nope", "synthetic": {}}})  # synthetic: no data root to look for
+    # synthetic: no data root to look for
+    cfg = OmegaConf.create({"data": {"source": {"root": "unused", "synthetic": {}}, "split": {"mode": "nope"}}})
     with pytest.raises(UserError, match="unknown data.split.mode='nope'"):
         validate_config(cfg, overrides=[])
     split_mode("nope")(lambda data: {})  # registered: no longer the check's complaint
@@ -102,7 +105,7 @@ def test_a_source_registered_outside_the_package_feeds_its_splits_through_the_cl
     listing.write_text("".join(f"{p.parent.name} {p} {split_of[p.stem]}\n" for p in files))
 
     assert source_kind(listing) == "songs_listing" and source_kind(small_corpus) == "folder"
-    dm = _module(listing, split="manifest")
+    dm = _module(listing, mode="manifest")
     dm.setup()
     assert dm.corpus().kind == "songs_listing" and dm.corpus().genres == list(GENRES)
     assert SongsListing.reads == 2  # once for its genres, once for their tracks: never again for the split
@@ -110,7 +113,7 @@ def test_a_source_registered_outside_the_package_feeds_its_splits_through_the_cl
     assert dm.table is not None and dm.table.track_splits == [split_of[t] for t in dm.table.track_ids]
 
     with pytest.raises(UserError, match="needs a artist \\(or group\\) column|reads a manifest's artist column"):
-        _module(listing, split="artist").setup()
+        _module(listing, mode="artist").setup()
 
 
 def test_a_source_can_be_named_instead_of_claimed(registered, small_corpus):
@@ -131,7 +134,7 @@ def test_the_corpus_is_resolved_once_with_each_tracks_split_and_artist(tmp_path,
     corpus = resolve_corpus(manifest, "all")
     assert corpus.kind == "manifest" and corpus.genres == sorted(GENRES)
     assert [t.split for t in corpus.tracks][:3] == ["test", "train", "train"]
-    dm = _module(manifest, split="artist", split_sizes=[0.34, 0.33, 0.33])
+    dm = _module(manifest, mode="artist", sizes=[0.34, 0.33, 0.33])
     dm.setup()
     assert dm.table is not None
     artist = {str(p.with_suffix("")): f"{p.parent.name}-a{i % 3}" for i, p in enumerate(files)}

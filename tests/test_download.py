@@ -34,6 +34,16 @@ def _gtzan_like(root: Path, extra: int = 1) -> Path:
     return root
 
 
+def _fault_filtered(root: Path) -> GenreDataModule:
+    """GENRES of `root` on the fault-filtered split, read on one worker."""
+    return GenreDataModule(
+        source={"root": str(root), "genres": GENRES},
+        split={"mode": "fault_filtered"},
+        store={"cache_dir": None, "workers": 1},
+        progress=False,
+    )
+
+
 def _archive(tmp: Path, kind: str) -> Path:
     source = _gtzan_like(tmp / "src", extra=0)
     if kind == "tar":
@@ -111,14 +121,14 @@ def test_an_archive_the_user_has(tmp_path, kind):
     root = tmp_path / "gtzan"
     genre_root = download.install(root, archive=_archive(tmp_path, kind))
     assert genre_root == root / ("genres" if kind == "tar" else "Data/genres_original")
-    dm = GenreDataModule(root=str(root), genres=GENRES, cache_dir=None, workers=1, progress=False, split="fault_filtered")
+    dm = _fault_filtered(root)
     dm.setup("fit")  # the training code finds the tracks under the extracted layout
     assert dm.class_names == GENRES
 
 
 def test_fault_filtered_split_follows_the_lists_and_drops_unlisted_tracks(tmp_path):
     root = _gtzan_like(tmp_path / "gtzan")
-    dm = GenreDataModule(root=str(root), genres=GENRES, cache_dir=None, workers=1, progress=False, split="fault_filtered")
+    dm = _fault_filtered(root)
     dm.setup("fit")
     split_of = fault_filtered_split()
     table = dm.table
@@ -133,7 +143,7 @@ def test_fault_filtered_split_follows_the_lists_and_drops_unlisted_tracks(tmp_pa
 def test_fault_filtered_split_on_a_corpus_that_is_not_gtzan(tmp_path):
     for genre in GENRES:
         write_wav(tmp_path / genre / f"{genre}-song-1.wav", np.zeros(22050))
-    dm = GenreDataModule(root=str(tmp_path), genres=GENRES, cache_dir=None, workers=1, progress=False, split="fault_filtered")
+    dm = _fault_filtered(tmp_path)
     with pytest.raises(UserError, match="does not look like GTZAN"):
         dm.setup("fit")
 
@@ -143,7 +153,7 @@ def test_fault_filtered_split_with_listed_tracks_missing(tmp_path, caplog):
     listed = next(p for p in (root / "jazz").iterdir() if p.stem in fault_filtered_split())
     listed.unlink()
     caplog.set_level("WARNING")
-    dm = GenreDataModule(root=str(root), genres=GENRES, cache_dir=None, workers=1, progress=False, split="fault_filtered")
+    dm = _fault_filtered(root)
     dm.setup("fit")  # a partial copy: the published assignment of the tracks present, and a warning
     assert f"1 of the 178 listed tracks for genres {GENRES} are not on disk (e.g. {listed.stem})" in caplog.text
     split_of = fault_filtered_split()

@@ -35,7 +35,9 @@ HISTORY = [
 
 
 def _data() -> GenreDataModule:
-    dm = GenreDataModule.from_table(labelled_clips(24, 4, (12,), GENRES), batch_size=16, split="track", seed=0)
+    dm = GenreDataModule.from_table(
+        labelled_clips(24, 4, (12,), GENRES), split={"mode": "track"}, loader={"batch_size": 16}, seed=0
+    )
     dm.setup("fit")
     return dm
 

@@ -212,7 +212,11 @@ def _fit(model) -> pl.Trainer:
     from genre_style.data.datamodule import GenreDataModule
 
     dm = GenreDataModule.from_table(
-        labelled_clips(8, 4, (SAMPLES,)), features=front_ends.HF_WAVEFORM, split="segment", batch_size=8, seed=0
+        labelled_clips(8, 4, (SAMPLES,)),
+        clips={"features": front_ends.HF_WAVEFORM},
+        split={"mode": "segment"},
+        loader={"batch_size": 8},
+        seed=0,
     )
     trainer = pl.Trainer(
         fast_dev_run=True, accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False
@@ -350,10 +354,9 @@ def test_a_two_layer_net_learns_the_genres_on_a_frozen_tiny_model(tiny, tmp_path
     )
     dm = GenreDataModule.from_table(
         labelled_clips(16, 4, (SAMPLES,)),
-        features=front_ends.HF_WAVEFORM,
-        split="segment",
-        batch_size=16,
-        minibatches_per_step=1,
+        clips={"features": front_ends.HF_WAVEFORM},
+        split={"mode": "segment"},
+        loader={"batch_size": 16, "minibatches_per_step": 1},
         seed=0,
     )
     dm.setup("fit")

@@ -127,16 +127,26 @@ def test_an_artist_split_keeps_every_artist_in_one_split_and_each_genre_in_every
         )
 
 
+def _module(root: Path, split: str) -> GenreDataModule:
+    """Every genre of `root` on the `split` mode, read on one worker."""
+    return GenreDataModule(
+        source={"root": str(root), "genres": "all"},
+        split={"mode": split},
+        store={"cache_dir": None, "workers": 1},
+        progress=False,
+    )
+
+
 def test_a_manifest_split_is_used_as_listed(tmp_path, small_corpus):
     manifest = corpus_manifest(small_corpus, small_corpus.parent / "splits.csv")
-    dm = GenreDataModule(root=str(manifest), genres="all", cache_dir=None, workers=1, progress=False, split="manifest")
+    dm = _module(manifest, "manifest")
     dm.setup()
     listed = {r.track_id: r.split for r in read_manifest(manifest).rows}
     assert {row["track_id"]: row["split"] for row in dm.split_tracks()} == listed
 
 
 def test_a_split_that_needs_a_manifest_says_so(tmp_path, small_corpus):
-    dm = GenreDataModule(root=str(small_corpus), genres="all", cache_dir=None, workers=1, progress=False, split="artist")
+    dm = _module(small_corpus, "artist")
     with pytest.raises(UserError, match="reads a manifest's artist column"):
         dm.setup()
 
@@ -150,7 +160,13 @@ def _trained_split(out: Path) -> dict[str, str]:
 @pytest.mark.slow
 def test_a_manifest_with_an_artist_split_trains_through_the_cli(tmp_path, small_corpus):
     manifest = corpus_manifest(small_corpus, small_corpus.parent / "artists.csv")
-    args = [*ON_DISK, f"data.source.root={manifest}", "data.source.genres=all", "data.split.mode=artist", "data.split.sizes=[0.5,0.25,0.25]"]
+    args = [
+        *ON_DISK,
+        f"data.source.root={manifest}",
+        "data.source.genres=all",
+        "data.split.mode=artist",
+        "data.split.sizes=[0.5,0.25,0.25]",
+    ]
     result = run_cli([*args, "trainer.max_epochs=1"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     artist = {r.track_id: r.group for r in read_manifest(manifest).rows}
@@ -206,7 +222,8 @@ def test_fma_layout_becomes_a_manifest_that_trains_through_the_cli(tmp_path, sma
     assert "no top genre" in conversion.left_out[0][1] and "no file" in conversion.left_out[1][1]
     assert genre_name("Old-Time / Historic") == "old-time-historic"
     result = run_cli(
-        [*ON_DISK, f"data.source.root={manifest}", "data.source.genres=all", "data.split.mode=manifest", "trainer.max_epochs=1"], tmp_path / "out"
+        [*ON_DISK, f"data.source.root={manifest}", "data.source.genres=all", "data.split.mode=manifest", "trainer.max_epochs=1"],
+        tmp_path / "out",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     trained = _trained_split(tmp_path / "out")

@@ -206,7 +206,12 @@ def test_the_logistic_regression_baseline_is_scikit_learns_fit():
         track_ids=[f"t{i}" for i in range(24)],
         track_labels=y.numpy()[::5].copy(),
     )
-    dm = GenreDataModule.from_table(table, split="segment", batch_size=16, minibatches_per_step=2, balance=False, seed=0)
+    dm = GenreDataModule.from_table(
+        table,
+        split={"mode": "segment", "balance": False},
+        loader={"batch_size": 16, "minibatches_per_step": 2},
+        seed=0,
+    )
     dm.setup("fit")
     model = LogisticRegressionBaseline(input_shape=dm.input_shape, num_classes=2, class_names=["a", "b"])
     trainer = pl.Trainer(

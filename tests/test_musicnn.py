@@ -138,8 +138,8 @@ def test_the_front_end_gives_float32_maps_at_16_khz_only():
     assert spec.feature_shape == SHAPE
     maps = front_ends.get(front_ends.MUSICNN).compute(signals, spec)
     assert maps.dtype == np.float32 and maps.shape == (3, 96 * 187) and np.isfinite(maps).all()
-    with pytest.raises(ValueError, match="needs data.clips.sample_rate=16000"):
-        front_ends.get(front_ends.MUSICNN).compute(signals, ClipSpec(features=front_ends.MUSICNN))
+    with pytest.raises(UserError, match="works at data.clips.sample_rate=16000, not 22050"):  # ClipSpec's own rule
+        ClipSpec(features=front_ends.MUSICNN)
 
 
 # --- freezing and the backbone's learning rate ----------------------------------------------------------------
@@ -234,7 +234,11 @@ def _fit(model) -> pl.Trainer:
     from genre_style.data.datamodule import GenreDataModule
 
     dm = GenreDataModule.from_table(
-        labelled_clips(8, 4, SHAPE), features=front_ends.MUSICNN, split="segment", batch_size=8, minibatches_per_step=2, seed=0
+        labelled_clips(8, 4, SHAPE),
+        clips={"features": front_ends.MUSICNN},
+        split={"mode": "segment"},
+        loader={"batch_size": 8, "minibatches_per_step": 2},
+        seed=0,
     )
     trainer = pl.Trainer(
         fast_dev_run=True, accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False

@@ -73,13 +73,11 @@ def test_corrupt_short_and_empty_files_are_skipped_and_listed(corpus_copy):
 
 def test_datamodule_batches_and_standardisation_fitted_on_train_only(small_corpus, tmp_path):
     dm = GenreDataModule(
-        root=str(small_corpus),
-        cache_dir=str(tmp_path),
-        standardize=True,
-        batch_size=16,
-        workers=1,
+        source={"root": str(small_corpus)},
+        split={"sizes": [0.5, 0.25, 0.25]},
+        loader={"standardize": True, "batch_size": 16},
+        store={"cache_dir": str(tmp_path), "workers": 1},
         progress=False,
-        split_sizes=[0.5, 0.25, 0.25],
     )
     dm.prepare_data()
     dm.setup("fit")

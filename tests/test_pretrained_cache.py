@@ -18,15 +18,15 @@ from tests.pretrained import needs_musicnn
 
 ENCODER = "genre_style.models.pretrained.musicnn.MusicnnEncoder"
 MUSICNN_DATA = dict(
-    features=front_ends.MUSICNN,
-    sample_rate=16000,
-    segment_samples=16000,  # 63 frames (musicnn reads any): one clip from each 3-s song of the small corpus, ~1/3
-    hop_samples=16000,  # of a 187-frame clip's time
-    clips_per_track=1,
-    workers=1,
+    clips=dict(
+        features=front_ends.MUSICNN,
+        sample_rate=16000,
+        segment_samples=16000,  # 63 frames (musicnn reads any): one clip from each 3-s song of the small corpus, ~1/3
+        hop_samples=16000,  # of a 187-frame clip's time
+        clips_per_track=1,
+    ),
+    loader=dict(batch_size=4, minibatches_per_step=2),
     progress=False,
-    batch_size=4,
-    minibatches_per_step=2,
     seed=0,
 )
 
@@ -34,7 +34,8 @@ MUSICNN_DATA = dict(
 def _data(root, cache_dir, **overrides):
     from genre_style.data.datamodule import GenreDataModule
 
-    dm = GenreDataModule(root=str(root), cache_dir=str(cache_dir), **{**MUSICNN_DATA, **overrides})
+    store = {"cache_dir": str(cache_dir), "workers": 1}
+    dm = GenreDataModule(source={"root": str(root)}, store=store, **{**MUSICNN_DATA, **overrides})
     dm.prepare_data()
     dm.setup("fit")
     return dm

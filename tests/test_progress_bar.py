@@ -16,7 +16,7 @@ from tests.test_training_loop import GENRES, _table
 
 @pytest.mark.slow  # an in-process Lightning fit: the full suite runs it, `make test-fast` stays unit tests
 def test_the_bar_counts_epochs_hides_validation_and_predict_and_keeps_the_test_bar(capsys):
-    dm = GenreDataModule.from_table(_table(), batch_size=16, split="segment", seed=7)
+    dm = GenreDataModule.from_table(_table(), split={"mode": "segment"}, loader={"batch_size": 16}, seed=7)
     model = DeepSoftmaxAutoencoder(
         encoder=mlp_encoder([32]), embedding_dim=8, input_shape=(50,), num_classes=4, class_names=GENRES
     )
@@ -47,7 +47,7 @@ def test_the_bar_counts_epochs_hides_validation_and_predict_and_keeps_the_test_b
 
 @pytest.mark.slow  # an in-process Lightning fit: the full suite runs it, `make test-fast` stays unit tests
 def test_a_disabled_trainer_bar_draws_nothing(capsys):
-    dm = GenreDataModule.from_table(_table(), batch_size=16, split="segment", seed=7)
+    dm = GenreDataModule.from_table(_table(), split={"mode": "segment"}, loader={"batch_size": 16}, seed=7)
     model = DeepSoftmaxAutoencoder(
         encoder=mlp_encoder([32]), embedding_dim=8, input_shape=(50,), num_classes=4, class_names=GENRES
     )

@@ -65,7 +65,12 @@ def _run(out: Path, small_corpus: Path) -> tuple[dict, dict, dict]:
     # Enough epochs for a last-bit difference to grow into different weights; no early stop.
     args = [a for a in FAST_RUN if not a.startswith("trainer.max_epochs")]
     # the configured evaluation too: its probes and k-NN (scikit-learn, BLAS) are in the figures compared to the bit
-    settings = [f"data.source.root={small_corpus}", "trainer.max_epochs=25", "callbacks.early_stopping.patience=100", *FULL_EVALUATION]
+    settings = [
+        f"data.source.root={small_corpus}",
+        "trainer.max_epochs=25",
+        "callbacks.early_stopping.patience=100",
+        *FULL_EVALUATION,
+    ]
     result = run_cli([*args, *settings], out)
     assert result.returncode == 0, result.stderr[-3000:]
     (folder,) = [p.parent for p in out.glob("runs/*/run_info.json")]

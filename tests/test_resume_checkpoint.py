@@ -49,7 +49,7 @@ class SaveRecorder(pl.Callback):
 
 def _fit(tmp_path, epochs: int, logger=False, extra=(), full_state: bool = True, min_interval_s: float = 0.0):
     pl.seed_everything(7, verbose=False)
-    dm = GenreDataModule.from_table(_table(), batch_size=16, split="segment", seed=7)
+    dm = GenreDataModule.from_table(_table(), split={"mode": "segment"}, loader={"batch_size": 16}, seed=7)
     model = DeepSoftmaxAutoencoder(
         encoder=mlp_encoder([32]), embedding_dim=8, input_shape=(50,), num_classes=4, class_names=GENRES
     )

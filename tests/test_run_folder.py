@@ -28,7 +28,7 @@ def _cfg(root: Path, job: str = "new", **changes: object) -> DictConfig:
         {
             "seed": 0,
             "model": {"_target_": "genre_style.models.dsae.DeepSoftmaxAutoencoder", "lr": 0.001, "gamma": 0.5},
-            "data": {"root": "/data/gtzan", "split": "track", "workers": 2},
+            "data": {"source": {"root": "/data/gtzan"}, "split": {"mode": "track"}, "store": {"workers": 2}},
             "trainer": {"max_epochs": 10},
             "callbacks": {"early_stopping": {"patience": 5}},
             "paths": {"output_root": str(root), "output_dir": str(root / "runs" / job), "log_dir": "${paths.output_dir}/logs"},
@@ -43,7 +43,7 @@ def _cfg(root: Path, job: str = "new", **changes: object) -> DictConfig:
 def _datamodule() -> GenreDataModule:
     table = labelled_clips(20, 2, (5,), ("classical", "jazz"))
     table.skipped = [{"path": "jazz/broken.wav", "reason": "not audio"}]
-    dm = GenreDataModule.from_table(table, batch_size=4, split="track", seed=0)
+    dm = GenreDataModule.from_table(table, split={"mode": "track"}, loader={"batch_size": 4}, seed=0)
     dm.setup("fit")
     return dm
 

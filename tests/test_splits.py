@@ -83,7 +83,10 @@ def _listed(corpus, lists, genres=SMALL_GENRES):
     from genre_style.data.datamodule import GenreDataModule
 
     dm = GenreDataModule(
-        root=str(corpus), genres=genres, cache_dir=None, workers=1, progress=False, split="fault_filtered", split_lists=str(lists)
+        source={"root": str(corpus), "genres": genres},
+        split={"mode": "fault_filtered", "lists": str(lists)},
+        store={"cache_dir": None, "workers": 1},
+        progress=False,
     )
     dm.setup("fit")
     return dm

@@ -87,9 +87,16 @@ def test_a_damaged_store_is_rebuilt(tmp_path, small_corpus):
     assert not complete and len(store) == 72 and store.read([71]).shape == (1, *SPEC.feature_shape)
 
 
-def _module(root: Path, cache: Path, store: str, **kwargs) -> GenreDataModule:
-    settings = dict(genres="all", workers=1, progress=False, features="logmel", standardize=True, minibatches_per_step=2)
-    return GenreDataModule(root=str(root), cache_dir=str(cache), store=store, batch_size=8, **{**settings, **kwargs})
+def _module(root: Path, cache: Path, store: str, loader: dict | None = None, **store_settings) -> GenreDataModule:
+    """Standardised log-mel clips of every genre of `root`, kept in `store` mode; `loader` and `store_settings`
+    add to the data.loader and data.store settings."""
+    return GenreDataModule(
+        source={"root": str(root), "genres": "all"},
+        clips={"features": "logmel"},
+        loader={"batch_size": 8, "minibatches_per_step": 2, "standardize": True, **(loader or {})},
+        store={"mode": store, "cache_dir": str(cache), "workers": 1, **store_settings},
+        progress=False,
+    )
 
 
 def test_the_disk_store_serves_the_batches_memory_does(tmp_path, small_corpus):
@@ -115,7 +122,7 @@ def test_auto_goes_to_disk_past_the_memory_budget(tmp_path, small_corpus):
 
 def test_what_the_disk_store_cannot_serve_is_one_line(tmp_path, small_corpus):
     with pytest.raises(UserError, match="data.loader.random_crop and data.source.unlabelled need the clips in memory"):
-        _module(small_corpus, tmp_path, "disk", random_crop=True).setup()
+        _module(small_corpus, tmp_path, "disk", loader={"random_crop": True}).setup()
     with pytest.raises(UserError, match="unknown data.store.mode='ssd'"):
         _module(small_corpus, tmp_path, "ssd")
 
@@ -144,7 +151,7 @@ def test_each_ddp_rank_reads_its_own_share_of_the_store(tmp_path, small_corpus):
 
     shares = []
     for rank in (0, 1):
-        dm = _module(small_corpus, tmp_path, "disk", minibatches_per_step=1)
+        dm = _module(small_corpus, tmp_path, "disk", loader={"minibatches_per_step": 1})
         dm.setup()
         loader = dm.train_dataloader()
         shares.append(torch.cat(list(DistributedSamplerWrapper(loader.sampler, num_replicas=2, rank=rank, shuffle=False))))

@@ -23,7 +23,8 @@ def _fit(
     minibatches_per_step: int, epochs: int = 3, callbacks: list[pl.Callback] | None = None, **model_kwargs
 ) -> tuple[pl.Trainer, DeepSoftmaxAutoencoder, GenreDataModule]:
     pl.seed_everything(7, verbose=False)
-    dm = GenreDataModule.from_table(_table(), batch_size=16, minibatches_per_step=minibatches_per_step, split="segment", seed=7)
+    loader = {"batch_size": 16, "minibatches_per_step": minibatches_per_step}
+    dm = GenreDataModule.from_table(_table(), split={"mode": "segment"}, loader=loader, seed=7)
     dm.setup("fit")
     model = DeepSoftmaxAutoencoder(
         encoder=mlp_encoder([32]),
@@ -110,7 +111,8 @@ def test_a_group_moves_to_the_device_as_three_tensors_and_cuts_into_views():
 
     from genre_style.data.batching import Minibatches
 
-    dm = GenreDataModule.from_table(_table(), batch_size=16, minibatches_per_step=4, split="segment", seed=7)
+    loader = {"batch_size": 16, "minibatches_per_step": 4}
+    dm = GenreDataModule.from_table(_table(), split={"mode": "segment"}, loader=loader, seed=7)
     dm.setup("fit")
     group = next(iter(dm.train_dataloader()))
     moved = move_data_to_device(group, torch.device("cpu"))  # what Lightning does with each batch

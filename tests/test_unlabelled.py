@@ -45,14 +45,11 @@ def test_the_cross_entropy_skips_clips_without_a_genre():
 
 def test_unlabelled_songs_join_training_only_with_songs_of_their_own(small_corpus: Path, untagged: Path, tmp_path: Path):
     module = GenreDataModule(
-        root=str(small_corpus),
-        genres="all",
-        clips_per_track=3,
-        unlabelled=str(untagged),
-        cache_dir=str(tmp_path),
+        source={"root": str(small_corpus), "genres": "all", "unlabelled": str(untagged)},
+        clips={"clips_per_track": 3},
+        loader={"minibatches_per_step": 1},
+        store={"cache_dir": str(tmp_path), "workers": 1},
         progress=False,
-        workers=1,
-        minibatches_per_step=1,
     )
     module.setup("fit")
     x, y, songs = module.training_tensors()

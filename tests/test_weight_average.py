@@ -19,7 +19,8 @@ from tests.test_training_loop import GENRES, _table
 
 def _setup(tmp_path, weights_only: bool = False, max_epochs: int = 3, extra=()):
     pl.seed_everything(3, verbose=False)
-    dm = GenreDataModule.from_table(_table(), batch_size=16, minibatches_per_step=1, split="segment", seed=3)
+    loader = {"batch_size": 16, "minibatches_per_step": 1}
+    dm = GenreDataModule.from_table(_table(), split={"mode": "segment"}, loader=loader, seed=3)
     model = DeepSoftmaxAutoencoder(
         encoder=mlp_encoder([32]),
         embedding_dim=8,
