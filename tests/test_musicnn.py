@@ -235,7 +235,7 @@ def _fit(model) -> pl.Trainer:
 
     dm = GenreDataModule.from_table(
         labelled_clips(8, 4, SHAPE),
-        clips={"features": front_ends.MUSICNN},
+        clips={"features": front_ends.MUSICNN, "sample_rate": front_ends.MUSICNN_RATE},  # the rate it works at
         split={"mode": "segment"},
         loader={"batch_size": 8, "minibatches_per_step": 2},
         seed=0,
