@@ -76,7 +76,7 @@ def test_new_keys_and_other_overrides_pass_the_command_line_check():
         ({"clips": {"pool": 30000}}, "data.clips.pool=30000 is longer than a clip"),
         ({"clips": {"features": "musicnn_mel"}}, "works at data.clips.sample_rate=16000, not 22050"),
         ({"split": {"eval_clips_per_track": 21}}, "eval_clips_per_track=21 must be between 1 and data.clips.clips_per_track=20"),
-        ({"loader": {"random_crop": True}}, "data.loader.random_crop=true needs features with a time axis"),
+        ({"clips": {"features": "stats"}, "loader": {"random_crop": True}}, "random_crop=true needs features with a time axis"),
         ({"loader": {"batchsize": 8}}, "data.loader.batchsize is not a data.loader setting"),
         ({"source": {"genres": "all"}}, "data.source.root is not set"),
     ],
