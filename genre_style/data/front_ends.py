@@ -143,8 +143,7 @@ def musicnn_mel(clips: np.ndarray, spec: ClipSpec) -> np.ndarray:
     give the 187 frames (~3 s) musicnn was trained on; its convolutional layers take any length."""
     from genre_style.data import spectral
 
-    if spec.sample_rate != MUSICNN_RATE:
-        raise ValueError(f"features={MUSICNN} needs data.clips.sample_rate={MUSICNN_RATE}, got {spec.sample_rate}")
+    # the rate is the front-end's `sample_rate`, which ClipSpec checks when it is built
     filters = spectral.mel_filterbank(MUSICNN_RATE, MUSICNN_FFT, MUSICNN_MELS)  # [mels, bins]
     out = np.empty((len(clips), MUSICNN_MELS, 1 + clips.shape[1] // MUSICNN_HOP), dtype=np.float32)
     for start in range(0, len(clips), 8):  # chunks: see spectral.log_mel

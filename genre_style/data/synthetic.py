@@ -249,6 +249,14 @@ def _write_track(job: tuple[str, int, SyntheticSpec, str]) -> None:
     sf.write(Path(folder) / genre / f"{genre}.{n:05d}.wav", audio, spec.sample_rate, subtype="PCM_16")
 
 
+def _holds_corpus(root: Path, spec: SyntheticSpec) -> bool:
+    """Whether `root` already holds this very corpus (its manifest, written last, says so)."""
+    try:
+        return json.loads((root / MANIFEST).read_text()) == spec.manifest()
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
 def generate_corpus(
     root: str | Path, spec: SyntheticSpec = SyntheticSpec(), progress: bool = True, workers: int | None = None
 ) -> Path:
@@ -261,13 +269,8 @@ def generate_corpus(
     from genre_style.data.preprocess import resolve_workers
 
     root = Path(root)
-    manifest = root / MANIFEST
-    if manifest.exists():
-        try:
-            if json.loads(manifest.read_text()) == spec.manifest():
-                return root
-        except (OSError, json.JSONDecodeError):
-            pass
+    if _holds_corpus(root, spec):
+        return root
     unknown = [g for g in spec.genres if g not in RENDERERS]
     if unknown:
         from genre_style.errors import UserError
@@ -290,9 +293,15 @@ def generate_corpus(
             with ProcessPoolExecutor(max_workers=workers) as pool:
                 list(tqdm(pool.map(_write_track, jobs, chunksize=2), **bar))
         (staging / MANIFEST).write_text(json.dumps(spec.manifest(), indent=2))
+        if _holds_corpus(root, spec):  # another run wrote the same corpus meanwhile and may be reading it: keep it
+            return root
         if root.exists():
             shutil.rmtree(root)
-        staging.rename(root)
+        try:
+            staging.rename(root)
+        except OSError:  # another run renamed its copy into place between the check and here
+            if not _holds_corpus(root, spec):
+                raise
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
