@@ -18,11 +18,11 @@ from benchmarks.common import REPO, report
 from tests.cpu_hog import cpu_hog
 
 BIT_EXACT = [
-    "tests/test_preemption.py::test_an_interrupted_run_resumes_to_the_uninterrupted_result",
-    "tests/test_weight_average.py::test_a_resumed_fit_ends_with_the_average_an_uninterrupted_one_has",
-    "tests/test_sweeps.py::test_a_sweep_runs_its_trials_tracks_them_and_resumes_to_the_total",
-    "tests/test_reproducibility.py::test_the_same_command_twice_gives_the_same_bits_even_beside_a_cpu_hog",
-    "tests/test_training_loop.py",
+    "tests/system/test_preemption.py::test_an_interrupted_run_resumes_to_the_uninterrupted_result",
+    "tests/unit/callbacks/test_weight_average.py::test_a_resumed_fit_ends_with_the_average_an_uninterrupted_one_has",
+    "tests/system/test_sweeps.py::test_a_sweep_runs_its_trials_tracks_them_and_resumes_to_the_total",
+    "tests/system/test_reproducibility.py::test_the_same_command_twice_gives_the_same_bits_even_beside_a_cpu_hog",
+    "tests/unit/models/test_training_loop.py",
 ]
 
 

@@ -1,5 +1,5 @@
 """Every final metric's name, defined once: the model's test step, the evaluations after training, the report and the
-run's description build or read them here, so a renamed metric is renamed everywhere (and `tests/test_metric_names.py`
+run's description build or read them here, so a renamed metric is renamed everywhere (and `tests/unit/test_metric_names.py`
 fails if a reader asks for a name nothing declares).
 
 A metric is logged as `<split>/<name>` (`test/acc`), per embedding space as `<split>/<name>_<space>`

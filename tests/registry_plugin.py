@@ -1,5 +1,5 @@
 """Registrations from outside the package, loaded by a run with `+plugins=[tests.registry_plugin]`
-(tests/test_data_registries.py): a split mode and an evaluation, each one function."""
+(tests/unit/data/test_data_registries.py): a split mode and an evaluation, each one function."""
 
 from __future__ import annotations
 

@@ -49,7 +49,7 @@ class Ensemble:
 
 
 # Training styles share no program with the held-out ones (`check_styles`), so a held-out style's instruments are
-# unheard in training. TimGM6mb has every program named here (tests/test_rendered.py renders each).
+# unheard in training. TimGM6mb has every program named here (tests/unit/data/test_rendered.py renders each).
 ENSEMBLES: dict[str, Ensemble] = {
     "piano": Ensemble((0,), 0.4),
     "strings": Ensemble((40, 40, 41, 42), 0.8),  # violin, violin, viola, cello

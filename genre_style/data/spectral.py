@@ -3,7 +3,7 @@
 librosa's definitions (centred frames, zero padding, periodic Hann window, Slaney mel filters, dB with amin 1e-10,
 orthonormal DCT-II), reimplemented because librosa's path costs more than the numbers: importing its filters pulls
 in numba (~1.2 s per preprocessing process) and it computes in float64 where it can. Outputs match librosa to
-~1e-5 dB (tests/test_spectral.py); the `log-mel maps` case of benchmarks/bench_preprocess.py measures the gain.
+~1e-5 dB (tests/unit/data/test_spectral.py); the `log-mel maps` case of benchmarks/bench_preprocess.py measures the gain.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from genre_style.data.datamodule import GenreDataModule
 from genre_style.errors import UserError
 from genre_style.models.dsae import DeepSoftmaxAutoencoder
 from genre_style.models.encoders import mlp_encoder
-from tests.test_training_loop import GENRES, _table
+from tests.unit.models.test_training_loop import GENRES, _table
 
 
 def _setup(tmp_path, weights_only: bool = False, max_epochs: int = 3, extra=()):

@@ -197,7 +197,7 @@ def test_a_trial_asked_after_the_study_is_full_is_closed_unrun():
 
 def test_a_summary_tag_written_by_two_workers_at_once_is_set_not_fatal(tmp_path):
     """Workers that end together all write the study summary; on PostgreSQL all but one insert then hits
-    a unique-key violation (seen in tests/test_team_stack.py). The loser's second try updates the tag."""
+    a unique-key violation (seen in tests/system/test_team_stack.py). The loser's second try updates the tag."""
     from mlflow.exceptions import MlflowException
 
     from genre_style.tracking.sweep_parent import _set_tag

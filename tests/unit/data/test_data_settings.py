@@ -23,7 +23,7 @@ from genre_style.data.settings import (
 )
 from genre_style.errors import UserError
 from tests.conftest import REPO, run_cli
-from tests.test_configs import _compose
+from tests.unit.test_configs import _compose
 
 GROUP_CLASSES = {"source": SourceSettings, "clips": ClipSpec, "split": SplitSettings, "loader": LoaderSettings}
 GROUP_CLASSES["store"] = StoreSettings

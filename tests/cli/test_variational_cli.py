@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from mlflow.tracking import MlflowClient
 
+from tests.cli.test_train_cli import _assert_clean_error
 from tests.conftest import FAST_RUN, FULL_EVALUATION, run_cli
-from tests.test_train_cli import _assert_clean_error
 
 pytestmark = pytest.mark.slow  # real processes (the CLI, servers): `make test-fast` leaves them out
 

@@ -11,7 +11,7 @@ from genre_style.callbacks.progress_bar import EpochProgressBar
 from genre_style.data.datamodule import GenreDataModule
 from genre_style.models.dsae import DeepSoftmaxAutoencoder
 from genre_style.models.encoders import mlp_encoder
-from tests.test_training_loop import GENRES, _table
+from tests.unit.models.test_training_loop import GENRES, _table
 
 
 @pytest.mark.slow  # an in-process Lightning fit: the full suite runs it, `make test-fast` stays unit tests

@@ -13,7 +13,7 @@ from genre_style.data.datamodule import GenreDataModule
 from genre_style.models.dsae import DeepSoftmaxAutoencoder
 from genre_style.models.encoders import mlp_encoder
 from genre_style.tracking.logger import mlflow_logger
-from tests.test_training_loop import GENRES, _table
+from tests.unit.models.test_training_loop import GENRES, _table
 
 
 class MlflowProbe(pl.Callback):

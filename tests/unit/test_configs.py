@@ -25,16 +25,16 @@ from genre_style.errors import UserError
 from tests.fixtures.hf_tiny import FOLDER as HF_TINY
 from tests.fixtures.hf_tiny import OVERRIDES as HF_TINY_DATA
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[2] / "conf"
 MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
 ENCODERS = sorted(p.stem for p in (CONF / "encoder").glob("*.yaml"))
 FEATURES = sorted(p.stem for p in (CONF / "features").glob("*.yaml"))
 SMALL = {"logmel_cnn": ["model.encoder.channels=[4,8]"], "sample_cnn": ["model.encoder.channels=[4,8,8]"]}
-# Pretrained encoders fitted with random weights here (no package needed); their weights: tests/test_musicnn.py.
+# Pretrained encoders fitted with random weights here (no package needed); their weights: tests/unit/models/test_musicnn.py.
 SMALL |= {
     e: ["model.encoder.pretrained=false", "data.clips.segment_samples=24320"] for e in ("musicnn", "musicnn_vgg")
 }  # 96 frames
-SMALL["hf"] = [f"model.encoder.model={HF_TINY}", *HF_TINY_DATA]  # a tiny HuBERT in a folder: tests/test_hf_encoder.py
+SMALL["hf"] = [f"model.encoder.model={HF_TINY}", *HF_TINY_DATA]  # a tiny HuBERT in a folder: tests/unit/models/test_hf_encoder.py
 
 
 def _reads(encoder: str) -> tuple[str, ...]:

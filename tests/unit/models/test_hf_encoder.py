@@ -22,7 +22,7 @@ from tests.fixtures.hf_tiny import FOLDER, OVERRIDES, SAMPLES, TINY, save
 
 transformers = pytest.importorskip("transformers")  # in .[dev] and .[pretrained]: CI has it
 # transformers' model classes cost ~3 s a process before the first test and the tests ~5 s more: the full suite runs
-# them, `make test-fast` leaves them out (the hf encoder's config still composes there: tests/test_configs.py)
+# them, `make test-fast` leaves them out (the hf encoder's config still composes there: tests/unit/test_configs.py)
 pytestmark = pytest.mark.slow
 
 ENCODER = "genre_style.models.pretrained.hf.HFEncoder"
@@ -320,7 +320,7 @@ def test_bad_settings_are_user_errors(tiny, settings, message):
 
 def test_the_config_check_names_the_models_sample_rate_before_any_audio_is_read(tiny, tmp_path):
     from genre_style.config_checks import validate_config
-    from tests.test_configs import _compose
+    from tests.unit.test_configs import _compose
 
     base = ["encoder=hf", f"model.encoder.model={FOLDER}", f"features={front_ends.HF_WAVEFORM}"]
     with pytest.raises(UserError, match="reads audio at 16000 Hz, but data.clips.sample_rate=24000") as error:

@@ -57,7 +57,7 @@ def _kill(proc):
     proc.wait()
 
 
-# Kills, SIGTERM and SIGINT during training, and exact resume: tests/test_preemption.py.
+# Kills, SIGTERM and SIGINT during training, and exact resume: tests/system/test_preemption.py.
 
 
 def test_resume_without_an_interrupted_run_says_so(tmp_path):

@@ -79,7 +79,7 @@ def test_auto_compiles_only_a_long_enough_gpu_run_and_lays_out_only_conv_models_
 def test_auto_leaves_the_built_in_demo_eager_on_any_device(tmp_path):
     from hydra.utils import instantiate
 
-    from tests.test_configs import _compose
+    from tests.unit.test_configs import _compose
 
     cfg = _compose(["experiment=demo"], tmp_path)
     model = instantiate(cfg.model, input_shape=(500,), num_classes=4, class_names=GENRES)

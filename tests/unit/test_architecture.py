@@ -1,6 +1,6 @@
 """The package's shape: no import cycles (lazy imports inside functions count), no import from a lower layer to a higher
 one, the library never imports a command-line module, no two modules share a file name, and each front-end is named in
-one place."""
+one place; and tests/ mirrors the package."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import ast
 from collections import defaultdict
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "genre_style"
+PACKAGE = Path(__file__).resolve().parents[2] / "genre_style"
 CLI_MODULES = {
     "genre_style.train",
     "genre_style.embed",
@@ -165,3 +165,15 @@ def test_front_ends_are_named_only_in_their_registry():
             if isinstance(node, ast.Constant) and node.value in names:
                 offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.value!r}")
     assert not offenders, offenders
+
+
+def test_the_tests_mirror_the_package():
+    """tests/unit/<sub>/ holds the unit tests of genre_style/<sub>/ (and tests/unit/ those of its top-level modules),
+    tests/cli/ the commands as a user types them, tests/system/ the whole stack (servers, DDP, kills): nothing at the
+    top of tests/ but shared helpers."""
+    tests = Path(__file__).resolve().parents[1]
+    assert {p.name for p in tests.iterdir() if p.is_dir() and (p / "__init__.py").exists()} >= {"unit", "cli", "system"}
+    assert not list(tests.glob("test_*.py")), "a test file at the top of tests/: move it to unit/, cli/ or system/"
+    for folder in (tests / "unit").rglob("*"):
+        if folder.is_dir() and folder.name != "__pycache__":
+            assert (PACKAGE / folder.relative_to(tests / "unit")).is_dir(), f"tests/unit/{folder.name} mirrors no package"

@@ -1,6 +1,6 @@
 """The config check (`validate_config`), the one validation site: each value checked where it lands and named as the
 user typed it, aliases, evaluation settings, downstream sets and plugins; composed with Hydra's compose API, in-process.
-(Every config group composing and passing the check: tests/test_configs.py.)"""
+(Every config group composing and passing the check: tests/unit/test_configs.py.)"""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from genre_style.config_checks import validate_config
 from genre_style.errors import UserError
-from tests.test_configs import _compose
+from tests.unit.test_configs import _compose
 
 # --- the one validation site: each value checked where it lands, named as the user typed it ------------------
 

@@ -81,7 +81,7 @@ def test_a_missing_musicnn_package_is_a_user_error_naming_the_install_command(mo
 
 def test_the_config_check_says_so_before_any_audio_is_read(monkeypatch, tmp_path):
     from genre_style.config_checks import validate_config
-    from tests.test_configs import _compose
+    from tests.unit.test_configs import _compose
 
     cfg = _compose(["encoder=musicnn", f"features={front_ends.MUSICNN}"], tmp_path)
     _without_musicnn(monkeypatch)
@@ -132,7 +132,7 @@ def test_the_port_matches_musicnns_tensorflow_graph(key, patches, tmp_path):
 
 
 def test_the_front_end_gives_float32_maps_at_16_khz_only():
-    """Its values against librosa's melspectrogram: tests/test_spectral.py."""
+    """Its values against librosa's melspectrogram: tests/unit/data/test_spectral.py."""
     signals = reference_signals()
     spec = ClipSpec(sample_rate=16000, segment_samples=signals.shape[1], features=front_ends.MUSICNN)
     assert spec.feature_shape == SHAPE

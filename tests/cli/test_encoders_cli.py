@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
+from tests.cli.test_train_cli import _artifacts
 from tests.conftest import FAST_RUN, FULL_EVALUATION, run_cli, write_split_lists
-from tests.test_train_cli import _artifacts
 
 pytestmark = pytest.mark.slow  # real processes (the CLI, servers): `make test-fast` leaves them out
 

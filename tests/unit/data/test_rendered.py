@@ -154,7 +154,7 @@ def test_chorales_come_from_music21s_corpus_four_parts_each(tmp_path: Path) -> N
 def _compose(overrides: list[str]):
     from hydra import compose, initialize_config_dir
 
-    with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[3] / "conf"), version_base="1.3"):
         return compose(config_name="train", overrides=overrides)
 
 
