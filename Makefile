@@ -34,7 +34,7 @@ test: $(STAMP) lint
 	$(PY) -m pytest $(ARGS)
 
 # Unit tests (every config yaml composed and checked, models, data, metrics); Lightning fits, training loops,
-# subprocesses, servers and in-process tests over ~1.5 s are `slow`. 323 tests, 51-60 s on a quiet 2-core machine
+# subprocesses, servers and in-process tests over ~1.5 s are `slow`. 367 tests, 47-51 s on a quiet 2-core machine
 # (2026-12-07, docs/performance.md).
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow" $(ARGS)
