@@ -17,7 +17,7 @@ from genre_style.inference import Embedder
 from genre_style.models.dsae import DeepSoftmaxAutoencoder
 from genre_style.models.encoders import mlp_encoder
 from genre_style.speedups import channels_last_pays, checked_choice, compile_pays
-from tests.conftest import labelled_clips
+from tests.conftest import labelled_clips, quiet_trainer
 
 GENRES = ["classical", "jazz", "pop", "metal"]
 MAP = (16, 20)  # (bands, frames): a small log-mel map
@@ -42,13 +42,8 @@ def _fit(acceleration: Acceleration, folder: Path | None = None, validate: bool 
         decoder_sizes=[32],
         recon_reduction="mean",
     )
-    trainer = pl.Trainer(
-        max_epochs=2,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
+    trainer = quiet_trainer(
+        2,
         callbacks=[acceleration],
         precision=precision,
         limit_val_batches=None if validate else 0,  # each new shape (val, no grad) is one more compile

@@ -12,6 +12,7 @@ from genre_style.data.datamodule import GenreDataModule
 from genre_style.errors import UserError
 from genre_style.models.augment import Augment
 from genre_style.models.dsae import DeepSoftmaxAutoencoder
+from tests.conftest import quiet_trainer
 
 CNN = {"_target_": "genre_style.models.encoders.LogMelCNN", "channels": [4, 8], "dropout": 0.0}
 HEAVY = {
@@ -104,14 +105,7 @@ def test_augmentation_is_off_at_eval_time():
     )  # no dropout: a training step differs only by augmentation
     pl.seed_everything(0, verbose=False)
     augmented = DeepSoftmaxAutoencoder(augment=HEAVY, **common)
-    trainer = pl.Trainer(
-        max_epochs=2,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = quiet_trainer(2)
     trainer.fit(augmented, datamodule=dm)
     plain = DeepSoftmaxAutoencoder(**common)
     plain.load_state_dict(augmented.state_dict())

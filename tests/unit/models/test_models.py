@@ -188,13 +188,13 @@ def test_conv_encoders_hear_patterns_not_positions():
 @pytest.mark.slow  # an in-process Lightning fit: the full suite runs it, `make test-fast` stays unit tests
 def test_the_logistic_regression_baseline_is_scikit_learns_fit():
     """A real Lightning fit of `model=logreg` predicts what scikit-learn's pipeline predicts, and stops after one epoch."""
-    import lightning.pytorch as pl
     import numpy as np
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
     from genre_style.data.clip_table import ClipTable
     from genre_style.data.datamodule import GenreDataModule
+    from tests.conftest import quiet_trainer
 
     x, y = _shaped_batch((20,), n=120)
     tracks = np.arange(120) // 5
@@ -214,14 +214,7 @@ def test_the_logistic_regression_baseline_is_scikit_learns_fit():
     )
     dm.setup("fit")
     model = LogisticRegressionBaseline(input_shape=dm.input_shape, num_classes=2, class_names=["a", "b"])
-    trainer = pl.Trainer(
-        max_epochs=20,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = quiet_trainer(20)
     trainer.fit(model, datamodule=dm)
     assert trainer.current_epoch == 1  # one fit, then Lightning stops
     train_x, train_y = dm.tensors["train"][0].numpy().astype("float64"), dm.tensors["train"][1].numpy()

@@ -13,7 +13,7 @@ import torch
 from genre_style.data import front_ends
 from genre_style.errors import UserError
 from genre_style.models.pretrained import cache
-from tests.conftest import FAST_RUN, run_cli
+from tests.conftest import FAST_RUN, quiet_trainer, run_cli
 from tests.pretrained import needs_musicnn
 
 ENCODER = "genre_style.models.pretrained.musicnn.MusicnnEncoder"
@@ -61,14 +61,7 @@ def _model(dm, model="two_layer", **encoder):
 
 def _fit(model, dm) -> dict[str, torch.Tensor]:
     pl.seed_everything(0, verbose=False)
-    trainer = pl.Trainer(
-        max_epochs=1,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = quiet_trainer(1)
     trainer.fit(model, datamodule=dm)
     return {k: v.clone() for k, v in model.state_dict().items()}
 
