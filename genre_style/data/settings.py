@@ -21,7 +21,6 @@ from genre_style.data.splits import SplitMode, get_split_mode
 from genre_style.errors import UserError
 
 STORES = ("auto", "memory", "disk")  # data.store.mode: where the clips' features live
-CONCERNS = ("source", "clips", "split", "loader", "store")
 
 # The flat keys of earlier versions (data.<key>) and where each lives now: an old key gets one line naming its place.
 MOVED = {
@@ -158,13 +157,11 @@ class DataSettings:
     @classmethod
     def build(cls, **groups: Any) -> DataSettings:
         """From mappings (a config's groups, a caller's dicts) or settings objects; missing groups take defaults."""
-        kinds: dict[str, type] = {"source": SourceSettings, "clips": ClipSpec, "split": SplitSettings}
-        kinds.update(loader=LoaderSettings, store=StoreSettings)
         built: dict[str, Any] = {}
         for name, value in groups.items():
             if value is None:
                 continue
-            kind = kinds[name]
+            kind = GROUPS[name]
             built[name] = value if isinstance(value, kind) else kind(**_known(kind, name, value))
         return cls(**built)
 
@@ -179,6 +176,17 @@ class DataSettings:
         if not (data.get("source") or {}).get("root"):
             raise UserError("data.source.root is not set", "give the data's folder or manifest: data.source.root=/path/to/gtzan")
         return cls.build(**{name: data.get(name) for name in CONCERNS})
+
+
+# Each group of `data` and the class that holds it.
+GROUPS: dict[str, type] = {
+    "source": SourceSettings,
+    "clips": ClipSpec,
+    "split": SplitSettings,
+    "loader": LoaderSettings,
+    "store": StoreSettings,
+}
+CONCERNS = tuple(GROUPS)
 
 
 def _known(kind: type, group: str, values: Any) -> dict[str, Any]:

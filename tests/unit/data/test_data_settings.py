@@ -13,27 +13,23 @@ from genre_style.data.datamodule import GenreDataModule
 from genre_style.data.settings import (
     BECAME_GROUPS,
     CONCERNS,
+    GROUPS,
     MOVED,
     DataSettings,
     LoaderSettings,
     SourceSettings,
-    SplitSettings,
-    StoreSettings,
     check_typed_overrides,
 )
 from genre_style.errors import UserError
 from tests.conftest import REPO, run_cli
 from tests.unit.test_configs import _compose
 
-GROUP_CLASSES = {"source": SourceSettings, "clips": ClipSpec, "split": SplitSettings, "loader": LoaderSettings}
-GROUP_CLASSES["store"] = StoreSettings
-
 
 def test_each_group_of_the_yaml_is_exactly_its_class_fields():
     """conf/data/gtzan.yaml spells every setting of every group, and nothing a class does not take."""
     conf = yaml.safe_load((REPO / "conf" / "data" / "gtzan.yaml").read_text())
     assert set(CONCERNS) <= set(conf)
-    for group, kind in GROUP_CLASSES.items():
+    for group, kind in GROUPS.items():
         assert set(conf[group]) == {f.name for f in dataclasses.fields(kind)}, group
 
 
